@@ -1,0 +1,35 @@
+"""fastconv: fast Numba and Cython kernels for NumPy convolutional networks.
+
+>>> import fastconv as fc
+>>> col = fc.im2col(x, 3, 3, stride=1, pad=1)
+"""
+from ._backend import (
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    get_num_threads,
+    set_backend,
+    set_num_threads,
+    use_backend,
+)
+from ._backend import _init_from_env
+from .functional import col2im, im2col
+from . import reference
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError",
+    "available_backends",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "get_num_threads",
+    "set_num_threads",
+    "im2col",
+    "col2im",
+    "reference",
+]
+
+_init_from_env()
+del _init_from_env

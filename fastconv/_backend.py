@@ -1,0 +1,206 @@
+"""Backend selection, kernel dispatch and the one thread-count knob.
+
+Backends: ``'numpy'`` (the pure-NumPy reference), ``'numba'`` and ``'cython'``.
+``'auto'`` resolves to ``'cython'`` when its extension imports (no JIT cost, first call
+is instant), else ``'numba'``, else ``'numpy'``.
+
+The selection is process-wide (``set_backend``, ``FASTCONV_BACKEND``) and can be
+overridden in a scope with ``use_backend``, which uses a :class:`contextvars.ContextVar`
+so concurrent threads and asyncio tasks each see their own scope.
+"""
+import contextlib
+import contextvars
+import importlib
+import os
+import threading
+
+BACKENDS = ("numpy", "numba", "cython")
+_CHOICES = ("auto",) + BACKENDS
+
+_REBUILD_HINT = (
+    "The Cython extensions of fastconv are not built or failed to import ({err}). "
+    "Rebuild them from the project root with `pip install -e .` (needs a C compiler, "
+    "Cython>=3 and NumPy), or use backend='numba'."
+)
+
+
+class BackendUnavailableError(ImportError):
+    """A backend was asked for by name but cannot be imported on this machine."""
+
+
+_lock = threading.Lock()
+_global_backend = "auto"
+_scoped_backend = contextvars.ContextVar("fastconv_backend", default=None)
+_import_errors = {}
+_num_threads = None
+
+
+def _check_name(name):
+    if not isinstance(name, str) or name not in _CHOICES:
+        raise ValueError(
+            f"backend must be one of {_CHOICES}, got {name!r}; "
+            f"available here: {available_backends()}"
+        )
+    return name
+
+
+def _probe(name):
+    """Import the backend's package once; remember why it failed."""
+    if name == "numpy" or name in _import_errors:
+        return _import_errors.get(name) is None
+    try:
+        if name == "numba":
+            import numba  # noqa: F401
+        else:
+            importlib.import_module("fastconv._kernels.cython_backend._runtime")
+            importlib.import_module("fastconv._kernels.cython_backend.im2col")
+        _import_errors[name] = None
+    except ImportError as err:
+        _import_errors[name] = err
+    return _import_errors[name] is None
+
+
+def available_backends():
+    """Names of the backends that import here, reference first, e.g. ``('numpy', 'numba', 'cython')``."""
+    return tuple(b for b in BACKENDS if _probe(b))
+
+
+def _require(name):
+    if not _probe(name):
+        err = _import_errors[name]
+        if name == "cython":
+            raise BackendUnavailableError(_REBUILD_HINT.format(err=err))
+        raise BackendUnavailableError(
+            f"backend {name!r} is not available ({err}); install it with "
+            f"`pip install numba` or choose one of {available_backends()}"
+        )
+    return name
+
+
+def set_backend(name):
+    """Set the process-wide default backend: ``'auto'``, ``'numba'``, ``'cython'`` or ``'numpy'``."""
+    global _global_backend
+    name = _check_name(name)
+    if name != "auto":
+        _require(name)
+    with _lock:
+        _global_backend = name
+
+
+def get_backend():
+    """The backend in effect here: the innermost ``use_backend`` scope, else the default."""
+    scoped = _scoped_backend.get()
+    return scoped if scoped is not None else _global_backend
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Scope a backend choice to a ``with`` block (per thread / per context)."""
+    name = _check_name(name)
+    if name != "auto":
+        _require(name)
+    token = _scoped_backend.set(name)
+    try:
+        yield name
+    finally:
+        _scoped_backend.reset(token)
+
+
+def resolve(backend=None):
+    """Concrete backend name for an op's ``backend=`` argument (None: current backend)."""
+    name = get_backend() if backend is None else _check_name(backend)
+    if name == "auto":
+        for candidate in ("cython", "numba"):
+            if _probe(candidate):
+                _apply_threads_to(candidate)
+                return candidate
+        return "numpy"
+    _require(name)
+    _apply_threads_to(name)
+    return name
+
+
+def kernels(backend, family):
+    """The kernel module of ``family`` (e.g. ``'im2col'``) for a compiled backend."""
+    return importlib.import_module(f"fastconv._kernels.{backend}_backend.{family}")
+
+
+# --------------------------------------------------------------------------- threads
+
+_applied = set()
+
+
+def _apply_threads_to(backend):
+    """Push the thread count to a backend's runtime the first time it is used."""
+    if _num_threads is None or backend in _applied:
+        return
+    with _lock:
+        if backend == "numba":
+            import numba
+
+            numba.set_num_threads(min(_num_threads, numba.config.NUMBA_NUM_THREADS))
+        elif backend == "cython":
+            from fastconv._kernels.cython_backend import _runtime
+
+            _runtime.set_num_threads(_num_threads)
+        _applied.add(backend)
+
+
+def set_num_threads(n):
+    """Set the number of threads of every pool fastconv uses: Numba's, OpenMP's (the
+    Cython kernels) and the BLAS pools of NumPy and SciPy (through threadpoolctl).
+
+    Parameters
+    ----------
+    n : int
+        At least 1. Numba cannot start more threads than it launched with
+        (``NUMBA_NUM_THREADS``, by default the core count); larger values are clipped
+        for Numba only.
+    """
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"set_num_threads needs an int, got {type(n).__name__}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads needs n >= 1, got {n}")
+    from threadpoolctl import threadpool_limits
+
+    # scipy.linalg is what Numba's np.dot and the Cython GEMMs call; import it so its
+    # OpenBLAS pool exists and is limited too.
+    import scipy.linalg  # noqa: F401
+
+    threadpool_limits(limits=n, user_api="blas")
+    with _lock:
+        _num_threads = n
+        _applied.clear()
+    for backend in ("numba", "cython"):
+        if backend in _import_errors and _import_errors[backend] is None:
+            _apply_threads_to(backend)
+
+
+def get_num_threads():
+    """The thread count set by ``set_num_threads`` / ``FASTCONV_NUM_THREADS``, else the
+    number of CPUs this process may run on."""
+    if _num_threads is not None:
+        return _num_threads
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _init_from_env():
+    env_backend = os.environ.get("FASTCONV_BACKEND")
+    if env_backend:
+        try:
+            _check_name(env_backend)
+        except ValueError as err:
+            raise ValueError(f"FASTCONV_BACKEND: {err}") from None
+        global _global_backend
+        _global_backend = env_backend
+    env_threads = os.environ.get("FASTCONV_NUM_THREADS")
+    if env_threads:
+        try:
+            n = int(env_threads)
+        except ValueError:
+            raise ValueError(
+                f"FASTCONV_NUM_THREADS must be a positive integer, got {env_threads!r}"
+            ) from None
+        set_num_threads(n)

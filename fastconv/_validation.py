@@ -1,0 +1,114 @@
+"""Argument checking for every public op, done once at the public boundary.
+
+The compiled kernels run without bounds checks and trust what they get: C-contiguous
+float32/float64 arrays and geometry that has been checked here. Every message says what
+was expected, what came, and how to fix it.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_NDIM_NAMES = {2: "(N, D)", 4: "(N, C, H, W)"}
+
+
+def check_array(a, name, op, ndim=None):
+    """Return ``a`` if it is a floating ndarray of ``ndim`` dimensions, else raise.
+
+    Raises
+    ------
+    TypeError
+        ``a`` is not an ndarray, or its dtype is not float16/float32/float64.
+    ValueError
+        ``a`` has the wrong number of dimensions or holds no elements.
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(
+            f"{op}: {name} must be a NumPy ndarray, got {type(a).__name__}; "
+            f"convert it with np.asarray({name}, dtype=np.float32)"
+        )
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{op}: {name} has dtype {a.dtype}; fastconv computes in float16, float32 or "
+            f"float64. Cast it first, e.g. {name}.astype(np.float32)"
+        )
+    if ndim is not None and a.ndim != ndim:
+        layout = _NDIM_NAMES.get(ndim, f"{ndim} dimensions")
+        raise ValueError(
+            f"{op}: {name} is {a.ndim}-dimensional with shape {a.shape}; "
+            f"{op} needs {ndim} dimensions {layout}"
+        )
+    if a.size == 0:
+        raise ValueError(f"{op}: {name} has shape {a.shape} with no elements; pass a non-empty array")
+    return a
+
+
+def dtypes(*arrays):
+    """``(compute_dtype, out_dtype)`` for inputs combined as ``np.result_type`` does.
+
+    float16 results are computed in float32 and cast back at the end.
+    """
+    out = np.result_type(*arrays)
+    compute = np.dtype(np.float32) if out == np.float16 else out
+    return compute, out
+
+
+def prepare(a, dtype):
+    """C-contiguous copy of ``a`` in ``dtype``, or ``a`` itself when it already is one.
+
+    Fortran-ordered, negative-stride and strided views are copied once here.
+    """
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def check_int(v, name, op, minimum):
+    """An ``int`` (NumPy integers too, bools refused) that is ``>= minimum``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__} {v!r}")
+    v = int(v)
+    if v < minimum:
+        what = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{op}: {name} must be {what}, got {v}")
+    return v
+
+
+def pair(v, name, op, minimum):
+    """``v`` as ``(h, w)``: an int applies to both; a pair is taken as (h, w)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(
+                f"{op}: {name} must be an int or an (h, w) pair, got {v!r} of length {len(v)}"
+            )
+        return (check_int(v[0], f"{name}[0]", op, minimum),
+                check_int(v[1], f"{name}[1]", op, minimum))
+    v = check_int(v, name, op, minimum)
+    return v, v
+
+
+def output_size(H, W, kh, kw, stride, pad, op, what="filter"):
+    """``(OH, OW)`` of a sliding window; ValueError when the window does not fit."""
+    (sh, sw), (ph, pw) = stride, pad
+    if kh > H + 2 * ph or kw > W + 2 * pw:
+        raise ValueError(
+            f"{op}: the {kh}x{kw} {what} is larger than the padded input "
+            f"{H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, pad {ph, pw}); use a smaller "
+            f"{what} or more padding"
+        )
+    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
+def check_shape(a, expected, name, op, hint=""):
+    """ValueError naming both shapes when ``a.shape != expected``."""
+    if tuple(a.shape) != tuple(expected):
+        raise ValueError(
+            f"{op}: {name} has shape {tuple(a.shape)}, expected {tuple(expected)}" + (f"; {hint}" if hint else "")
+        )
+
+
+def check_shape_tuple(shape, name, op, ndim):
+    """A shape given as a tuple of ``ndim`` positive ints."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != ndim:
+        raise ValueError(
+            f"{op}: {name} must be a tuple of {ndim} ints {_NDIM_NAMES.get(ndim, '')}, got {shape!r}"
+        )
+    return tuple(check_int(s, f"{name}[{i}]", op, 1) for i, s in enumerate(shape))

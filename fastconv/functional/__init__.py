@@ -1,0 +1,4 @@
+"""The public ops: thin wrappers that validate once and dispatch to a backend."""
+from .im2col import col2im, im2col
+
+__all__ = ["im2col", "col2im"]

@@ -1,0 +1,8 @@
+"""The ground truth: every fastconv op in plain NumPy, following the book's algorithms.
+
+Same names and signatures as the public ops (without ``backend=``). Not optimised, and
+not validated: call them with well-formed input (the public ops check it first).
+"""
+from .im2col import col2im, im2col
+
+__all__ = ["im2col", "col2im"]

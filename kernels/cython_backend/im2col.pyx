@@ -1,0 +1,107 @@
+# im2col / col2im in Cython with OpenMP.
+# Layout (the book's): col[(n*OH + oy)*OW + ox, (c*KH + ky)*KW + kx] =
+# x[n, c, oy*SH + ky - PH, ox*SW + kx - PW] (zero outside the input).
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+import numpy as np
+
+
+cdef void _im2col_rows(const floating* x, floating* col, Py_ssize_t t,
+                       Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                       Py_ssize_t OH, Py_ssize_t OW,
+                       int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t n = t // OH, oy = t % OH, K = C * kh * kw
+    cdef Py_ssize_t ox, c, ky, kx, y, xx, x0
+    cdef floating* dst
+    cdef const floating* src
+    cdef bint inside
+    for ox in range(OW):
+        dst = col + (t * OW + ox) * K
+        x0 = ox * sw - pw
+        inside = x0 >= 0 and x0 + kw <= W
+        for c in range(C):
+            for ky in range(kh):
+                y = oy * sh + ky - ph
+                if y < 0 or y >= H:
+                    memset(dst, 0, kw * sizeof(floating))
+                else:
+                    src = x + ((n * C + c) * H + y) * W
+                    if inside:
+                        for kx in range(kw):
+                            dst[kx] = src[x0 + kx]
+                    else:
+                        for kx in range(kw):
+                            xx = x0 + kx
+                            dst[kx] = src[xx] if 0 <= xx < W else 0
+                dst += kw
+
+
+cdef void _col2im_plane(const floating* col, floating* out, Py_ssize_t t,
+                        Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                        Py_ssize_t OH, Py_ssize_t OW,
+                        int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t n = t // C, c = t % C, K = C * kh * kw
+    cdef Py_ssize_t oy, ox, ky, kx, y, xx, x0
+    cdef floating* plane = out + t * H * W
+    cdef floating* dst
+    cdef const floating* src
+    memset(plane, 0, H * W * sizeof(floating))
+    for oy in range(OH):
+        for ky in range(kh):
+            y = oy * sh + ky - ph
+            if y < 0 or y >= H:
+                continue
+            dst = plane + y * W
+            for ox in range(OW):
+                src = col + ((n * OH + oy) * OW + ox) * K + (c * kh + ky) * kw
+                x0 = ox * sw - pw
+                for kx in range(kw):
+                    xx = x0 + kx
+                    if 0 <= xx < W:
+                        dst[xx] += src[kx]
+
+
+def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
+                 int kh, int kw, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1
+    cdef Py_ssize_t OW = (W + 2 * pw - kw) // sw + 1
+    cdef Py_ssize_t t
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* cp = &col[0, 0]
+    # One (image, output row) per iteration: each writes its own OW rows of col.
+    for t in prange(x.shape[0] * OH, nogil=True, schedule="static"):
+        _im2col_rows(xp, cp, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+
+
+def _col2im_into(const floating[:, ::1] col, floating[:, :, :, ::1] out,
+                 int kh, int kw, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t C = out.shape[1], H = out.shape[2], W = out.shape[3]
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1
+    cdef Py_ssize_t OW = (W + 2 * pw - kw) // sw + 1
+    cdef Py_ssize_t t
+    cdef const floating* cp = &col[0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    # Scatter-add: each iteration owns one (image, channel) plane of out.
+    for t in prange(out.shape[0] * C, nogil=True, schedule="static"):
+        _col2im_plane(cp, op, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+
+
+def im2col(x, int kh, int kw, int sh, int sw, int ph, int pw, out=None):
+    """``x`` (N, C, H, W) C-contiguous float -> col (N*OH*OW, C*KH*KW), into ``out`` if given."""
+    cdef Py_ssize_t OH = (x.shape[2] + 2 * ph - kh) // sh + 1
+    cdef Py_ssize_t OW = (x.shape[3] + 2 * pw - kw) // sw + 1
+    if out is None:
+        out = np.empty((x.shape[0] * OH * OW, x.shape[1] * kh * kw), dtype=x.dtype)
+    _im2col_into(x, out, kh, kw, sh, sw, ph, pw)
+    return out
+
+
+def col2im(col, Py_ssize_t n_img, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+           int kh, int kw, int sh, int sw, int ph, int pw, out=None):
+    """col (N*OH*OW, C*KH*KW) -> (N, C, H, W), overlapping windows summed, into ``out`` if given."""
+    if out is None:
+        out = np.empty((n_img, C, H, W), dtype=col.dtype)
+    _col2im_into(col, out, kh, kw, sh, sw, ph, pw)
+    return out

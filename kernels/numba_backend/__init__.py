@@ -1,0 +1,1 @@
+"""Numba kernels. Compiled on first use and cached on disk (see ``_jit``)."""

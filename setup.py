@@ -1,0 +1,77 @@
+"""Build the Cython kernels in kernels/cython_backend/ (OpenMP when the compiler has it)."""
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+CYTHON_DIR = Path("kernels") / "cython_backend"
+
+COMPILER_DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": False,
+    "nonecheck": False,
+    "embedsignature": True,
+}
+
+
+def _compiler_has_openmp():
+    """Compile and link a tiny OpenMP program with the C compiler setuptools will use."""
+    if os.environ.get("FASTCONV_NO_OPENMP"):
+        return False
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return False
+    src = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        c_file = Path(tmp) / "probe.c"
+        c_file.write_text(src)
+        result = subprocess.run(
+            [cc, "-fopenmp", str(c_file), "-o", str(Path(tmp) / "probe")],
+            capture_output=True,
+        )
+    return result.returncode == 0
+
+
+def extensions():
+    openmp = _compiler_has_openmp()
+    if not openmp:
+        warnings.warn(
+            "fastconv: the C compiler does not support OpenMP; the Cython kernels are built "
+            "serial (single-threaded). Install a compiler with OpenMP (gcc) and rebuild for "
+            "parallel kernels.",
+            stacklevel=1,
+        )
+    compile_args = ["-O3"]
+    link_args = []
+    if openmp:
+        compile_args.append("-fopenmp")
+        link_args.append("-fopenmp")
+    exts = []
+    for pyx in sorted(CYTHON_DIR.glob("*.pyx")):
+        exts.append(
+            Extension(
+                f"fastconv._kernels.cython_backend.{pyx.stem}",
+                [str(pyx)],
+                include_dirs=[np.get_include()],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                extra_compile_args=compile_args,
+                extra_link_args=link_args,
+            )
+        )
+    return cythonize(
+        exts,
+        compiler_directives=COMPILER_DIRECTIVES,
+        quiet=True,
+    )
+
+
+setup(ext_modules=extensions())
