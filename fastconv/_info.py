@@ -1,0 +1,52 @@
+"""``fastconv info``: what this installation runs on."""
+import platform
+
+
+def configure_parser(parser):
+    parser.add_argument("--threads", type=int, default=None, help="apply set_num_threads first")
+
+
+def describe():
+    """Lines describing version, backends, threads, OpenMP and BLAS pools."""
+    import numpy as np
+
+    import fastconv as fc
+
+    lines = [
+        f"fastconv {fc.__version__}  (Python {platform.python_version()}, NumPy {np.__version__})",
+        f"backends available: {', '.join(fc.available_backends())}",
+        f"current backend: {fc.get_backend()} -> {fc._backend.resolve()}",
+        f"threads: {fc.get_num_threads()}",
+    ]
+    if "numba" in fc.available_backends():
+        import numba
+
+        lines.append(
+            f"numba {numba.__version__}: {numba.get_num_threads()} threads "
+            f"(launched {numba.config.NUMBA_NUM_THREADS})"
+        )
+    if "cython" in fc.available_backends():
+        from fastconv._kernels.cython_backend import _runtime
+
+        omp = "on" if _runtime.openmp_enabled() else "OFF (built without OpenMP: serial)"
+        lines.append(f"cython: OpenMP {omp}, {_runtime.get_num_threads()} threads")
+    else:
+        lines.append(f"cython: unavailable ({fc._backend._import_errors.get('cython')})")
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS so it is listed)
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        lines.append(
+            f"{pool['user_api']}: {pool['internal_api']} {pool.get('version')} "
+            f"({pool.get('architecture')}), {pool['num_threads']} threads, {pool['filepath']}"
+        )
+    return lines
+
+
+def run(args):
+    import fastconv as fc
+
+    if args.threads is not None:
+        fc.set_num_threads(args.threads)
+    print("\n".join(describe()))
+    return 0

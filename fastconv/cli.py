@@ -1,0 +1,35 @@
+"""``python -m fastconv`` / ``fastconv``: bench, info, train, evaluate."""
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, help); each module has configure_parser(parser) and run(args) -> int
+_COMMANDS = {
+    "bench": ("fastconv._bench", "time every kernel against the NumPy reference (and PyTorch)"),
+    "info": ("fastconv._info", "version, backends, threads, OpenMP and BLAS"),
+    "train": ("fastconv._train", "train DeepConvNet on MNIST or Fashion-MNIST"),
+    "evaluate": ("fastconv._evaluate", "accuracy of a parameter file on a test set"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fastconv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).configure_parser(p)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return importlib.import_module(args._module).run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
