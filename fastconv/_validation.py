@@ -112,3 +112,18 @@ def check_shape_tuple(shape, name, op, ndim):
             f"{op}: {name} must be a tuple of {ndim} ints {_NDIM_NAMES.get(ndim, '')}, got {shape!r}"
         )
     return tuple(check_int(s, f"{name}[{i}]", op, 1) for i, s in enumerate(shape))
+
+
+def check_out(out, shape, dtype, op):
+    """``out=`` must be a writable, C-contiguous ndarray of exactly ``shape`` and ``dtype``."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: out must be a NumPy ndarray, got {type(out).__name__}")
+    if out.dtype != dtype or tuple(out.shape) != tuple(shape):
+        raise ValueError(
+            f"{op}: out has shape {out.shape} and dtype {out.dtype}, expected shape "
+            f"{tuple(shape)} and dtype {np.dtype(dtype)}; allocate it with "
+            f"np.empty({tuple(shape)}, dtype=np.{np.dtype(dtype).name})"
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{op}: out must be C-contiguous and writeable")
+    return out

@@ -1,0 +1,49 @@
+"""Shared pytest helpers for the fastconv test suite."""
+
+from pathlib import Path
+
+import pytest
+
+#: ``../shared/data`` relative to the project root: MNIST test set, Fashion-MNIST
+#: and the book's pretrained DeepConvNet weights (see its README). Never copied
+#: into the repository; tests that need it skip when it is absent.
+SHARED_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data_path(*parts):
+    """Return ``SHARED_DATA_DIR / parts``, skipping the test when it is absent."""
+    path = SHARED_DATA_DIR.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared/data absent: {path} not found (see DESIGN.md, Data)")
+    return path
+
+
+@pytest.fixture
+def shared_data():
+    """The ``../shared/data`` directory; skips the test when it is absent."""
+    return shared_data_path()
+
+
+# --------------------------------------------------------------------------- kernels
+
+import numpy as np  # noqa: E402
+
+import fastconv  # noqa: E402
+
+#: Tolerances against fastconv.reference, one row per dtype (rtol, atol).
+TOL = {
+    np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6),
+    np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12),
+    np.dtype(np.float16): dict(rtol=2e-3, atol=2e-3),
+}
+
+#: Every backend that imports here, the reference included.
+BACKENDS = fastconv.available_backends()
+#: The compiled backends only.
+COMPILED = tuple(b for b in BACKENDS if b != "numpy")
+
+
+def assert_close(actual, expected, dtype=None):
+    """``np.testing.assert_allclose`` with the tolerance row of ``dtype`` (default: expected's)."""
+    dt = np.dtype(dtype or expected.dtype)
+    np.testing.assert_allclose(actual, expected, **TOL[dt])
