@@ -234,12 +234,14 @@ def _find_file(directory, base):
     return None
 
 
-def _scan_dir(directory, kind, subdir):
+def _scan_dir(directory, kind, subdir, own=False):
     """Look for the IDX files in ``directory`` (and ``directory/kind``).
 
     Returns ``(files, note)``: ``files`` maps each base name to its path or
     None and is None when the two test files are not there; ``note`` says
-    what was missing, for the not-found message.
+    what was missing, for the not-found message. Only one of the two
+    training files is an error, except in our ``own`` cache, where it is an
+    interrupted download for the caller to complete.
     """
     candidates = [directory] + ([directory / kind] if subdir else [])
     for d in candidates:
@@ -248,11 +250,10 @@ def _scan_dir(directory, kind, subdir):
         files = {base: _find_file(d, base) for base in _FILE_NAMES}
         if files[_TEST_IMAGES] is None or files[_TEST_LABELS] is None:
             continue
-        train = (files[_TRAIN_IMAGES], files[_TRAIN_LABELS])
-        if (train[0] is None) != (train[1] is None):
-            have, lack = (
-                (_TRAIN_IMAGES, _TRAIN_LABELS) if train[1] is None else (_TRAIN_LABELS, _TRAIN_IMAGES)
-            )
+        if not own and (files[_TRAIN_IMAGES] is None) != (files[_TRAIN_LABELS] is None):
+            have, lack = (_TRAIN_IMAGES, _TRAIN_LABELS)
+            if files[_TRAIN_IMAGES] is None:
+                have, lack = lack, have
             raise ValueError(
                 f"{d} holds {have} but not {lack}[.gz]: add the missing file, or "
                 f"remove {have} to use the directory for the test set only"
@@ -260,7 +261,8 @@ def _scan_dir(directory, kind, subdir):
         return files, ""
     where = " or ".join(str(d) for d in candidates)
     if not any(d.is_dir() for d in candidates):
-        return None, f"{where}: no such directory"
+        what = "not a directory" if directory.exists() else "no such directory"
+        return None, f"{where}: {what}"
     return None, f"{where}: no {_TEST_IMAGES}[.gz] and {_TEST_LABELS}[.gz] there"
 
 
@@ -312,6 +314,22 @@ def _verify_download(kind, base, blob, url):
         )
 
 
+def _write_atomically(target, blob):
+    """Write ``blob`` to ``target`` through a temporary file in the same directory."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def _download(kind, dest, bases, notes):
     """Download ``bases`` (in order) into ``dest``; stop at the first failure.
 
@@ -319,11 +337,6 @@ def _download(kind, dest, bases, notes):
     appended to ``notes``.
     """
     got = {}
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        notes.append(f"download: cannot create the cache directory {dest}: {exc}")
-        return got
     for base in bases:
         target = dest / (base + ".gz")
         if target.is_file():  # verified when it was stored
@@ -339,10 +352,7 @@ def _download(kind, dest, bases, notes):
                 notes.append(f"download {url}: failed ({reason})")
                 continue
             try:
-                fd, tmp = tempfile.mkstemp(dir=dest, prefix=base, suffix=".part")
-                with os.fdopen(fd, "wb") as f:
-                    f.write(blob)
-                os.replace(tmp, target)
+                _write_atomically(target, blob)
             except OSError as exc:
                 notes.append(f"download: cannot write {target}: {exc}")
                 return got
@@ -360,8 +370,8 @@ def _locate(kind, path, download):
     """
     notes = []
 
-    def scan(label, directory, subdir):
-        files, note = _scan_dir(directory, kind, subdir)
+    def scan(label, directory, subdir, own=False):
+        files, note = _scan_dir(directory, kind, subdir, own)
         if files is None:
             notes.append(f"{label} {note}")
         return files
@@ -386,13 +396,17 @@ def _locate(kind, path, download):
     if cache is None:
         notes.append("cache: no home directory to hold ~/.cache")
     else:
-        files = scan("cache:", cache, False)
+        files = scan("cache:", cache, False, own=True)
         if files is not None:
-            if files[_TRAIN_IMAGES] is None and may_download:
-                # The cache is ours: complete an earlier partial download.
-                train_notes = []
-                files.update(_download(kind, cache, (_TRAIN_IMAGES, _TRAIN_LABELS), train_notes))
-                _warn_no_train(files, train_notes)
+            if files[_TRAIN_IMAGES] is None or files[_TRAIN_LABELS] is None:
+                if may_download:
+                    # The cache is ours: complete an earlier partial download.
+                    train_notes = []
+                    train = (_TRAIN_IMAGES, _TRAIN_LABELS)
+                    files.update(_download(kind, cache, train, train_notes))
+                    _warn_no_train(files, train_notes)
+                else:
+                    files[_TRAIN_IMAGES] = files[_TRAIN_LABELS] = None
             return files
 
     for system_dir in _SYSTEM_DIRS[kind]:
@@ -403,7 +417,8 @@ def _locate(kind, path, download):
     if not bool(download):
         notes.append("download: disabled (download=False)")
     elif _download_disabled():
-        notes.append("download: disabled by FASTCONV_NO_DOWNLOAD=" + os.environ["FASTCONV_NO_DOWNLOAD"])
+        value = os.environ["FASTCONV_NO_DOWNLOAD"]
+        notes.append(f"download: disabled by FASTCONV_NO_DOWNLOAD={value}")
     elif cache is not None:
         got = _download(kind, cache, _FILE_NAMES, notes)
         if _TEST_IMAGES in got and _TEST_LABELS in got:
@@ -437,7 +452,8 @@ def _not_found_message(kind, notes):
         *(f"  - {note}" for note in notes),
         "To get the files: download the IDX files",
         f"  {names}",
-        f"  (e.g. from {_MIRRORS[kind][0]}) into a directory DIR, then call",
+        f"  (e.g. from {(_MIRRORS.get(kind) or ('a public mirror',))[0]}) into a "
+        f"directory DIR, then call",
         f"  load_mnist(path=DIR, kind={kind!r}) or set FASTCONV_DATA=DIR (DIR may",
         f"  also be a parent holding a {kind}/ subfolder), or put them in the cache",
         f"  {cache if cache is not None else '~/.cache/fastconv/' + kind}.",

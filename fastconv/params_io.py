@@ -20,6 +20,7 @@ import os
 import pickle
 import pickletools
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -190,7 +191,9 @@ def load_params(path):
     -----
     A pickle is read with an unpickler whose ``find_class`` serves only the
     names above, after a scan of its ``GLOBAL``/``INST`` opcodes, so a
-    hostile file is refused before anything it names runs. ``.npz`` files are
+    hostile file is refused before anything it names runs. Pickles written
+    with protocol 0-2 encode array bytes through ``_codecs.encode`` and are
+    refused too: re-save them with protocol 3 or later. ``.npz`` files are
     read with ``allow_pickle=False``.
     """
     path = Path(os.fspath(path))
@@ -198,13 +201,16 @@ def load_params(path):
     if kind == "npz":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such parameter file")
+        # np.load is given an open file: given a path, it leaks the handle when
+        # the archive is corrupt.
         try:
-            loaded = np.load(path, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
-            with loaded as npz:
-                params = {key: npz[key] for key in npz.files}
-        except (ValueError, OSError, EOFError) as exc:
+            with open(path, "rb") as f:
+                loaded = np.load(f, allow_pickle=False)
+                if not isinstance(loaded, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single array, not an .npz archive")
+                with loaded as npz:
+                    params = {key: npz[key] for key in npz.files}
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise ValueError(f"{path}: not a valid .npz parameter file: {exc}") from exc
         return _check_params(params, path)
 
