@@ -1,0 +1,66 @@
+"""Public batch augmentation: per-image horizontal flip and shift, in one kernel pass.
+
+``fastconv train --augment`` draws the per-image offsets and flip flags from a seeded
+``np.random.Generator`` and hands them to :func:`shift_flip`, so an augmented epoch is
+deterministic per seed (and identical across backends: the kernels only move pixels).
+"""
+import numpy as np
+
+from .. import _backend
+from .. import _validation as v
+from ..reference.augment import shift_flip as _shift_flip_ref
+
+
+def _per_image(a, name, n, op):
+    """``a`` as a C-contiguous int64 array of shape (n,); TypeError for non-integers."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(
+            f"{op}: {name} must be a NumPy integer array of shape ({n},), got "
+            f"{type(a).__name__}; use np.asarray({name}, dtype=np.int64)"
+        )
+    if a.dtype.kind not in "iub":
+        raise TypeError(
+            f"{op}: {name} has dtype {a.dtype}; it must hold integers (pixels), "
+            f"e.g. rng.integers(-2, 3, size=N)"
+        )
+    v.check_shape(a, (n,), name, op, "one value per image of x")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def shift_flip(x, dy, dx, flip, *, backend=None):
+    """Mirror (where asked) and shift each image of a batch, filling vacated pixels with 0.
+
+    ``out[n, c, i, j] = f[n, c, i - dy[n], j - dx[n]]`` inside the image, else 0, where
+    ``f`` is image ``n`` mirrored left-right when ``flip[n]`` is nonzero: the flip comes
+    first, then the shift.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        float16, float32 or float64 (float16 is moved as float32 and returned as float16).
+    dy, dx : integer ndarray of shape (N,)
+        Shift of image ``n`` down and right in pixels (negative: up, left). Shifts of
+        ``H`` / ``W`` or more leave an all-zero image.
+    flip : bool or integer ndarray of shape (N,)
+        Nonzero: mirror image ``n`` left-right before shifting.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+        None uses the current backend.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, H, W), dtype of ``x``
+    """
+    op = "shift_flip"
+    x = v.check_array(x, "x", op, ndim=4)
+    n = x.shape[0]
+    dy = _per_image(dy, "dy", n, op)
+    dx = _per_image(dx, "dx", n, op)
+    flip = (_per_image(flip, "flip", n, op) != 0).astype(np.uint8)
+    compute, out = v.dtypes(x)
+    x = v.prepare(x, compute)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        res = _shift_flip_ref(x, dy, dx, flip)
+    else:
+        res = _backend.kernels(name, "augment").shift_flip(x, dy, dx, flip)
+    return res.astype(out, copy=False)
