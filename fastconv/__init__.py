@@ -14,6 +14,7 @@ from ._backend import (
 )
 from ._backend import _init_from_env
 from .functional import col2im, im2col
+from .functional import conv2d, conv2d_backward
 from . import reference
 
 __version__ = "0.1.0"
@@ -28,6 +29,8 @@ __all__ = [
     "set_num_threads",
     "im2col",
     "col2im",
+    "conv2d",
+    "conv2d_backward",
     "reference",
 ]
 

@@ -4,5 +4,6 @@ Same names and signatures as the public ops (without ``backend=``). Not optimise
 not validated: call them with well-formed input (the public ops check it first).
 """
 from .im2col import col2im, im2col
+from .conv import conv2d, conv2d_backward
 
-__all__ = ["im2col", "col2im"]
+__all__ = ["im2col", "col2im", "conv2d", "conv2d_backward"]

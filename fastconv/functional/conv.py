@@ -1,0 +1,114 @@
+"""Public conv2d / conv2d_backward: validate once, then dispatch to a backend."""
+import numpy as np
+
+from .. import _backend
+from .. import _validation as v
+from ..reference.conv import conv2d as _conv2d_ref, conv2d_backward as _conv2d_backward_ref
+
+
+def _geometry(op, x, W, stride, pad):
+    """Check x, W, stride and pad together; return ``((sh, sw), (ph, pw), (OH, OW))``."""
+    if x.shape[1] != W.shape[1]:
+        raise ValueError(
+            f"{op}: x has {x.shape[1]} channels (shape {x.shape}) but W expects "
+            f"{W.shape[1]} (shape {W.shape}); W must be (FN, C, KH, KW) with C = x.shape[1]"
+        )
+    stride = v.pair(stride, "stride", op, 1)
+    pad = v.pair(pad, "pad", op, 0)
+    ohw = v.output_size(x.shape[2], x.shape[3], W.shape[2], W.shape[3], stride, pad, op)
+    return stride, pad, ohw
+
+
+def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
+    """2-D convolution (cross-correlation, as in the book and PyTorch) of a batch of images.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        float16, float32 or float64; any memory layout (copied once if not C-contiguous).
+    W : ndarray of shape (FN, C, KH, KW)
+    b : ndarray of shape (FN,) or None
+    stride, pad : int or (h, w) pair
+    relu : bool
+        Fuse ``max(0, .)`` into the output pass.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+        None uses the current backend (see :func:`fastconv.set_backend`).
+
+    Returns
+    -------
+    out : ndarray of shape (N, FN, OH, OW)
+        ``OH = (H + 2*pad_h - KH) // stride_h + 1``, likewise ``OW``; dtype
+        ``np.result_type(x, W, b)`` (float16 is computed in float32 and cast back).
+    """
+    op = "conv2d"
+    x = v.check_array(x, "x", op, ndim=4)
+    W = v.check_array(W, "W", op, ndim=4)
+    if b is not None:
+        b = v.check_array(b, "b", op, ndim=1)
+        if b.shape[0] != W.shape[0]:
+            raise ValueError(
+                f"{op}: b has shape {b.shape} but W has {W.shape[0]} filters (shape "
+                f"{W.shape}); b must have shape ({W.shape[0]},)"
+            )
+    stride, pad, _ = _geometry(op, x, W, stride, pad)
+    if not isinstance(relu, (bool, np.bool_)):
+        raise TypeError(f"{op}: relu must be True or False, got {type(relu).__name__} {relu!r}")
+    compute, out_dtype = v.dtypes(x, W) if b is None else v.dtypes(x, W, b)
+    x, W = v.prepare(x, compute), v.prepare(W, compute)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        b = None if b is None else v.prepare(b, compute)
+        out = _conv2d_ref(x, W, b, stride, pad, bool(relu))
+    else:
+        b = np.zeros(W.shape[0], compute) if b is None else v.prepare(b, compute)
+        out = _backend.kernels(name, "conv").conv2d(x, W, b, *stride, *pad, bool(relu))
+    return out.astype(out_dtype, copy=False)
+
+
+def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, backend=None):
+    """Gradients of :func:`conv2d` (without ReLU) with respect to x, W and b.
+
+    For a fused ``relu=True`` forward, mask ``dout`` with ``out > 0`` first.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, FN, OH, OW)
+        Gradient of the loss with respect to the output; must have the forward
+        output's shape.
+    x : ndarray of shape (N, C, H, W)
+        The forward input.
+    W : ndarray of shape (FN, C, KH, KW)
+    stride, pad : int or (h, w) pair
+        As in the forward call.
+    need_dx : bool
+        False skips the input gradient (a net's first layer) and returns None for it.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C, H, W), or None when ``need_dx`` is False
+    dW : ndarray of shape (FN, C, KH, KW)
+    db : ndarray of shape (FN,)
+        dtype ``np.result_type(dout, x, W)`` (float16 computed in float32).
+    """
+    op = "conv2d_backward"
+    dout = v.check_array(dout, "dout", op, ndim=4)
+    x = v.check_array(x, "x", op, ndim=4)
+    W = v.check_array(W, "W", op, ndim=4)
+    stride, pad, (OH, OW) = _geometry(op, x, W, stride, pad)
+    v.check_shape(dout, (x.shape[0], W.shape[0], OH, OW), "dout", op,
+                  f"conv2d of x {x.shape} with W {W.shape}, stride {stride} and pad "
+                  f"{pad} gives that shape")
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"{op}: need_dx must be True or False, got {type(need_dx).__name__}")
+    compute, out_dtype = v.dtypes(dout, x, W)
+    dout, x, W = (v.prepare(a, compute) for a in (dout, x, W))
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        dx, dW, db = _conv2d_backward_ref(dout, x, W, stride, pad, bool(need_dx))
+    else:
+        dx, dW, db = _backend.kernels(name, "conv").conv2d_backward(
+            dout, x, W, *stride, *pad, bool(need_dx))
+    if dx is not None:
+        dx = dx.astype(out_dtype, copy=False)
+    return dx, dW.astype(out_dtype, copy=False), db.astype(out_dtype, copy=False)

@@ -1,0 +1,104 @@
+"""What both conv backends share: the per-shape algorithm rule and the BLAS thread guard.
+
+Algorithms (``kernels/*_backend/conv``):
+
+- ``'direct'``: loops over output pixels, no col matrix. Chosen when the window holds
+  few values (``C*KH*KW <= DIRECT_MAX_K``), where a GEMM with an inner dimension that
+  short runs far below BLAS peak and im2col would copy each input pixel KH*KW times
+  for almost no arithmetic. DeepConvNet's first layer (C=1, 3x3: K=9) is the case.
+- ``'gemm'``: im2col + GEMM without transposes. Each thread owns a contiguous share
+  of the batch and walks it in groups of ``G`` images: it builds the group's col in
+  (C*KH*KW, G*OH*OW) layout, one single-threaded BLAS call ``W(FN, K) @ col`` gives
+  the group's (FN, G*OH*OW) block, and bias/ReLU are applied while scattering the
+  block into the NCHW output. Backward gathers dout the same way, accumulates
+  ``dW += dout_g @ col.T`` in a per-thread partial (reduced at the end: race-free) and
+  folds ``W.T @ dout_g`` back into dx image by image (each image is owned by one
+  thread). ``G`` is chosen so the col group stays around ``COL_GROUP_BYTES``: large
+  enough for an efficient GEMM, small enough to stay in L2.
+"""
+import os
+import threading
+
+#: Largest window size C*KH*KW taken by the direct algorithm (see ``use_direct``).
+DIRECT_MAX_K = 9
+
+#: Target size in bytes of one thread's col group (see ``group_size``).
+COL_GROUP_BYTES = 512 * 1024
+
+
+def use_direct(C, kh, kw):
+    """True when the direct algorithm is chosen for a ``C x kh x kw`` window."""
+    return C * kh * kw <= DIRECT_MAX_K
+
+
+def choose(algorithm, C, kh, kw):
+    """``algorithm`` if given (``'direct'`` or ``'gemm'``), else the rule's choice."""
+    if algorithm is None:
+        return "direct" if use_direct(C, kh, kw) else "gemm"
+    if algorithm not in ("direct", "gemm"):
+        raise ValueError(f"algorithm must be None, 'direct' or 'gemm', got {algorithm!r}")
+    return algorithm
+
+
+def group_size(N, K, P, itemsize, n_threads):
+    """Images per GEMM for col groups of about ``COL_GROUP_BYTES``, at least 1, and no
+    more than each thread's share of the batch."""
+    g = max(1, COL_GROUP_BYTES // max(1, K * P * itemsize))
+    share = -(-N // max(1, n_threads))
+    return max(1, min(g, share))
+
+
+# ------------------------------------------------------------------ BLAS thread guard
+
+_lock = threading.Lock()
+_depth = 0
+_saved = []
+_controllers = None
+
+
+def _blas_controllers():
+    """threadpoolctl controllers of the BLAS that SciPy's ``cython_blas`` calls.
+
+    NumPy's wheel bundles its own OpenBLAS (in ``numpy.libs``) which compiled kernels
+    never call; every other BLAS pool is limited. Looked up once (about 1 ms), after
+    which switching a pool's thread count is one ctypes call (about 1 us).
+    """
+    global _controllers
+    if _controllers is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS)
+        from threadpoolctl import ThreadpoolController
+
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        own_numpy = [c for c in libs if f"numpy.libs{os.sep}" in c.filepath]
+        _controllers = [c for c in libs if c not in own_numpy] or libs
+    return _controllers
+
+
+class single_threaded_blas:
+    """Context manager: SciPy's BLAS runs single-threaded inside the block.
+
+    The kernels call BLAS from inside their own parallel loops (one call per thread);
+    a multi-threaded BLAS there would start threads on cores that are already busy.
+    Nested and concurrent uses are counted: the first to enter saves and lowers the
+    thread counts, the last to leave restores them.
+    """
+
+    def __enter__(self):
+        global _depth
+        with _lock:
+            if _depth == 0:
+                ctl = _blas_controllers()
+                _saved[:] = [c.num_threads for c in ctl]
+                for c in ctl:
+                    c.set_num_threads(1)
+            _depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _depth
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for c, n in zip(_blas_controllers(), _saved):
+                    c.set_num_threads(n)
+        return False

@@ -1,0 +1,394 @@
+# conv2d forward and backward in Cython + OpenMP: direct convolution and im2col + GEMM.
+#
+# The algorithm is picked per shape by kernels/_conv_plan.py (its docstring has the rule
+# and the measurements behind it). GEMMs call SciPy's BLAS (scipy.linalg.cython_blas)
+# from inside the parallel loop, one call per thread, so that BLAS is held to one thread
+# around every kernel call.
+#
+# col layout here is transposed relative to the book: col[(c*KH + ky)*KW + kx,
+# j*OH*OW + oy*OW + ox] = x[n0 + j, c, oy*SH + ky - PH, ox*SW + kx - PW] for the j-th
+# image of a group, so W(FN, K) @ col is already in NCHW order.
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+import numpy as np
+
+from .._conv_plan import choose, group_size, single_threaded_blas
+from ._runtime import get_num_threads
+
+
+cdef inline void _gemm(char ta, char tb, int M, int N, int K, floating alpha,
+                       const floating* A, int lda, const floating* B, int ldb,
+                       floating beta, floating* C, int ldc) noexcept nogil:
+    """Row-major ``C(M, N) = alpha * op(A) @ op(B) + beta * C``: the column-major BLAS
+    call on the transposed problem ``C.T = op(B).T @ op(A).T``."""
+    if floating is float:
+        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda,
+              &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda,
+              &beta, C, &ldc)
+
+
+cdef inline void _valid_range(int k, int s, int p, Py_ssize_t n_out, Py_ssize_t n_in,
+                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Output indices o with 0 <= o*s + k - p < n_in, as [lo, hi)."""
+    lo[0] = (p - k + s - 1) // s if p - k > 0 else 0
+    hi[0] = (n_in - 1 + p - k) // s + 1 if n_in - 1 + p - k >= 0 else 0
+    if hi[0] > n_out:
+        hi[0] = n_out
+    if hi[0] < lo[0]:
+        hi[0] = lo[0]
+
+
+cdef void _im2col_t(const floating* img, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                    floating* col, Py_ssize_t ldc, Py_ssize_t OH, Py_ssize_t OW,
+                    int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    """One image (C, H, W) -> rows of ``col`` (row stride ``ldc``), OH*OW columns."""
+    cdef Py_ssize_t c, ky, kx, oy, ox, ylo, yhi, xlo, xhi
+    cdef floating* dst
+    cdef const floating* src
+    for c in range(C):
+        for ky in range(kh):
+            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
+            for kx in range(kw):
+                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
+                dst = col + ((c * kh + ky) * kw + kx) * ldc
+                for oy in range(OH):
+                    if oy < ylo or oy >= yhi:
+                        memset(dst, 0, OW * sizeof(floating))
+                    else:
+                        src = img + (c * H + oy * sh + ky - ph) * W + kx - pw
+                        for ox in range(xlo):
+                            dst[ox] = 0
+                        if sw == 1:
+                            for ox in range(xlo, xhi):
+                                dst[ox] = src[ox]
+                        else:
+                            for ox in range(xlo, xhi):
+                                dst[ox] = src[ox * sw]
+                        for ox in range(xhi, OW):
+                            dst[ox] = 0
+                    dst += OW
+
+
+cdef void _col2im_t(const floating* col, Py_ssize_t ldc, floating* img, Py_ssize_t C,
+                    Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                    int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    """Rows of ``col`` (row stride ``ldc``) -> one image (C, H, W), windows summed."""
+    cdef Py_ssize_t c, ky, kx, oy, ox, ylo, yhi, xlo, xhi
+    cdef const floating* src
+    cdef floating* dst
+    memset(img, 0, C * H * W * sizeof(floating))
+    for c in range(C):
+        for ky in range(kh):
+            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
+            for kx in range(kw):
+                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
+                src = col + ((c * kh + ky) * kw + kx) * ldc
+                for oy in range(ylo, yhi):
+                    dst = img + (c * H + oy * sh + ky - ph) * W + kx - pw
+                    if sw == 1:
+                        for ox in range(xlo, xhi):
+                            dst[ox] += src[oy * OW + ox]
+                    else:
+                        for ox in range(xlo, xhi):
+                            dst[ox * sw] += src[oy * OW + ox]
+
+
+# ------------------------------------------------------------------ im2col + GEMM
+
+cdef void _forward_share(const floating* x, const floating* Wm, const floating* b,
+                         floating* out, floating* col, floating* res,
+                         Py_ssize_t n_begin, Py_ssize_t n_end, Py_ssize_t G,
+                         Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t FN,
+                         Py_ssize_t OH, Py_ssize_t OW, int kh, int kw, int sh, int sw,
+                         int ph, int pw, bint relu) noexcept nogil:
+    cdef Py_ssize_t P = OH * OW, K = C * kh * kw
+    cdef Py_ssize_t n0, m, j, f, p
+    cdef floating bf, val
+    cdef floating* dst
+    cdef const floating* src
+    n0 = n_begin
+    while n0 < n_end:
+        m = min(G, n_end - n0)
+        for j in range(m):
+            _im2col_t(x + (n0 + j) * C * H * W, C, H, W, col + j * P, m * P, OH, OW,
+                      kh, kw, sh, sw, ph, pw)
+        _gemm(c'N', c'N', FN, m * P, K, 1, Wm, K, col, m * P, 0, res, m * P)
+        for j in range(m):
+            for f in range(FN):
+                bf = b[f]
+                src = res + f * m * P + j * P
+                dst = out + ((n0 + j) * FN + f) * P
+                if relu:
+                    for p in range(P):
+                        val = src[p] + bf
+                        dst[p] = val if val > 0 else 0
+                else:
+                    for p in range(P):
+                        dst[p] = src[p] + bf
+        n0 += m
+
+
+cdef void _backward_share(const floating* dout, const floating* x, const floating* Wm,
+                          floating* dx, floating* dW, floating* db,
+                          floating* col, floating* dg, floating* dcol,
+                          Py_ssize_t n_begin, Py_ssize_t n_end, Py_ssize_t G,
+                          Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t FN,
+                          Py_ssize_t OH, Py_ssize_t OW, int kh, int kw, int sh, int sw,
+                          int ph, int pw, bint need_dx) noexcept nogil:
+    cdef Py_ssize_t P = OH * OW, K = C * kh * kw
+    cdef Py_ssize_t n0, m, j, f, p
+    cdef double s
+    cdef floating v
+    cdef const floating* src
+    cdef floating* dst
+    memset(dW, 0, FN * K * sizeof(floating))
+    memset(db, 0, FN * sizeof(floating))
+    n0 = n_begin
+    while n0 < n_end:
+        m = min(G, n_end - n0)
+        for j in range(m):
+            _im2col_t(x + (n0 + j) * C * H * W, C, H, W, col + j * P, m * P, OH, OW,
+                      kh, kw, sh, sw, ph, pw)
+            for f in range(FN):
+                src = dout + ((n0 + j) * FN + f) * P
+                dst = dg + f * m * P + j * P
+                s = 0
+                for p in range(P):
+                    v = src[p]
+                    dst[p] = v
+                    s += v
+                db[f] += <floating>s
+        # dW(FN, K) += dg(FN, mP) @ col(K, mP).T
+        _gemm(c'N', c'T', FN, K, m * P, 1, dg, m * P, col, m * P, 1, dW, K)
+        if need_dx:
+            # dcol(K, mP) = Wm(FN, K).T @ dg(FN, mP)
+            _gemm(c'T', c'N', K, m * P, FN, 1, Wm, K, dg, m * P, 0, dcol, m * P)
+            for j in range(m):
+                _col2im_t(dcol + j * P, m * P, dx + (n0 + j) * C * H * W, C, H, W,
+                          OH, OW, kh, kw, sh, sw, ph, pw)
+        n0 += m
+
+
+def _forward_gemm(const floating[:, :, :, ::1] x, const floating[:, ::1] Wm,
+                  const floating[::1] b, floating[:, :, :, ::1] out,
+                  floating[:, ::1] col_ws, floating[:, ::1] res_ws,
+                  int kh, int kw, int sh, int sw, int ph, int pw, bint relu,
+                  Py_ssize_t G, int nt):
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t n_groups = (N + G - 1) // G
+    cdef int t
+    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+        _forward_share(&x[0, 0, 0, 0], &Wm[0, 0], &b[0], &out[0, 0, 0, 0],
+                       &col_ws[t, 0], &res_ws[t, 0],
+                       min(N, t * n_groups // nt * G), min(N, (t + 1) * n_groups // nt * G),
+                       G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, relu)
+
+
+def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] x,
+                   const floating[:, ::1] Wm, floating[:, :, :, ::1] dx,
+                   floating[:, :, ::1] dW_part, floating[:, ::1] db_part,
+                   floating[:, ::1] col_ws, floating[:, ::1] dg_ws,
+                   floating[:, ::1] dcol_ws,
+                   int kh, int kw, int sh, int sw, int ph, int pw, bint need_dx,
+                   Py_ssize_t G, int nt):
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
+    cdef Py_ssize_t n_groups = (N + G - 1) // G
+    cdef int t
+    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+        _backward_share(&dout[0, 0, 0, 0], &x[0, 0, 0, 0], &Wm[0, 0],
+                        &dx[0, 0, 0, 0], &dW_part[t, 0, 0], &db_part[t, 0],
+                        &col_ws[t, 0], &dg_ws[t, 0], &dcol_ws[t, 0],
+                        min(N, t * n_groups // nt * G), min(N, (t + 1) * n_groups // nt * G),
+                        G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx)
+
+
+# ------------------------------------------------------------------ direct
+
+cdef void _forward_plane(const floating* img, const floating* w, floating bf,
+                         floating* dst, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t OH, Py_ssize_t OW, int kh, int kw, int sh, int sw,
+                         int ph, int pw, bint relu) noexcept nogil:
+    """One output plane (OH, OW) of one filter ``w`` (C, KH, KW); it stays in L1 while
+    the C*KH*KW taps are added row by row."""
+    cdef Py_ssize_t c, ky, kx, oy, ox, ylo, yhi, xlo, xhi, i
+    cdef floating wv
+    cdef const floating* src
+    cdef floating* row
+    for i in range(OH * OW):
+        dst[i] = bf
+    for c in range(C):
+        for ky in range(kh):
+            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
+            for kx in range(kw):
+                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
+                wv = w[(c * kh + ky) * kw + kx]
+                for oy in range(ylo, yhi):
+                    src = img + (c * H + oy * sh + ky - ph) * W + kx - pw
+                    row = dst + oy * OW
+                    if sw == 1:
+                        for ox in range(xlo, xhi):
+                            row[ox] += wv * src[ox]
+                    else:
+                        for ox in range(xlo, xhi):
+                            row[ox] += wv * src[ox * sw]
+    if relu:
+        for i in range(OH * OW):
+            if dst[i] < 0:
+                dst[i] = 0
+
+
+def _forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] Wt,
+                    const floating[::1] b, floating[:, :, :, ::1] out,
+                    int sh, int sw, int ph, int pw, bint relu):
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t FN = Wt.shape[0], kh = Wt.shape[2], kw = Wt.shape[3]
+    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t t, n, f
+    for t in prange(N * FN, nogil=True, schedule="static"):
+        n = t // FN
+        f = t % FN
+        _forward_plane(&x[n, 0, 0, 0], &Wt[f, 0, 0, 0], b[f], &out[n, f, 0, 0],
+                       C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, relu)
+
+
+cdef void _dw_share(const floating* dout, const floating* x, floating* acc,
+                    Py_ssize_t n_begin, Py_ssize_t n_end, Py_ssize_t C, Py_ssize_t H,
+                    Py_ssize_t W, Py_ssize_t FN, Py_ssize_t OH, Py_ssize_t OW,
+                    int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    """``acc[f, c, ky, kx, ox]`` += products; summing over ox is left to the caller so
+    the inner loop is an element-wise multiply-add the compiler vectorizes."""
+    cdef Py_ssize_t n, f, c, ky, kx, oy, ox, ylo, yhi, xlo, xhi
+    cdef const floating* g
+    cdef const floating* src
+    cdef floating* a
+    memset(acc, 0, FN * C * kh * kw * OW * sizeof(floating))
+    for n in range(n_begin, n_end):
+        for f in range(FN):
+            for c in range(C):
+                for ky in range(kh):
+                    _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
+                    for kx in range(kw):
+                        _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
+                        a = acc + (((f * C + c) * kh + ky) * kw + kx) * OW
+                        for oy in range(ylo, yhi):
+                            g = dout + ((n * FN + f) * OH + oy) * OW
+                            src = x + ((n * C + c) * H + oy * sh + ky - ph) * W + kx - pw
+                            if sw == 1:
+                                for ox in range(xlo, xhi):
+                                    a[ox] += g[ox] * src[ox]
+                            else:
+                                for ox in range(xlo, xhi):
+                                    a[ox] += g[ox] * src[ox * sw]
+
+
+def _backward_direct_dw(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] x,
+                        floating[:, :, :, :, :, ::1] acc,
+                        int kh, int kw, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
+    cdef int nt = acc.shape[0]
+    cdef int t
+    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+        _dw_share(&dout[0, 0, 0, 0], &x[0, 0, 0, 0], &acc[t, 0, 0, 0, 0, 0],
+                  t * N // nt, (t + 1) * N // nt, C, H, W, FN, OH, OW,
+                  kh, kw, sh, sw, ph, pw)
+
+
+cdef void _dx_plane(const floating* dout, const floating* Wt, floating* dst,
+                    Py_ssize_t n, Py_ssize_t c, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                    Py_ssize_t FN, Py_ssize_t OH, Py_ssize_t OW, int kh, int kw,
+                    int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t f, ky, kx, oy, ox, ylo, yhi, xlo, xhi
+    cdef floating wv
+    cdef const floating* g
+    cdef floating* row
+    memset(dst, 0, H * W * sizeof(floating))
+    for f in range(FN):
+        for ky in range(kh):
+            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
+            for kx in range(kw):
+                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
+                wv = Wt[((f * C + c) * kh + ky) * kw + kx]
+                for oy in range(ylo, yhi):
+                    g = dout + ((n * FN + f) * OH + oy) * OW
+                    row = dst + (oy * sh + ky - ph) * W + kx - pw
+                    if sw == 1:
+                        for ox in range(xlo, xhi):
+                            row[ox] += wv * g[ox]
+                    else:
+                        for ox in range(xlo, xhi):
+                            row[ox * sw] += wv * g[ox]
+
+
+def _backward_direct_dx(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] Wt,
+                        floating[:, :, :, ::1] dx, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t FN = Wt.shape[0], kh = Wt.shape[2], kw = Wt.shape[3]
+    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3]
+    cdef Py_ssize_t t
+    # One input plane per iteration: scatter-adds never cross threads.
+    for t in prange(N * C, nogil=True, schedule="static"):
+        _dx_plane(&dout[0, 0, 0, 0], &Wt[0, 0, 0, 0], &dx[t // C, t % C, 0, 0],
+                  t // C, t % C, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw)
+
+
+# ------------------------------------------------------------------ entry points
+
+def conv2d(x, W, b, int sh, int sw, int ph, int pw, relu=False, algorithm=None):
+    """``x`` (N, C, H, W), ``W`` (FN, C, KH, KW), ``b`` (FN,), all C-contiguous of one
+    float dtype -> (N, FN, OH, OW). ``algorithm`` ('direct' or 'gemm') overrides the
+    per-shape rule of ``kernels._conv_plan``."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], Wd = x.shape[3]
+    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (Wd + 2 * pw - kw) // sw + 1
+    out = np.empty((N, FN, OH, OW), dtype=x.dtype)
+    if choose(algorithm, C, kh, kw) == "direct":
+        _forward_direct(x, W, b, out, sh, sw, ph, pw, bool(relu))
+        return out
+    cdef Py_ssize_t K = C * kh * kw, P = OH * OW
+    cdef int nt = get_num_threads()
+    cdef Py_ssize_t G = group_size(N, K, P, x.itemsize, nt)
+    nt = min(nt, (N + G - 1) // G)
+    col_ws = np.empty((nt, K * G * P), dtype=x.dtype)
+    res_ws = np.empty((nt, FN * G * P), dtype=x.dtype)
+    with single_threaded_blas():
+        _forward_gemm(x, W.reshape(FN, K), b, out, col_ws, res_ws,
+                      kh, kw, sh, sw, ph, pw, bool(relu), G, nt)
+    return out
+
+
+def conv2d_backward(dout, x, W, int sh, int sw, int ph, int pw, need_dx=True,
+                    algorithm=None):
+    """Gradients ``(dx or None, dW, db)`` of :func:`conv2d` without ReLU; ``dout`` is
+    (N, FN, OH, OW) C-contiguous, same dtype as ``x`` and ``W``; ``algorithm`` as in
+    :func:`conv2d`."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
+    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3]
+    cdef int nt = min(get_num_threads(), N)
+    dx = np.empty_like(x) if need_dx else None
+    if choose(algorithm, C, kh, kw) == "direct":
+        acc = np.empty((nt, FN, C, kh, kw, OW), dtype=x.dtype)
+        _backward_direct_dw(dout, x, acc, kh, kw, sh, sw, ph, pw)
+        if need_dx:
+            _backward_direct_dx(dout, W, dx, sh, sw, ph, pw)
+        return dx, acc.sum(axis=(0, 5)), dout.sum(axis=(0, 2, 3))
+    cdef Py_ssize_t K = C * kh * kw, P = OH * OW
+    cdef Py_ssize_t G = group_size(N, K, P, x.itemsize, nt)
+    nt = min(nt, (N + G - 1) // G)
+    dW_part = np.empty((nt, FN, K), dtype=x.dtype)
+    db_part = np.empty((nt, FN), dtype=x.dtype)
+    col_ws = np.empty((nt, K * G * P), dtype=x.dtype)
+    dg_ws = np.empty((nt, FN * G * P), dtype=x.dtype)
+    dcol_ws = np.empty((nt, K * G * P if need_dx else 1), dtype=x.dtype)
+    with single_threaded_blas():
+        _backward_gemm(dout, x, W.reshape(FN, K), dx if need_dx else np.empty((1, 1, 1, 1), x.dtype),
+                       dW_part, db_part, col_ws, dg_ws, dcol_ws,
+                       kh, kw, sh, sw, ph, pw, bool(need_dx), G, nt)
+    return dx, dW_part.sum(axis=0).reshape(FN, C, kh, kw), db_part.sum(axis=0)

@@ -1,0 +1,287 @@
+"""conv2d / conv2d_backward: the reference against a naive loop and finite differences,
+every backend and both compiled algorithms against the reference, and every bad input."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import fastconv as fc
+from fastconv import _backend
+from fastconv import reference as ref
+
+from conftest import BACKENDS, COMPILED, TOL
+
+DTYPES = [np.float32, np.float64]
+ALGORITHMS = ["direct", "gemm"]
+
+# x shape (N, C, H, W), filters (FN, KH, KW), stride, pad
+CASES = [
+    ((1, 1, 5, 5), (2, 3, 3), 1, 0),           # N=1, C=1
+    ((2, 1, 7, 6), (3, 3, 2), (2, 1), 1),      # C=1, non-square kernel, stride pair
+    ((2, 3, 7, 6), (4, 3, 2), (2, 1), 1),      # non-square kernel, stride pair
+    ((3, 4, 5, 5), (5, 1, 1), 1, 0),           # 1x1 kernel
+    ((2, 3, 6, 6), (1, 3, 3), 1, 1),           # FN=1
+    ((2, 2, 9, 7), (3, 3, 3), 2, 1),           # stride 2, windows that do not tile
+    ((1, 2, 10, 11), (3, 4, 3), 3, 2),         # stride 3, pad 2
+    ((2, 3, 5, 5), (4, 5, 5), 1, 0),           # output of size 1x1
+    ((2, 2, 3, 3), (2, 3, 3), 3, 1),           # 1x1 output from a padded input
+    ((2, 2, 4, 4), (3, 3, 3), 1, (2, 0)),      # pad pair
+    ((3, 5, 6, 5), (4, 2, 3), (1, 3), (0, 2)),  # stride and pad pairs
+    ((5, 16, 14, 14), (32, 3, 3), 1, 1),       # DeepConvNet's third conv, batch 5
+]
+
+
+def _data(shape, dtype, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _inputs(shape, filt, dtype, seed=0):
+    N, C, H, W = shape
+    FN, KH, KW = filt
+    return (_data(shape, dtype, seed), _data((FN, C, KH, KW), dtype, seed + 1),
+            _data((FN,), dtype, seed + 2))
+
+
+def assert_near(actual, expected, dtype):
+    """Relative to the array's scale: ``|a - e| <= rtol * (|e| + max|e|)``.
+
+    A conv output is a sum of C*KH*KW products whose rounding error scales with the
+    magnitude of the terms, not with the (possibly cancelled) result, so the absolute
+    part of the tolerance is ``rtol`` times the largest expected value.
+    """
+    rtol = TOL[np.dtype(dtype)]["rtol"]
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=rtol,
+                               atol=rtol * float(np.max(np.abs(expected), initial=1.0)))
+
+
+def _naive_conv(x, W, b, stride, pad):
+    (sh, sw), (ph, pw) = fc._validation.pair(stride, "s", "t", 1), fc._validation.pair(pad, "p", "t", 0)
+    N, C, H, Wd = x.shape
+    FN, _, KH, KW = W.shape
+    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (Wd + 2 * pw - KW) // sw + 1
+    out = np.empty((N, FN, OH, OW))
+    for n in range(N):
+        for f in range(FN):
+            for i in range(OH):
+                for j in range(OW):
+                    win = xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW]
+                    out[n, f, i, j] = np.sum(win * W[f]) + b[f]
+    return out
+
+
+# --------------------------------------------------------------------------- reference
+
+@pytest.mark.parametrize("shape,filt,stride,pad", CASES[:-1])
+def test_reference_forward_matches_naive_loop(shape, filt, stride, pad):
+    x, W, b = _inputs(shape, filt, np.float64)
+    assert_near(ref.conv2d(x, W, b, stride, pad), _naive_conv(x, W, b, stride, pad), np.float64)
+
+
+def _numeric_grads(f, arrays, eps=1e-6):
+    grads = []
+    for a in arrays:
+        g = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            old = a[i]
+            a[i] = old + eps
+            hi = f()
+            a[i] = old - eps
+            lo = f()
+            a[i] = old
+            g[i] = (hi - lo) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("filt,stride,pad", [((2, 3, 2), (2, 1), 1), ((3, 2, 2), 1, 0)])
+def test_gradients_match_centered_differences(backend, filt, stride, pad):
+    x, W, b = _inputs((2, 2, 5, 4), filt, np.float64, seed=3)
+    out = fc.conv2d(x, W, b, stride, pad, backend=backend)
+    G = _data(out.shape, np.float64, 9)
+
+    def loss():
+        return float(np.sum(fc.conv2d(x, W, b, stride, pad, backend=backend) * G))
+
+    num_dx, num_dW, num_db = _numeric_grads(loss, [x, W, b])
+    dx, dW, db = fc.conv2d_backward(G, x, W, stride, pad, backend=backend)
+    for got, want in ((dx, num_dx), (dW, num_dW), (db, num_db)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- backends
+
+def _kernel(backend):
+    return _backend.kernels(backend, "conv")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,filt,stride,pad", CASES)
+def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride, pad):
+    """Both algorithms of each compiled backend, forward, fused ReLU and backward."""
+    x, W, b = _inputs(shape, filt, dtype)
+    (sh, sw), (ph, pw) = fc._validation.pair(stride, "s", "t", 1), fc._validation.pair(pad, "p", "t", 0)
+    k = _kernel(backend)
+    expected = ref.conv2d(x, W, b, stride, pad)
+    out = k.conv2d(x, W, b, sh, sw, ph, pw, False, algorithm=algorithm)
+    assert out.dtype == dtype and out.flags.c_contiguous
+    assert_near(out, expected, dtype)
+    assert_near(k.conv2d(x, W, b, sh, sw, ph, pw, True, algorithm=algorithm),
+                np.maximum(expected, 0), dtype)
+
+    dout = _data(expected.shape, dtype, 7)
+    want = ref.conv2d_backward(dout, x, W, stride, pad)
+    got = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, True, algorithm=algorithm)
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        assert_near(g, w, dtype)
+    dx, dW, db = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, False, algorithm=algorithm)
+    assert dx is None
+    assert_near(dW, want[1], dtype)
+    assert_near(db, want[2], dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,filt,stride,pad", CASES[::3])
+def test_public_ops_match_reference(backend, dtype, shape, filt, stride, pad):
+    x, W, b = _inputs(shape, filt, dtype)
+    expected = ref.conv2d(x, W, b, stride, pad)
+    assert_near(fc.conv2d(x, W, b, stride, pad, backend=backend), expected, dtype)
+    relu = fc.conv2d(x, W, b, stride=stride, pad=pad, relu=True, backend=backend)
+    assert relu.dtype == dtype
+    assert_near(relu, np.maximum(expected, 0), dtype)
+    assert_near(fc.conv2d(x, W, None, stride, pad, backend=backend), expected - b[:, None, None], dtype)
+    dout = _data(expected.shape, dtype, 5)
+    want = ref.conv2d_backward(dout, x, W, stride, pad)
+    got = fc.conv2d_backward(dout, x, W, stride, pad, backend=backend)
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        assert_near(g, w, dtype)
+    dx, dW, db = fc.conv2d_backward(dout, x, W, stride, pad, need_dx=False, backend=backend)
+    assert dx is None
+    assert_near(dW, want[1], dtype)
+
+
+@settings(max_examples=25, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 4), H=st.integers(1, 9), Wd=st.integers(1, 9),
+       FN=st.integers(1, 4), KH=st.integers(1, 4), KW=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), ph=st.integers(0, 2), pw=st.integers(0, 2),
+       seed=st.integers(0, 2**16))
+def test_hypothesis_shapes(N, C, H, Wd, FN, KH, KW, sh, sw, ph, pw, seed):
+    assume(KH <= H + 2 * ph and KW <= Wd + 2 * pw)
+    x, W, b = _inputs((N, C, H, Wd), (FN, KH, KW), np.float64, seed)
+    expected = ref.conv2d(x, W, b, (sh, sw), (ph, pw))
+    dout = _data(expected.shape, np.float64, seed + 3)
+    want = ref.conv2d_backward(dout, x, W, (sh, sw), (ph, pw))
+    for backend in COMPILED:
+        for algorithm in ALGORITHMS:
+            k = _kernel(backend)
+            assert_near(k.conv2d(x, W, b, sh, sw, ph, pw, True, algorithm=algorithm),
+                        np.maximum(expected, 0), np.float64)
+            got = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, True, algorithm=algorithm)
+            for g, w in zip(got, want):
+                assert_near(g, w, np.float64)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_contiguous_inputs(backend):
+    x, W, b = _inputs((3, 3, 12, 9), (4, 3, 2), np.float64)
+    xs = x[:, :, ::2, :]                       # strided view
+    Wf = np.asfortranarray(W)
+    bs = np.repeat(b, 2)[::2]
+    expected = ref.conv2d(np.ascontiguousarray(xs), W, b, 1, 1)
+    assert_near(fc.conv2d(xs, Wf, bs, 1, 1, backend=backend), expected, np.float64)
+    dout_t = np.ascontiguousarray(_data(expected.shape, np.float64, 4).transpose(0, 1, 3, 2))
+    dout = dout_t.transpose(0, 1, 3, 2)        # same values, transposed strides
+    want = ref.conv2d_backward(np.ascontiguousarray(dout), np.ascontiguousarray(xs), W, 1, 1)
+    for g, w in zip(fc.conv2d_backward(dout, xs, Wf, 1, 1, backend=backend), want):
+        assert_near(g, w, np.float64)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float16_computed_in_float32(backend):
+    x, W, b = _inputs((2, 3, 6, 6), (4, 3, 3), np.float16)
+    out = fc.conv2d(x, W, b, 1, 1, backend=backend)
+    assert out.dtype == np.float16
+    expected = ref.conv2d(x.astype(np.float32), W.astype(np.float32), b.astype(np.float32), 1, 1)
+    np.testing.assert_allclose(out.astype(np.float32), expected, **TOL[np.dtype(np.float16)],
+                               )
+    dout = _data(out.shape, np.float16, 2)
+    grads = fc.conv2d_backward(dout, x, W, 1, 1, backend=backend)
+    want = ref.conv2d_backward(*(a.astype(np.float32) for a in (dout, x, W)), 1, 1)
+    for g, w in zip(grads, want):
+        assert g.dtype == np.float16
+        np.testing.assert_allclose(g.astype(np.float32), w, rtol=2e-3,
+                                   atol=2e-3 * float(np.abs(w).max()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mixed_dtypes_follow_result_type(backend):
+    x, W, b = _inputs((2, 2, 5, 5), (3, 3, 3), np.float32)
+    out = fc.conv2d(x, W.astype(np.float64), b, backend=backend)
+    assert out.dtype == np.float64
+    assert_near(out, ref.conv2d(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64)),
+                np.float64)
+    dx, dW, db = fc.conv2d_backward(out, x, W, backend=backend)
+    assert dx.dtype == dW.dtype == db.dtype == np.float64
+
+
+# --------------------------------------------------------------------------- validation
+
+X = np.zeros((2, 3, 6, 6), np.float32)
+W3 = np.zeros((4, 3, 3, 3), np.float32)
+B = np.zeros(4, np.float32)
+DOUT = np.zeros((2, 4, 4, 4), np.float32)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(x=X[0]), ValueError, r"x is 3-dimensional.*needs 4 dimensions \(N, C, H, W\)"),
+    (dict(W=W3[0]), ValueError, r"W is 3-dimensional"),
+    (dict(x=X.tolist()), TypeError, r"x must be a NumPy ndarray"),
+    (dict(x=X.astype(np.int32)), TypeError, r"x has dtype int32"),
+    (dict(W=np.zeros((4, 2, 3, 3), np.float32)), ValueError, r"x has 3 channels .* W expects 2"),
+    (dict(b=np.zeros((4, 1), np.float32)), ValueError, r"b is 2-dimensional"),
+    (dict(b=np.zeros(5, np.float32)), ValueError, r"b has shape \(5,\) but W has 4 filters"),
+    (dict(W=np.zeros((4, 3, 9, 3), np.float32)), ValueError, r"9x3 filter is larger than the padded input 6x6"),
+    (dict(stride=0), ValueError, r"stride must be positive"),
+    (dict(stride=1.5), TypeError, r"stride must be an int"),
+    (dict(stride=(1, 2, 3)), ValueError, r"stride must be an int or an \(h, w\) pair"),
+    (dict(pad=-1), ValueError, r"pad must be >= 0"),
+    (dict(pad=(0, True)), TypeError, r"pad\[1\] must be an int"),
+    (dict(relu=1), TypeError, r"relu must be True or False"),
+    (dict(backend="gpu"), ValueError, r"backend must be one of"),
+])
+def test_conv2d_rejects_bad_input(kwargs, exc, match):
+    args = dict(x=X, W=W3, b=B, stride=1, pad=0)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        fc.conv2d(**args)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(dout=DOUT[..., :3]), ValueError,
+     r"dout has shape \(2, 4, 4, 3\), expected \(2, 4, 4, 4\); conv2d of x \(2, 3, 6, 6\)"),
+    (dict(dout=DOUT[0]), ValueError, r"dout is 3-dimensional"),
+    (dict(dout=DOUT.astype(np.int64)), TypeError, r"dout has dtype int64"),
+    (dict(pad=1), ValueError, r"dout has shape \(2, 4, 4, 4\), expected \(2, 4, 6, 6\)"),
+    (dict(W=np.zeros((4, 1, 3, 3), np.float32)), ValueError, r"x has 3 channels"),
+    (dict(x=np.zeros((2, 3, 2, 2), np.float32)), ValueError, r"larger than the padded input"),
+    (dict(stride=(1, 0)), ValueError, r"stride\[1\] must be positive"),
+    (dict(need_dx=None), TypeError, r"need_dx must be True or False"),
+])
+def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
+    args = dict(dout=DOUT, x=X, W=W3, stride=1, pad=0)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        fc.conv2d_backward(**args)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_kernel_rejects_unknown_algorithm(backend):
+    with pytest.raises(ValueError, match="algorithm must be None, 'direct' or 'gemm'"):
+        _kernel(backend).conv2d(X, W3, B, 1, 1, 0, 0, False, algorithm="fft")
