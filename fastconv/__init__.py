@@ -14,6 +14,8 @@ from ._backend import (
 )
 from ._backend import _init_from_env
 from .functional import col2im, im2col
+from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .functional import linear, linear_backward
 from .functional import conv2d, conv2d_backward
 from . import reference
 
@@ -29,6 +31,12 @@ __all__ = [
     "set_num_threads",
     "im2col",
     "col2im",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "linear",
+    "linear_backward",
     "conv2d",
     "conv2d_backward",
     "reference",

@@ -127,3 +127,26 @@ def check_out(out, shape, dtype, op):
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{op}: out must be C-contiguous and writeable")
     return out
+
+
+def check_index_array(a, name, op, shape, upper, hint=""):
+    """An integer ndarray of ``shape`` whose values all lie in ``[0, upper)``.
+
+    The range is checked with one ``min`` and one ``max`` pass: a compiled kernel
+    indexes with these values unchecked.
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a NumPy ndarray, got {type(a).__name__}")
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(
+            f"{op}: {name} has dtype {a.dtype}; it must hold integers"
+            + (f" ({hint})" if hint else "")
+        )
+    check_shape(a, shape, name, op, hint)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi >= upper:
+        raise ValueError(
+            f"{op}: {name} holds values in [{lo}, {hi}], expected them in [0, {upper - 1}]"
+            + (f"; {hint}" if hint else "")
+        )
+    return a

@@ -1,0 +1,137 @@
+"""Public fused multiply-accumulate (the fully connected layer): validate once, dispatch."""
+import numpy as np
+
+from .. import _backend
+from .. import _validation as v
+from ..reference import fma as _ref
+
+
+def _check_x(x, op):
+    x = v.check_array(x, "x", op)
+    if x.ndim < 2:
+        raise ValueError(
+            f"{op}: x is {x.ndim}-dimensional with shape {x.shape}; {op} needs at least "
+            f"2 dimensions (N, ...), flattened to (N, D). For one sample use x[None]"
+        )
+    return x
+
+
+def _check_W(W, x, op):
+    W = v.check_array(W, "W", op, ndim=2)
+    D = x.size // x.shape[0]
+    if W.shape[0] != D:
+        raise ValueError(
+            f"{op}: W has shape {W.shape} but x of shape {x.shape} flattens to "
+            f"({x.shape[0]}, {D}); W needs shape ({D}, M)"
+        )
+    return W
+
+
+def linear(x, W, b=None, relu=False, *, backend=None):
+    """``x.reshape(N, -1) @ W + b``, optionally followed by ReLU, as one fused op.
+
+    The GEMM runs in BLAS; the bias and the ReLU are then applied in a single pass over
+    the output.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, ...)
+        At least 2-D; flattened to (N, D) as the book's ``Affine`` does.
+    W : ndarray of shape (D, M)
+    b : None or ndarray of shape (M,)
+    relu : bool
+        Apply ``max(., 0)`` (NaN propagates).
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+        None uses the current backend (see :func:`fastconv.set_backend`).
+
+    Returns
+    -------
+    out : ndarray of shape (N, M), dtype ``np.result_type(x, W, b)``
+        float16 is computed in float32 and cast back.
+
+    Raises
+    ------
+    TypeError
+        An argument is not a float ndarray, or ``relu`` is not a bool.
+    ValueError
+        ``x`` has fewer than 2 dimensions, ``W`` is not (D, M) for x's D, or ``b`` is not
+        of shape (M,).
+    """
+    op = "linear"
+    x = _check_x(x, op)
+    W = _check_W(W, x, op)
+    if b is not None:
+        b = v.check_array(b, "b", op)
+        v.check_shape(b, (W.shape[1],), "b", op, "one bias per output column of W")
+    if not isinstance(relu, (bool, np.bool_)):
+        raise TypeError(f"{op}: relu must be a bool, got {type(relu).__name__} {relu!r}")
+    args = (x, W) if b is None else (x, W, b)
+    compute, out_dtype = v.dtypes(*args)
+    x2 = v.prepare(x.reshape(x.shape[0], -1), compute)
+    W = v.prepare(W, compute)
+    b = None if b is None else v.prepare(b, compute)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        out = _ref.linear(x2, W, b, bool(relu))
+    else:
+        out = _backend.kernels(name, "fma").linear(x2, W, b, bool(relu))
+    return out.astype(out_dtype, copy=False)
+
+
+def linear_backward(dout, x, W, *, relu_out=None, backend=None):
+    """Gradients of :func:`linear`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, M)
+        Gradient of the loss with respect to the output of :func:`linear`.
+    x : ndarray of shape (N, ...)
+        The forward's input.
+    W : ndarray of shape (D, M)
+    relu_out : None or ndarray of shape (N, M)
+        When the forward ran with ``relu=True``, its output: ``dout`` is then zeroed where
+        ``relu_out <= 0`` (the book's ``Relu.backward``) in the same pass that sums
+        ``db``. None when the forward had no ReLU.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    dx : ndarray shaped like ``x``
+        ``dout @ W.T``, reshaped to ``x.shape``.
+    dW : ndarray of shape (D, M)
+        ``x.reshape(N, -1).T @ dout``.
+    db : ndarray of shape (M,)
+        ``dout.sum(axis=0)``.
+        All three in dtype ``np.result_type(dout, x, W)`` (float16 computed in float32).
+
+    Raises
+    ------
+    TypeError
+        An argument is not a float ndarray.
+    ValueError
+        ``x`` has fewer than 2 dimensions, ``W`` is not (D, M) for x's D, or ``dout`` /
+        ``relu_out`` is not of shape (N, M).
+    """
+    op = "linear_backward"
+    x = _check_x(x, op)
+    W = _check_W(W, x, op)
+    d = v.check_array(dout, "dout", op, ndim=2)
+    expected = (x.shape[0], W.shape[1])
+    v.check_shape(d, expected, "dout", op, "the output of linear(x, W) has that shape")
+    if relu_out is not None:
+        relu_out = v.check_array(relu_out, "relu_out", op, ndim=2)
+        v.check_shape(relu_out, expected, "relu_out", op,
+                      "pass the output of linear(x, W, b, relu=True)")
+    compute, out_dtype = v.dtypes(d, x, W)
+    d = v.prepare(d, compute)
+    x2 = v.prepare(x.reshape(x.shape[0], -1), compute)
+    W = v.prepare(W, compute)
+    if relu_out is not None:
+        relu_out = v.prepare(relu_out, compute)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        dx, dW, db = _ref.linear_backward(d, x2, W, relu_out=relu_out)
+    else:
+        dx, dW, db = _backend.kernels(name, "fma").linear_backward(d, x2, W, relu_out)
+    return (dx.reshape(x.shape).astype(out_dtype, copy=False),
+            dW.astype(out_dtype, copy=False), db.astype(out_dtype, copy=False))

@@ -1,0 +1,201 @@
+"""Public max / average pooling: validate once, then dispatch to a backend.
+
+``argmax`` is int32 (half the memory traffic of int64; a window never holds 2**31
+cells). The backward passes accept any integer dtype and convert it once.
+"""
+import numpy as np
+
+from .. import _backend
+from .. import _validation as v
+from ..reference import pool as _ref
+
+_ARGMAX_HINT = "pass the argmax returned by max_pool2d with the same geometry"
+
+
+def _geometry(op, x_shape, pool_h, pool_w, stride, pad):
+    """``(kh, kw, (sh, sw), (ph, pw), (OH, OW))`` after checking the window."""
+    kh = v.check_int(pool_h, "pool_h", op, 1)
+    kw = v.check_int(pool_w, "pool_w", op, 1)
+    stride = (kh, kw) if stride is None else v.pair(stride, "stride", op, 1)
+    pad = v.pair(pad, "pad", op, 0)
+    if 2 * pad[0] > kh or 2 * pad[1] > kw:
+        raise ValueError(
+            f"{op}: pad {pad} is more than half the {kh}x{kw} window; pad may be at most "
+            f"({kh // 2}, {kw // 2}), else a window could hold padding only"
+        )
+    OH, OW = v.output_size(x_shape[2], x_shape[3], kh, kw, stride, pad, op, what="window")
+    return kh, kw, stride, pad, (OH, OW)
+
+
+def _dout(dout, x_shape, out_hw, op, geometry):
+    d = v.check_array(dout, "dout", op, ndim=4)
+    v.check_shape(d, tuple(x_shape[:2]) + out_hw, "dout", op,
+                  f"the forward output for x_shape {tuple(x_shape)} with {geometry} has that shape")
+    return d
+
+
+def max_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
+    """Max pooling over sliding windows, with the winner's position in each window.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        float16, float32 or float64; any memory layout (copied once if not C-contiguous).
+    pool_h, pool_w : int
+        Window size.
+    stride : None, int or (h, w) pair
+        Window step; None means the window size.
+    pad : int or (h, w) pair
+        Padding on each side, at most half the window. Padded cells never win (PyTorch's
+        rule), so an all-negative window next to the border still outputs its maximum.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+        None uses the current backend (see :func:`fastconv.set_backend`).
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, OH, OW), dtype of ``x``
+        ``OH = (H + 2*pad_h - pool_h) // stride_h + 1``, likewise ``OW``. A window holding
+        NaN outputs NaN.
+    argmax : ndarray of int32, shape (N, C, OH, OW)
+        Winning position inside each window, row-major ``ky*pool_w + kx`` in
+        ``[0, pool_h*pool_w)``; ties go to the first, a window holding NaN points at its
+        first NaN.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float ndarray, or a size is not an int.
+    ValueError
+        ``x`` is not 4-D, a window size or stride is < 1, pad is negative or more than
+        half the window, or the window is larger than the padded input.
+    """
+    op = "max_pool2d"
+    x = v.check_array(x, "x", op, ndim=4)
+    kh, kw, stride, pad, _ = _geometry(op, x.shape, pool_h, pool_w, stride, pad)
+    compute, out_dtype = v.dtypes(x)
+    x = v.prepare(x, compute)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        out, arg = _ref.max_pool2d(x, kh, kw, stride, pad)
+    else:
+        out, arg = _backend.kernels(name, "pool").max_pool2d(x, kh, kw, *stride, *pad)
+    return out.astype(out_dtype, copy=False), arg
+
+
+def max_pool2d_backward(dout, argmax, x_shape, pool_h, pool_w, stride=None, pad=0, *,
+                        backend=None):
+    """Gradient of :func:`max_pool2d` with respect to ``x``.
+
+    Each ``dout`` cell goes to its window's winner; where windows overlap
+    (stride < window) the contributions are summed.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, OH, OW)
+        Gradient of the loss with respect to ``out``.
+    argmax : integer ndarray of shape (N, C, OH, OW)
+        As returned by :func:`max_pool2d`; values in ``[0, pool_h*pool_w)``.
+    x_shape : tuple of 4 ints (N, C, H, W)
+        Shape of the forward input.
+    pool_h, pool_w, stride, pad :
+        The forward's geometry.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    dx : ndarray of shape ``x_shape``, dtype of ``dout``
+
+    Raises
+    ------
+    TypeError
+        ``dout`` is not a float ndarray or ``argmax`` does not hold integers.
+    ValueError
+        A bad geometry (as in :func:`max_pool2d`), ``dout`` or ``argmax`` not shaped
+        like the forward output, or ``argmax`` values outside ``[0, pool_h*pool_w)``.
+    """
+    op = "max_pool2d_backward"
+    x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)
+    kh, kw, stride, pad, out_hw = _geometry(op, x_shape, pool_h, pool_w, stride, pad)
+    geometry = f"a {kh}x{kw} window, stride {stride} and pad {pad}"
+    d = _dout(dout, x_shape, out_hw, op, geometry)
+    v.check_index_array(argmax, "argmax", op, d.shape, kh * kw, _ARGMAX_HINT)
+    compute, out_dtype = v.dtypes(d)
+    d = v.prepare(d, compute)
+    arg = np.ascontiguousarray(argmax, dtype=np.int32)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        dx = _ref.max_pool2d_backward(d, arg, x_shape, kh, kw, stride, pad)
+    else:
+        dx = _backend.kernels(name, "pool").max_pool2d_backward(
+            d, arg, x_shape[2], x_shape[3], kh, kw, *stride, *pad)
+    return dx.astype(out_dtype, copy=False)
+
+
+def avg_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
+    """Average pooling over sliding windows.
+
+    Padded cells count as zeros and every window divides by ``pool_h*pool_w``
+    (PyTorch's default, ``count_include_pad=True``).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    pool_h, pool_w, stride, pad, backend :
+        As for :func:`max_pool2d`.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, OH, OW), dtype of ``x``
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`max_pool2d`.
+    """
+    op = "avg_pool2d"
+    x = v.check_array(x, "x", op, ndim=4)
+    kh, kw, stride, pad, _ = _geometry(op, x.shape, pool_h, pool_w, stride, pad)
+    compute, out_dtype = v.dtypes(x)
+    x = v.prepare(x, compute)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        out = _ref.avg_pool2d(x, kh, kw, stride, pad)
+    else:
+        out = _backend.kernels(name, "pool").avg_pool2d(x, kh, kw, *stride, *pad)
+    return out.astype(out_dtype, copy=False)
+
+
+def avg_pool2d_backward(dout, x_shape, pool_h, pool_w, stride=None, pad=0, *, backend=None):
+    """Gradient of :func:`avg_pool2d` with respect to ``x``: each ``dout`` cell divided
+    by ``pool_h*pool_w`` and spread over the real cells of its window, summed where
+    windows overlap.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, OH, OW)
+    x_shape : tuple of 4 ints (N, C, H, W)
+    pool_h, pool_w, stride, pad, backend :
+        The forward's geometry, as for :func:`max_pool2d`.
+
+    Returns
+    -------
+    dx : ndarray of shape ``x_shape``, dtype of ``dout``
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad ``dout`` or geometry, or ``dout`` not shaped like the forward output.
+    """
+    op = "avg_pool2d_backward"
+    x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)
+    kh, kw, stride, pad, out_hw = _geometry(op, x_shape, pool_h, pool_w, stride, pad)
+    d = _dout(dout, x_shape, out_hw, op, f"a {kh}x{kw} window, stride {stride} and pad {pad}")
+    compute, out_dtype = v.dtypes(d)
+    d = v.prepare(d, compute)
+    name = _backend.resolve(backend)
+    if name == "numpy":
+        dx = _ref.avg_pool2d_backward(d, x_shape, kh, kw, stride, pad)
+    else:
+        dx = _backend.kernels(name, "pool").avg_pool2d_backward(
+            d, x_shape[2], x_shape[3], kh, kw, *stride, *pad)
+    return dx.astype(out_dtype, copy=False)

@@ -1,0 +1,257 @@
+# Max and average pooling in Cython with OpenMP.
+# Window (oy, ox) covers rows oy*SH - PH .. + KH-1 and columns ox*SW - PW .. + KW-1 of its
+# (image, channel) plane; cells outside the input are padding. argmax (int32) holds the
+# winner's position ky*KW + kx inside the window.
+# Max: a cell wins when it is greater than the best so far, or when it is the first NaN
+# (NaN propagates, ties go to the first); the best starts at -inf on the first in-bounds
+# cell, so padding never wins. Every parallel loop runs over whole (image, channel)
+# planes, so the backward scatter-adds never race.
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.string cimport memset
+from libc.stdint cimport int32_t
+import numpy as np
+
+
+cdef inline bint _wins(floating v, floating best) noexcept nogil:
+    return v > best or (v != v and best == best)
+
+
+cdef void _max_plane(const floating* x, floating* out, int32_t* arg,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                     int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t oy, ox, y, xx, y0, x0, ys, ye, xs, xe
+    cdef floating best, v
+    cdef int32_t bi
+    for oy in range(OH):
+        y0 = oy * sh - ph
+        ys = y0 if y0 > 0 else 0
+        ye = y0 + kh if y0 + kh < H else H
+        for ox in range(OW):
+            x0 = ox * sw - pw
+            xs = x0 if x0 > 0 else 0
+            xe = x0 + kw if x0 + kw < W else W
+            best = -INFINITY
+            bi = <int32_t>((ys - y0) * kw + xs - x0)
+            for y in range(ys, ye):
+                for xx in range(xs, xe):
+                    v = x[y * W + xx]
+                    if _wins(v, best):
+                        best = v
+                        bi = <int32_t>((y - y0) * kw + xx - x0)
+            out[oy * OW + ox] = best
+            arg[oy * OW + ox] = bi
+
+
+cdef void _max_plane_2x2(const floating* x, floating* out, int32_t* arg,
+                         Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    # 2x2 windows, stride 2, no padding: the window unrolled.
+    cdef Py_ssize_t oy, ox
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef floating best, v
+    cdef int32_t bi
+    for oy in range(OH):
+        r0 = x + 2 * oy * W
+        r1 = r0 + W
+        for ox in range(OW):
+            best = r0[2 * ox]
+            bi = 0
+            v = r0[2 * ox + 1]
+            if _wins(v, best):
+                best = v
+                bi = 1
+            v = r1[2 * ox]
+            if _wins(v, best):
+                best = v
+                bi = 2
+            v = r1[2 * ox + 1]
+            if _wins(v, best):
+                best = v
+                bi = 3
+            out[oy * OW + ox] = best
+            arg[oy * OW + ox] = bi
+
+
+cdef void _max_back_plane(const floating* dout, const int32_t* arg, floating* dx,
+                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                          int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t oy, ox, y, xx, a, ky
+    memset(dx, 0, H * W * sizeof(floating))
+    for oy in range(OH):
+        for ox in range(OW):
+            a = arg[oy * OW + ox]
+            ky = a // kw
+            y = oy * sh - ph + ky
+            xx = ox * sw - pw + a - ky * kw
+            # An argmax naming a padded cell (max_pool2d never makes one) adds nothing.
+            if 0 <= y < H and 0 <= xx < W:
+                dx[y * W + xx] += dout[oy * OW + ox]
+
+
+cdef void _max_back_plane_2x2(const floating* dout, const int32_t* arg, floating* dx,
+                              Py_ssize_t H, Py_ssize_t W,
+                              Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    # 2x2 windows, stride 2, no padding: every cell of a window is written once (the
+    # winner gets dout, the others 0); only an odd last row / column needs zeroing.
+    cdef Py_ssize_t oy, ox
+    cdef floating* r0
+    cdef floating* r1
+    cdef floating g
+    cdef int32_t a
+    for oy in range(OH):
+        r0 = dx + 2 * oy * W
+        r1 = r0 + W
+        for ox in range(OW):
+            a = arg[oy * OW + ox]
+            g = dout[oy * OW + ox]
+            r0[2 * ox] = g if a == 0 else 0
+            r0[2 * ox + 1] = g if a == 1 else 0
+            r1[2 * ox] = g if a == 2 else 0
+            r1[2 * ox + 1] = g if a == 3 else 0
+        if W > 2 * OW:
+            r0[W - 1] = 0
+            r1[W - 1] = 0
+    if H > 2 * OH:
+        memset(dx + (H - 1) * W, 0, W * sizeof(floating))
+
+
+cdef void _avg_plane(const floating* x, floating* out,
+                     Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                     int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t oy, ox, y, xx, y0, x0, ys, ye, xs, xe
+    cdef floating s
+    cdef floating area = kh * kw
+    for oy in range(OH):
+        y0 = oy * sh - ph
+        ys = y0 if y0 > 0 else 0
+        ye = y0 + kh if y0 + kh < H else H
+        for ox in range(OW):
+            x0 = ox * sw - pw
+            xs = x0 if x0 > 0 else 0
+            xe = x0 + kw if x0 + kw < W else W
+            s = 0
+            for y in range(ys, ye):
+                for xx in range(xs, xe):
+                    s = s + x[y * W + xx]
+            out[oy * OW + ox] = s / area
+
+
+cdef void _avg_back_plane(const floating* dout, floating* dx,
+                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                          int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    cdef Py_ssize_t oy, ox, y, xx, y0, x0, ys, ye, xs, xe
+    cdef floating g
+    cdef floating area = kh * kw
+    memset(dx, 0, H * W * sizeof(floating))
+    for oy in range(OH):
+        y0 = oy * sh - ph
+        ys = y0 if y0 > 0 else 0
+        ye = y0 + kh if y0 + kh < H else H
+        for ox in range(OW):
+            x0 = ox * sw - pw
+            xs = x0 if x0 > 0 else 0
+            xe = x0 + kw if x0 + kw < W else W
+            g = dout[oy * OW + ox] / area
+            for y in range(ys, ye):
+                for xx in range(xs, xe):
+                    dx[y * W + xx] += g
+
+
+cdef inline bint _is_2x2(int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
+    return kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+
+
+def _max_pool_into(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                   int32_t[:, :, :, ::1] arg,
+                   int kh, int kw, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t t
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef int32_t* ap = &arg[0, 0, 0, 0]
+    cdef bint fast = _is_2x2(kh, kw, sh, sw, ph, pw)
+    for t in prange(x.shape[0] * x.shape[1], nogil=True, schedule="static"):
+        if fast:
+            _max_plane_2x2(xp + t * H * W, op + t * OH * OW, ap + t * OH * OW, W, OH, OW)
+        else:
+            _max_plane(xp + t * H * W, op + t * OH * OW, ap + t * OH * OW,
+                       H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+
+
+def _max_pool_backward_into(const floating[:, :, :, ::1] dout, const int32_t[:, :, :, ::1] arg,
+                            floating[:, :, :, ::1] dx,
+                            int kh, int kw, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t H = dx.shape[2], W = dx.shape[3], OH = dout.shape[2], OW = dout.shape[3]
+    cdef Py_ssize_t t
+    cdef const floating* dp = &dout[0, 0, 0, 0]
+    cdef const int32_t* ap = &arg[0, 0, 0, 0]
+    cdef floating* xp = &dx[0, 0, 0, 0]
+    cdef bint fast = _is_2x2(kh, kw, sh, sw, ph, pw)
+    for t in prange(dx.shape[0] * dx.shape[1], nogil=True, schedule="static"):
+        if fast:
+            _max_back_plane_2x2(dp + t * OH * OW, ap + t * OH * OW, xp + t * H * W,
+                                H, W, OH, OW)
+        else:
+            _max_back_plane(dp + t * OH * OW, ap + t * OH * OW, xp + t * H * W,
+                            H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+
+
+def _avg_pool_into(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                   int kh, int kw, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t t
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    for t in prange(x.shape[0] * x.shape[1], nogil=True, schedule="static"):
+        _avg_plane(xp + t * H * W, op + t * OH * OW, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+
+
+def _avg_pool_backward_into(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx,
+                            int kh, int kw, int sh, int sw, int ph, int pw):
+    cdef Py_ssize_t H = dx.shape[2], W = dx.shape[3], OH = dout.shape[2], OW = dout.shape[3]
+    cdef Py_ssize_t t
+    cdef const floating* dp = &dout[0, 0, 0, 0]
+    cdef floating* xp = &dx[0, 0, 0, 0]
+    for t in prange(dx.shape[0] * dx.shape[1], nogil=True, schedule="static"):
+        _avg_back_plane(dp + t * OH * OW, xp + t * H * W, H, W, OH, OW,
+                        kh, kw, sh, sw, ph, pw)
+
+
+def _out_size(Py_ssize_t H, Py_ssize_t W, int kh, int kw, int sh, int sw, int ph, int pw):
+    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+
+
+def max_pool2d(x, int kh, int kw, int sh, int sw, int ph, int pw):
+    """``x`` (N, C, H, W) C-contiguous float -> (out (N, C, OH, OW), argmax int32)."""
+    OH, OW = _out_size(x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+    out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
+    arg = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=np.int32)
+    _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw)
+    return out, arg
+
+
+def max_pool2d_backward(dout, arg, Py_ssize_t H, Py_ssize_t W,
+                        int kh, int kw, int sh, int sw, int ph, int pw):
+    """``dout`` (N, C, OH, OW) float and ``arg`` int32 in [0, KH*KW), both C-contiguous,
+    -> dx (N, C, H, W)."""
+    dx = np.empty((dout.shape[0], dout.shape[1], H, W), dtype=dout.dtype)
+    _max_pool_backward_into(dout, arg, dx, kh, kw, sh, sw, ph, pw)
+    return dx
+
+
+def avg_pool2d(x, int kh, int kw, int sh, int sw, int ph, int pw):
+    """``x`` (N, C, H, W) C-contiguous float -> (N, C, OH, OW), sum / (KH*KW)."""
+    OH, OW = _out_size(x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+    out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
+    _avg_pool_into(x, out, kh, kw, sh, sw, ph, pw)
+    return out
+
+
+def avg_pool2d_backward(dout, Py_ssize_t H, Py_ssize_t W,
+                        int kh, int kw, int sh, int sw, int ph, int pw):
+    """``dout`` (N, C, OH, OW) C-contiguous float -> dx (N, C, H, W)."""
+    dx = np.empty((dout.shape[0], dout.shape[1], H, W), dtype=dout.dtype)
+    _avg_pool_backward_into(dout, dx, kh, kw, sh, sw, ph, pw)
+    return dx

@@ -1,0 +1,396 @@
+"""max_pool2d / avg_pool2d and their backward passes: every backend against
+fastconv.reference, gradients by centered differences, edge cases and every bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv as fc
+from fastconv import reference as ref
+
+from conftest import BACKENDS, assert_close
+
+DTYPES = [np.float32, np.float64]
+
+# (N, C, H, W), (pool_h, pool_w), stride, pad
+CASES = [
+    ((1, 1, 4, 4), (2, 2), None, 0),          # N=1, C=1, windows tile
+    ((2, 3, 7, 9), (2, 2), None, 0),          # 2x2 fast path, odd H and W
+    ((2, 3, 8, 8), (3, 3), 1, 0),             # overlap: stride < window
+    ((2, 3, 7, 6), (3, 2), (2, 1), (1, 1)),   # stride and pad pairs, overlap along W
+    ((2, 2, 9, 7), (3, 3), 2, 1),             # windows that do not tile, padding
+    ((1, 2, 5, 5), (5, 5), None, 0),          # one window covers the input
+    ((2, 2, 6, 5), (2, 3), (1, 2), (1, 0)),   # pad along H only
+    ((3, 2, 10, 10), (4, 4), 3, 2),           # pad = half the window
+    ((2, 1, 6, 6), (2, 2), 2, 1),             # 2x2 stride 2 but padded: general path
+    ((100, 16, 28, 28), (2, 2), None, 0),     # DeepConvNet's first pooling
+]
+
+
+def _data(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _in_bounds(arg, x_shape, pool, stride, pad):
+    """Whether every argmax names a cell inside the input (not padding)."""
+    kh, kw = pool
+    sh, sw = (kh, kw) if stride is None else ((stride, stride) if np.isscalar(stride) else stride)
+    ph, pw = (pad, pad) if np.isscalar(pad) else pad
+    OH, OW = arg.shape[2:]
+    y = np.arange(OH)[:, None] * sh - ph + arg // kw
+    x = np.arange(OW)[None, :] * sw - pw + arg % kw
+    return bool(np.all((y >= 0) & (y < x_shape[2]) & (x >= 0) & (x < x_shape[3])))
+
+
+# --------------------------------------------------------------------------- max forward
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,stride,pad", CASES)
+def test_max_pool_matches_reference(backend, dtype, shape, pool, stride, pad):
+    x = _data(shape, dtype)
+    exp_out, exp_arg = ref.max_pool2d(x, *pool, stride, pad)
+    out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
+    assert out.dtype == dtype and arg.dtype == np.int32
+    assert out.shape == arg.shape == exp_out.shape
+    np.testing.assert_array_equal(out, exp_out)
+    np.testing.assert_array_equal(arg, exp_arg)
+    assert _in_bounds(arg, shape, pool, stride, pad)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reference_max_pool_is_the_books_without_padding(backend):
+    # Unpadded, the book's Pooling.forward: im2col, rows of pool_h*pool_w, max.
+    x = _data((2, 3, 6, 8), np.float64, seed=3)
+    col = ref.im2col(x, 2, 2, 2, 0).reshape(-1, 4)
+    book = np.max(col, axis=1).reshape(2, 3, 4, 3).transpose(0, 3, 1, 2)
+    out, _ = fc.max_pool2d(x, 2, 2, backend=backend)
+    np.testing.assert_array_equal(out, book)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_ties_go_to_the_first(backend):
+    x = np.array([[[[1., 1., 0., 2.],
+                    [1., 1., 2., 1.],
+                    [5., 3., -1., -1.],
+                    [5., 5., -1., -1.]]]], dtype=np.float32)
+    out, arg = fc.max_pool2d(x, 2, 2, backend=backend)
+    np.testing.assert_array_equal(out[0, 0], [[1, 2], [5, -1]])
+    np.testing.assert_array_equal(arg[0, 0], [[0, 1], [0, 0]])
+    # Overlapping 3x3 windows over constant input: every winner is the window's corner.
+    out, arg = fc.max_pool2d(np.full((1, 2, 5, 5), 7.0), 3, 3, stride=1, backend=backend)
+    assert np.all(out == 7.0) and np.all(arg == 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pool,stride,pad", [((2, 2), None, 0), ((3, 3), 1, 1), ((3, 2), (2, 1), (1, 1))])
+def test_max_pool_nan_propagates_to_the_first_nan(backend, dtype, pool, stride, pad):
+    x = _data((2, 2, 6, 6), dtype, seed=1)
+    x[0, 0, 0, 1] = np.nan
+    x[0, 0, 1, 0] = np.nan     # second NaN in the same 2x2 window
+    x[1, 1, 3, 3] = np.nan
+    x[1, 1, 2, 2] = 100.0      # a large value before the NaN in the window
+    exp_out, exp_arg = ref.max_pool2d(x, *pool, stride, pad)
+    out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
+    np.testing.assert_array_equal(out, exp_out)      # NaN == NaN for array_equal
+    np.testing.assert_array_equal(arg, exp_arg)
+    assert np.isnan(out).sum() >= 2
+    if pool == (2, 2):
+        assert np.isnan(out[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1
+        assert np.isnan(out[1, 1, 1, 1]) and arg[1, 1, 1, 1] == 3
+
+
+def test_reference_argmax_points_at_first_nan():
+    # np.argmax returns the first NaN: the behaviour the kernels copy.
+    x = np.array([[[[3.0, np.nan], [np.nan, 9.0]]]])
+    out, arg = ref.max_pool2d(x, 2, 2)
+    assert np.isnan(out[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fill", [-1.0, -np.inf])
+def test_max_pool_padding_never_wins(backend, dtype, fill):
+    shape = (2, 3, 5, 6)
+    x = np.full(shape, fill, dtype=dtype)
+    if fill == -1.0:
+        x -= np.random.default_rng(2).random(shape).astype(dtype)   # all negative
+    for pool, stride, pad in [((3, 3), 1, 1), ((2, 2), 2, 1), ((4, 2), (1, 2), (2, 1))]:
+        out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
+        assert np.all(out < 0), "a zero from the padding won"
+        assert _in_bounds(arg, shape, pool, stride, pad)
+        exp_out, exp_arg = ref.max_pool2d(x, *pool, stride, pad)
+        np.testing.assert_array_equal(out, exp_out)
+        np.testing.assert_array_equal(arg, exp_arg)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_float16_computes_in_float32(backend):
+    x = _data((2, 3, 6, 6), np.float16)
+    out, arg = fc.max_pool2d(x, 3, 3, stride=1, pad=1, backend=backend)
+    exp_out, exp_arg = ref.max_pool2d(x.astype(np.float32), 3, 3, 1, 1)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, exp_out.astype(np.float16))
+    np.testing.assert_array_equal(arg, exp_arg)
+    d = _data(out.shape, np.float16, seed=1)
+    dx = fc.max_pool2d_backward(d, arg, x.shape, 3, 3, stride=1, pad=1, backend=backend)
+    assert dx.dtype == np.float16
+    assert_close(dx, ref.max_pool2d_backward(d.astype(np.float32), arg, x.shape, 3, 3, 1, 1),
+                 np.float16)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_non_contiguous_input(backend):
+    base = _data((3, 4, 10, 12), np.float64)
+    for x in (base[:, ::2, ::-1, 1::2], np.asfortranarray(base), base.transpose(0, 1, 3, 2)):
+        assert not x.flags.c_contiguous
+        exp_out, exp_arg = ref.max_pool2d(np.ascontiguousarray(x), 2, 2, None, 0)
+        out, arg = fc.max_pool2d(x, 2, 2, backend=backend)
+        np.testing.assert_array_equal(out, exp_out)
+        np.testing.assert_array_equal(arg, exp_arg)
+
+
+# --------------------------------------------------------------------------- max backward
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,stride,pad", CASES)
+def test_max_pool_backward_matches_reference(backend, dtype, shape, pool, stride, pad):
+    x = _data(shape, dtype)
+    _, arg = ref.max_pool2d(x, *pool, stride, pad)
+    d = _data(arg.shape, dtype, seed=1)
+    expected = ref.max_pool2d_backward(d, arg, shape, *pool, stride, pad)
+    dx = fc.max_pool2d_backward(d, arg, shape, *pool, stride=stride, pad=pad, backend=backend)
+    assert dx.dtype == dtype and dx.shape == shape
+    assert_close(dx, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape,pool,stride,pad", CASES[:-1])
+def test_max_pool_backward_any_argmax_in_range(backend, shape, pool, stride, pad):
+    # Arbitrary in-range argmax, padded cells included (they add nothing), and the
+    # integer dtypes a user may hold it in.
+    x = _data(shape, np.float64)
+    out, _ = ref.max_pool2d(x, *pool, stride, pad)
+    rng = np.random.default_rng(4)
+    arg = rng.integers(0, pool[0] * pool[1], size=out.shape)
+    d = _data(out.shape, np.float64, seed=5)
+    expected = ref.max_pool2d_backward(d, arg, shape, *pool, stride, pad)
+    for a in (arg, arg.astype(np.uint8), arg.astype(np.int16)):
+        dx = fc.max_pool2d_backward(d, a, shape, *pool, stride=stride, pad=pad, backend=backend)
+        assert_close(dx, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_backward_overlap_sums(backend):
+    # One maximum covered by all four 3x3 stride-1 windows of a 4x4 input.
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, 2] = 5.0
+    out, arg = fc.max_pool2d(x, 3, 3, stride=1, backend=backend)
+    assert np.all(out == 5.0)
+    d = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    dx = fc.max_pool2d_backward(d, arg, x.shape, 3, 3, stride=1, backend=backend)
+    expected = np.zeros_like(x)
+    expected[0, 0, 1, 2] = 10.0
+    np.testing.assert_array_equal(dx, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool_backward_non_contiguous(backend):
+    x = _data((2, 3, 8, 8), np.float64)
+    out, arg = fc.max_pool2d(x, 3, 3, stride=1, pad=1, backend=backend)
+    d = np.asfortranarray(_data(out.shape, np.float64, seed=1))
+    arg_view = np.asfortranarray(arg.astype(np.int64))
+    expected = ref.max_pool2d_backward(np.ascontiguousarray(d), arg, x.shape, 3, 3, 1, 1)
+    dx = fc.max_pool2d_backward(d, arg_view, x.shape, 3, 3, stride=1, pad=1, backend=backend)
+    assert_close(dx, expected)
+
+
+def _numeric_grad(f, x, eps):
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f(x)
+        x[i] = old - eps
+        fm = f(x)
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("pool,stride,pad", [((2, 2), None, 0), ((3, 3), 1, 1), ((3, 2), (2, 1), (1, 1))])
+def test_max_pool_gradient_by_finite_differences(backend, pool, stride, pad):
+    # Tie-free input, values at least 1 apart: a step of 1e-4 never changes a winner.
+    shape = (2, 2, 5, 6)
+    x = np.random.default_rng(6).permutation(np.prod(shape)).reshape(shape).astype(np.float64)
+    out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
+    r = _data(out.shape, np.float64, seed=7)
+
+    def loss(z):
+        return float(np.sum(fc.max_pool2d(z, *pool, stride=stride, pad=pad, backend=backend)[0] * r))
+
+    dx = fc.max_pool2d_backward(r, arg, shape, *pool, stride=stride, pad=pad, backend=backend)
+    np.testing.assert_allclose(dx, _numeric_grad(loss, x.copy(), 1e-4), rtol=1e-7, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- average
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,stride,pad", CASES)
+def test_avg_pool_matches_reference(backend, dtype, shape, pool, stride, pad):
+    x = _data(shape, dtype)
+    out = fc.avg_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
+    assert out.dtype == dtype
+    assert_close(out, ref.avg_pool2d(x, *pool, stride, pad))
+    d = _data(out.shape, dtype, seed=1)
+    dx = fc.avg_pool2d_backward(d, shape, *pool, stride=stride, pad=pad, backend=backend)
+    assert dx.dtype == dtype and dx.shape == shape
+    assert_close(dx, ref.avg_pool2d_backward(d, shape, *pool, stride, pad))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_avg_pool_counts_padding_as_zeros(backend):
+    x = np.ones((1, 1, 3, 3))
+    out = fc.avg_pool2d(x, 2, 2, stride=2, pad=1, backend=backend)
+    # Corner windows hold one real cell, edge windows two: divided by 4 all the same.
+    np.testing.assert_allclose(out[0, 0], [[0.25, 0.5], [0.5, 1.0]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("pool,stride,pad", [((2, 2), None, 0), ((3, 3), 1, 1), ((3, 2), (2, 1), (1, 1))])
+def test_avg_pool_gradient_by_finite_differences(backend, pool, stride, pad):
+    shape = (2, 2, 5, 6)
+    x = _data(shape, np.float64, seed=8)
+    r = _data(fc.avg_pool2d(x, *pool, stride=stride, pad=pad).shape, np.float64, seed=9)
+
+    def loss(z):
+        return float(np.sum(fc.avg_pool2d(z, *pool, stride=stride, pad=pad, backend=backend) * r))
+
+    dx = fc.avg_pool2d_backward(r, shape, *pool, stride=stride, pad=pad, backend=backend)
+    np.testing.assert_allclose(dx, _numeric_grad(loss, x.copy(), 1e-5), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_avg_pool_float16_and_non_contiguous(backend):
+    x = _data((2, 3, 8, 8), np.float16)[:, :, ::-1]
+    out = fc.avg_pool2d(x, 3, 3, stride=2, pad=1, backend=backend)
+    assert out.dtype == np.float16
+    assert_close(out, ref.avg_pool2d(np.ascontiguousarray(x, dtype=np.float32), 3, 3, 2, 1),
+                 np.float16)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@st.composite
+def _geometry(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    H = draw(st.integers(max(1, kh - 2 * ph), 9))
+    W = draw(st.integers(max(1, kw - 2 * pw), 9))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (N, C, H, W), (kh, kw), stride, (ph, pw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(geom=_geometry(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_pool_property_every_backend_matches_reference(geom, dtype, seed):
+    shape, pool, stride, pad = geom
+    # Few distinct values: ties are common.
+    x = np.random.default_rng(seed).integers(-3, 3, size=shape).astype(dtype)
+    exp_out, exp_arg = ref.max_pool2d(x, *pool, stride, pad)
+    d = _data(exp_out.shape, dtype, seed=seed)
+    exp_dx = ref.max_pool2d_backward(d, exp_arg, shape, *pool, stride, pad)
+    exp_avg = ref.avg_pool2d(x, *pool, stride, pad)
+    exp_davg = ref.avg_pool2d_backward(d, shape, *pool, stride, pad)
+    for backend in BACKENDS:
+        out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
+        np.testing.assert_array_equal(out, exp_out)
+        np.testing.assert_array_equal(arg, exp_arg)
+        dx = fc.max_pool2d_backward(d, arg, shape, *pool, stride=stride, pad=pad, backend=backend)
+        assert_close(dx, exp_dx)
+        assert_close(fc.avg_pool2d(x, *pool, stride=stride, pad=pad, backend=backend), exp_avg)
+        assert_close(fc.avg_pool2d_backward(d, shape, *pool, stride=stride, pad=pad,
+                                            backend=backend), exp_davg)
+
+
+# --------------------------------------------------------------------------- validation
+
+X = np.zeros((2, 3, 6, 6), dtype=np.float32)
+
+
+@pytest.mark.parametrize("op", [fc.max_pool2d, fc.avg_pool2d])
+@pytest.mark.parametrize("args,kwargs,err,match", [
+    ((X, 0, 2), {}, ValueError, "pool_h must be positive"),
+    ((X, 2, 0), {}, ValueError, "pool_w must be positive"),
+    ((X, 2.0, 2), {}, TypeError, "pool_h must be an int"),
+    ((X, 7, 2), {}, ValueError, "larger than the padded input"),
+    ((X, 2, 9), dict(pad=1), ValueError, "larger than the padded input"),
+    ((X, 2, 2), dict(pad=2), ValueError, "more than half"),
+    ((X, 3, 4), dict(pad=(2, 1)), ValueError, "more than half"),
+    ((X, 2, 2), dict(stride=0), ValueError, "stride must be positive"),
+    ((X, 2, 2), dict(stride=(1, 2, 3)), ValueError, "stride must be an int or an"),
+    ((X, 2, 2), dict(pad=-1), ValueError, "pad must be >= 0"),
+    ((X[0], 2, 2), {}, ValueError, "needs 4 dimensions"),
+    ((X.astype(np.int32), 2, 2), {}, TypeError, "dtype int32"),
+    ((X.tolist(), 2, 2), {}, TypeError, "must be a NumPy ndarray"),
+    ((X[:0], 2, 2), {}, ValueError, "no elements"),
+])
+def test_pool_forward_rejects(op, args, kwargs, err, match):
+    with pytest.raises(err, match=match):
+        op(*args, **kwargs)
+
+
+def _max_backward_args():
+    out, arg = fc.max_pool2d(X, 2, 2)
+    return out, arg
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("change,err,match", [
+    (dict(argmax=np.zeros((2, 3, 3, 2), np.int32)), ValueError, r"argmax has shape \(2, 3, 3, 2\)"),
+    (dict(argmax=np.zeros((2, 3, 3, 3), np.float32)), TypeError, "argmax has dtype float32"),
+    (dict(argmax=np.zeros((2, 3, 3, 3), bool)), TypeError, "argmax has dtype bool"),
+    (dict(argmax=[[0]]), TypeError, "argmax must be a NumPy ndarray"),
+    (dict(argmax=np.full((2, 3, 3, 3), 4, np.int64)), ValueError, r"values in \[4, 4\], expected them in \[0, 3\]"),
+    (dict(argmax=np.full((2, 3, 3, 3), -1, np.int64)), ValueError, r"expected them in \[0, 3\]"),
+    (dict(argmax=np.full((2, 3, 3, 3), 2**40, np.int64)), ValueError, "expected them in"),
+    (dict(dout=np.zeros((2, 3, 3, 2), np.float32)), ValueError, r"dout has shape \(2, 3, 3, 2\), expected \(2, 3, 3, 3\)"),
+    (dict(dout=np.zeros((2, 3, 9), np.float32)), ValueError, "needs 4 dimensions"),
+    (dict(dout=np.zeros((2, 3, 3, 3), np.int64)), TypeError, "dtype int64"),
+    (dict(x_shape=(2, 3, 6)), ValueError, "x_shape must be a tuple of 4 ints"),
+    (dict(x_shape=(2, 3, 8, 6)), ValueError, r"dout has shape .* expected \(2, 3, 4, 3\)"),
+    (dict(x_shape=(2, 3, 1, 6)), ValueError, "larger than the padded input"),
+    (dict(pool_h=0), ValueError, "pool_h must be positive"),
+    (dict(pad=2), ValueError, "more than half"),
+])
+def test_max_pool_backward_rejects(backend, change, err, match):
+    out, arg = _max_backward_args()
+    kwargs = dict(dout=out, argmax=arg, x_shape=X.shape, pool_h=2, pool_w=2, stride=None, pad=0)
+    kwargs.update(change)
+    with pytest.raises(err, match=match):
+        fc.max_pool2d_backward(**kwargs, backend=backend)
+
+
+@pytest.mark.parametrize("change,err,match", [
+    (dict(dout=np.zeros((2, 3, 2, 3), np.float32)), ValueError, r"dout has shape \(2, 3, 2, 3\)"),
+    (dict(dout=np.zeros((2, 3, 3, 3), np.int8)), TypeError, "dtype int8"),
+    (dict(x_shape=(2, 3, 6, 0)), ValueError, "x_shape"),
+    (dict(pool_w=7), ValueError, "larger than the padded input"),
+    (dict(pad=(0, 2)), ValueError, "more than half"),
+])
+def test_avg_pool_backward_rejects(change, err, match):
+    kwargs = dict(dout=np.zeros((2, 3, 3, 3), np.float32), x_shape=X.shape, pool_h=2, pool_w=2)
+    kwargs.update(change)
+    with pytest.raises(err, match=match):
+        fc.avg_pool2d_backward(**kwargs)
