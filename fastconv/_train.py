@@ -1,0 +1,216 @@
+"""``fastconv train``: train the book's DeepConvNet on MNIST or Fashion-MNIST with Adam.
+
+Each epoch visits the training images once in a fresh random order (the book's Trainer
+draws batches with replacement instead). After each epoch: the mean training loss,
+accuracy on a fixed sample of 1,000 training images and on the whole test set. At the
+end, in ``--out``: ``params.npz`` (load it with ``DeepConvNet.load_params`` or
+``fastconv evaluate``), ``history.json`` and, when matplotlib is installed,
+``curves.png`` and ``misclassified.png``.
+
+Reproducibility: ``--seed`` seeds one ``np.random.SeedSequence``, split into a stream for
+the net (initial weights, then dropout masks) and one for the data (epoch order, then the
+``--augment`` shifts and flips, which go to the ``shift_flip`` kernel as arrays). NumPy's
+global random state is not used. The same seed, backend, dtype and thread count give
+the same parameters bit for bit.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+_TRAIN_SAMPLE = 1000     # training images scored after each epoch
+_EVAL_BATCH = 500        # images per forward pass when scoring
+_MAX_SHIFT = 2           # --augment: shifts of -2..2 pixels in each direction
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def add_data_arguments(parser):
+    """``--data``, ``--kind`` and ``--backend`` (shared with ``fastconv evaluate``)."""
+    parser.add_argument("--data", metavar="DIR",
+                        help="directory with the IDX files (train-images-idx3-ubyte[.gz], ...) "
+                             "or a parent holding a mnist/ or fashion-mnist/ folder; default: "
+                             "$FASTCONV_DATA, the download cache, then a download")
+    parser.add_argument("--kind", choices=("mnist", "fashion-mnist"), default="mnist",
+                        help="which dataset (default: mnist)")
+    parser.add_argument("--backend", choices=("auto", "numba", "cython", "numpy"),
+                        default="auto", help="kernel backend (default: auto)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="threads for the kernels and BLAS (default: all cores)")
+
+
+def configure_parser(parser):
+    add_data_arguments(parser)
+    parser.add_argument("--epochs", type=_positive_int, default=10, help="default: 10")
+    parser.add_argument("--batch-size", type=_positive_int, default=100, help="default: 100")
+    parser.add_argument("--lr", type=_positive_float, default=0.001,
+                        help="Adam's learning rate (default: 0.001)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="default: float32")
+    parser.add_argument("--augment", action="store_true",
+                        help=f"random shifts of up to {_MAX_SHIFT} pixels (zero fill), and "
+                             "horizontal flips for fashion-mnist")
+    parser.add_argument("--seed", type=int, default=0, help="default: 0")
+    parser.add_argument("--out", metavar="DIR", default="fastconv-train",
+                        help="where params.npz, history.json and the plots go "
+                             "(default: ./fastconv-train)")
+    parser.add_argument("--limit", type=_positive_int, metavar="N",
+                        help="use only the first N training images (quick runs)")
+    parser.epilog = ("example: python -m fastconv train --kind fashion-mnist "
+                     "--data ../shared/data/fashion-mnist --epochs 15 --out runs/fmnist")
+
+
+def setup_backend(args):
+    """Apply ``--backend`` and ``--threads`` process-wide; returns the concrete backend."""
+    import fastconv as fc
+    from fastconv import _backend
+
+    if args.threads is not None:
+        fc.set_num_threads(args.threads)
+    fc.set_backend(args.backend)
+    return _backend.resolve(None)
+
+
+def load_data(args, stream):
+    """``load_mnist`` as images (N, 1, 28, 28); None (after a message) when it fails."""
+    from fastconv.datasets import load_mnist
+
+    try:
+        return load_mnist(args.data, flatten=False, kind=args.kind)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"fastconv: cannot load {args.kind}: {err}", file=stream)
+        return None
+
+
+def predict_labels(net, x, batch_size=_EVAL_BATCH):
+    """Predicted class of every image, in inference mode; int64 array of shape (N,)."""
+    import numpy as np
+
+    out = np.empty(x.shape[0], dtype=np.int64)
+    for i in range(0, x.shape[0], batch_size):
+        out[i:i + batch_size] = np.argmax(net.predict(x[i:i + batch_size]), axis=1)
+    return out
+
+
+def run(args):
+    import numpy as np
+
+    from fastconv import _plots
+    from fastconv._progress import Progress
+    from fastconv.functional.augment import shift_flip
+    from fastconv.models import DeepConvNet
+    from fastconv.optim import Adam
+
+    err = sys.stderr
+    backend = setup_backend(args)
+    data = load_data(args, err)
+    if data is None:
+        return 1
+    (x_train, t_train), (x_test, t_test) = data
+    if x_train.shape[0] == 0:
+        print(f"fastconv: the {args.kind} data found holds no training images (only the "
+              f"t10k files); pass --data DIR with train-images-idx3-ubyte[.gz] and "
+              f"train-labels-idx1-ubyte[.gz]", file=err)
+        return 1
+    if args.limit is not None:
+        x_train, t_train = x_train[:args.limit], t_train[:args.limit]
+    dtype = np.dtype(args.dtype)
+    x_train = x_train.astype(dtype)
+    x_test = x_test.astype(dtype)
+    t_train = t_train.astype(np.int64)
+    t_test = t_test.astype(np.int64)
+
+    net_seed, data_seed = np.random.SeedSequence(args.seed).spawn(2)
+    net = DeepConvNet(input_dim=x_train.shape[1:], dtype=dtype, rng=np.random.default_rng(net_seed))
+    rng = np.random.default_rng(data_seed)
+    optimizer = Adam(lr=args.lr)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    n = x_train.shape[0]
+    steps = -(-n // args.batch_size)
+    sample = np.arange(min(n, _TRAIN_SAMPLE))
+    flips = args.kind == "fashion-mnist"
+    print(f"fastconv train: DeepConvNet on {args.kind}, {n} training / {x_test.shape[0]} test "
+          f"images, {args.dtype}, backend {backend}, batch {args.batch_size}, Adam lr "
+          f"{args.lr}, {args.epochs} epochs"
+          + (f", augment (shift +-{_MAX_SHIFT}{', flip' if flips else ''})" if args.augment else ""),
+          file=err, flush=True)
+
+    history = dict(args={k: v for k, v in vars(args).items() if not k.startswith("_")},
+                   backend=backend, step_loss=[], epochs=[])
+    for epoch in range(1, args.epochs + 1):
+        order = rng.permutation(n)
+        losses = []
+        t0 = time.perf_counter()
+        with Progress(total=steps, desc=f"epoch {epoch}/{args.epochs}", stream=err) as bar:
+            for s in range(steps):
+                idx = order[s * args.batch_size:(s + 1) * args.batch_size]
+                xb, tb = x_train[idx], t_train[idx]
+                if args.augment:
+                    b = idx.size
+                    dy = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
+                    dx = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
+                    flip = rng.integers(0, 2, size=b) if flips else np.zeros(b, np.int64)
+                    xb = shift_flip(xb, dy, dx, flip)
+                loss, grads = net.loss_and_gradient(xb, tb)
+                optimizer.update(net.params, grads)
+                losses.append(loss)
+                done = min((s + 1) * args.batch_size, n)
+                bar.update(1, loss=f"{np.mean(losses[-50:]):.4f}",
+                           img_s=f"{done / (time.perf_counter() - t0):.0f}")
+            train_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            train_acc = float(np.mean(predict_labels(net, x_train[sample]) == t_train[sample]))
+            pred = predict_labels(net, x_test)
+            test_acc = float(np.mean(pred == t_test))
+            eval_s = time.perf_counter() - t1
+            record = dict(epoch=epoch, loss=float(np.mean(losses)), train_acc=train_acc,
+                          test_acc=test_acc, train_seconds=train_s, eval_seconds=eval_s,
+                          images_per_second=n / train_s)
+            history["epochs"].append(record)
+            history["step_loss"].extend(float(v) for v in losses)
+            bar.write(f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}  train acc "
+                      f"{train_acc:.4f} ({sample.size} images)  test acc {test_acc:.4f}  "
+                      f"{train_s:.1f} s ({record['images_per_second']:.0f} images/s), "
+                      f"eval {eval_s:.1f} s")
+
+    params_path = out_dir / "params.npz"
+    net.save_params(params_path)
+    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    print(f"saved {params_path} and {out_dir / 'history.json'}", file=err)
+
+    missing = _plots.matplotlib_missing()
+    if missing:
+        print(f"plots skipped: {missing}", file=err)
+    else:
+        curves = out_dir / "curves.png"
+        _plots.plot_curves(history["step_loss"], steps,
+                           [e["train_acc"] for e in history["epochs"]],
+                           [e["test_acc"] for e in history["epochs"]], curves)
+        shown = _plots.plot_misclassified(x_test, t_test, pred, _plots.class_names(args.kind),
+                                          out_dir / "misclassified.png")
+        print(f"saved {curves}" + (f" and {out_dir / 'misclassified.png'} ({shown} images)"
+                                   if shown else " (no misclassified test images)"), file=err)
+    final = history["epochs"][-1]
+    print(f"test accuracy {final['test_acc']:.4f} after {args.epochs} epochs", flush=True)
+    return 0

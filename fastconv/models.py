@@ -1,0 +1,451 @@
+"""The networks of "Deep Learning from Scratch" on fastconv's ops.
+
+:class:`DeepConvNet` (chapter 8) and :class:`SimpleConvNet` (chapter 7) keep the book's
+constructors, parameter names (``W1``, ``b1``, ...), ``params`` dict, ``layers``,
+``predict``/``loss``/``accuracy``/``gradient`` and ``save_params``/``load_params``, so
+the book's scripts run unchanged. Inside, each convolution or affine layer that the
+book follows with a ReLU is one fused layer (``conv2d(..., relu=True)`` /
+``linear(..., relu=True)``, whose backward masks the gradient with ``out > 0`` exactly
+as the book's ``Relu`` does), and the first convolution skips its input gradient.
+``tests/test_models.py`` checks that loss and gradients equal those of the book's
+unfused layer stack.
+
+Differences from the book, all additive:
+
+- ``dtype=`` (float64 by default, as the book) and :meth:`astype`. float32 runs natively.
+  float16 is an inference mode: parameters and inputs are *rounded* to float16 and the
+  arithmetic runs in float32 (fastconv's rule for float16; the book's float16
+  experiment likewise rounds weights and inputs to float16 and computes in float64).
+- ``rng=``: the initial weights and the dropout masks come from a
+  ``np.random.Generator`` owned by the net (an int seeds it), not from NumPy's global
+  state, so training is reproducible per seed.
+- ``accuracy`` also scores a last, partial batch (the book silently drops it).
+- ``load_params`` checks names and shapes, reads ``.npz`` and the book's ``.pkl``
+  through :mod:`fastconv.params_io` (a restricted unpickler), and casts to the net's
+  dtype; ``save_params`` writes ``.npz`` (or ``.pkl`` when the name ends so).
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from . import params_io
+from .functional import conv2d, conv2d_backward, linear, linear_backward
+from .functional import max_pool2d, max_pool2d_backward
+from .functional.elementwise import (relu_backward, softmax_cross_entropy,
+                                     softmax_cross_entropy_backward)
+
+__all__ = ["DeepConvNet", "SimpleConvNet"]
+
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _float_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in _FLOATS:
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dt}")
+    return dt
+
+
+def _generator(rng):
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+# --------------------------------------------------------------------------- layers
+# The book's layer interface (forward/backward, W, b, dW, db); each holds the
+# arrays its backward needs from its forward.
+
+
+class ConvReLU:
+    """The book's ``Convolution`` followed by ``Relu``, as one ``conv2d(relu=True)``.
+
+    Parameters
+    ----------
+    W : ndarray of shape (FN, C, KH, KW)
+    b : ndarray of shape (FN,)
+    stride, pad : int
+    need_dx : bool
+        False for a net's first layer: ``backward`` returns None instead of the input
+        gradient, which nothing would use.
+    """
+
+    def __init__(self, W, b, stride=1, pad=0, need_dx=True):
+        self.W, self.b, self.stride, self.pad = W, b, stride, pad
+        self.need_dx = need_dx
+        self.x = self.out = self.dW = self.db = None
+
+    def forward(self, x):
+        """x (N, C, H, W) -> max(conv(x) + b, 0) of shape (N, FN, OH, OW)."""
+        self.x = x
+        self.out = conv2d(x, self.W, self.b, self.stride, self.pad, relu=True)
+        return self.out
+
+    def backward(self, dout):
+        """dout (N, FN, OH, OW) -> dx (N, C, H, W) or None; sets ``dW`` and ``db``."""
+        dout = relu_backward(dout, self.out <= 0)
+        dx, self.dW, self.db = conv2d_backward(dout, self.x, self.W, self.stride, self.pad,
+                                               need_dx=self.need_dx)
+        return dx
+
+
+class MaxPool:
+    """The book's ``Pooling`` (max) on :func:`fastconv.max_pool2d`."""
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
+        self.x_shape = self.argmax = None
+
+    def forward(self, x):
+        """x (N, C, H, W) -> (N, C, OH, OW)."""
+        self.x_shape = x.shape
+        out, self.argmax = max_pool2d(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        return out
+
+    def backward(self, dout):
+        """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
+        return max_pool2d_backward(dout, self.argmax, self.x_shape, self.pool_h,
+                                   self.pool_w, self.stride, self.pad)
+
+
+class Dense:
+    """The book's ``Affine`` (optionally followed by ``Relu``) on :func:`fastconv.linear`.
+
+    Parameters
+    ----------
+    W : ndarray of shape (D, M)
+    b : ndarray of shape (M,)
+    relu : bool
+        Fuse the ReLU that follows.
+    """
+
+    def __init__(self, W, b, relu=False):
+        self.W, self.b, self.relu = W, b, relu
+        self.x = self.out = self.dW = self.db = None
+
+    def forward(self, x):
+        """x (N, ...) -> (N, M); the input is flattened as the book's ``Affine`` does."""
+        self.x = x
+        self.out = linear(x, self.W, self.b, relu=self.relu)
+        return self.out
+
+    def backward(self, dout):
+        """dout (N, M) -> dx shaped like the forward input; sets ``dW`` and ``db``."""
+        dx, self.dW, self.db = linear_backward(dout, self.x, self.W,
+                                               relu_out=self.out if self.relu else None)
+        return dx
+
+
+class Dropout:
+    """The book's ``Dropout`` with its masks drawn from a given ``np.random.Generator``.
+
+    Training keeps each unit with probability ``1 - dropout_ratio`` (no rescaling);
+    inference multiplies by ``1 - dropout_ratio``, as the book does.
+    """
+
+    def __init__(self, dropout_ratio=0.5, rng=None):
+        self.dropout_ratio = dropout_ratio
+        self.rng = _generator(rng)
+        self.mask = None
+
+    def forward(self, x, train_flg=True):
+        """x (N, M) -> (N, M)."""
+        if train_flg:
+            self.mask = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32
+                                        else np.float64) > self.dropout_ratio
+            return x * self.mask
+        return x * x.dtype.type(1.0 - self.dropout_ratio)
+
+    def backward(self, dout):
+        """dout (N, M) -> dx (N, M)."""
+        return dout * self.mask
+
+
+class SoftmaxWithLoss:
+    """The book's ``SoftmaxWithLoss`` on :func:`fastconv.functional.elementwise.softmax_cross_entropy`:
+    softmax, then the mean of ``-log(y[t] + 1e-7)``.
+
+    Labels ``t`` are class indices of shape (N,) or one-hot of shape (N, K) (the loss
+    takes its argmax, as the book's ``cross_entropy_error`` does).
+    """
+
+    def __init__(self):
+        self.y = self.t = self.loss = None
+
+    def forward(self, x, t):
+        """x (N, K) scores, t labels -> the mean loss (a float)."""
+        loss, self.y = softmax_cross_entropy(x, t)
+        self.t = t
+        self.loss = float(loss)
+        return self.loss
+
+    def backward(self, dout=1):
+        """-> dx (N, K) = (y - t) * dout / N."""
+        return softmax_cross_entropy_backward(self.y, self.t, dout)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+class _Net:
+    """What both networks share; subclasses build ``params``, ``layers`` and
+    ``_weight_layers`` (the layer owning ``W{i+1}``/``b{i+1}`` at position i)."""
+
+    def _init_common(self, dtype, rng):
+        self.dtype = _float_dtype(dtype)
+        self.rng = _generator(rng)
+
+    @property
+    def compute_dtype(self):
+        """The dtype the arithmetic runs in: float32 for a float16 net, else ``dtype``."""
+        return np.dtype(np.float32) if self.dtype == np.float16 else self.dtype
+
+    def _sequence(self):
+        return self.layers.values() if isinstance(self.layers, dict) else self.layers
+
+    def _push_params(self):
+        """Point the layers at ``params`` (copies in float32 for a float16 net)."""
+        for i, layer in enumerate(self._weight_layers):
+            layer.W = self.params[f"W{i + 1}"].astype(self.compute_dtype, copy=False)
+            layer.b = self.params[f"b{i + 1}"].astype(self.compute_dtype, copy=False)
+
+    def _input(self, x):
+        x = np.asarray(x)
+        if self.dtype == np.float16:
+            x = x.astype(np.float16, copy=False)
+        return x.astype(self.compute_dtype, copy=False)
+
+    def astype(self, dtype):
+        """Cast the parameters to ``dtype`` in place of the old ones; returns ``self``.
+
+        float16 rounds them to float16 and makes the net inference-only (see module).
+        """
+        self.dtype = _float_dtype(dtype)
+        for key, val in self.params.items():
+            self.params[key] = val.astype(self.dtype)
+        self._push_params()
+        return self
+
+    def predict(self, x, train_flg=False):
+        """Scores before softmax.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, C, H, W)
+        train_flg : bool
+            True: dropout draws masks (training); False: dropout scales by 1 - ratio.
+
+        Returns
+        -------
+        ndarray of shape (N, output_size), dtype ``compute_dtype``
+        """
+        x = self._input(x)
+        for layer in self._sequence():
+            if isinstance(layer, Dropout):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        """Mean cross-entropy of ``predict(x, train_flg=True)`` against labels ``t``
+        (indices (N,) or one-hot (N, K)); a float."""
+        return self.last_layer.forward(self.predict(x, train_flg=True), np.asarray(t))
+
+    def accuracy(self, x, t, batch_size=100):
+        """Fraction of ``x`` classified as ``t`` (indices or one-hot), in inference mode,
+        ``batch_size`` images at a time; the last partial batch counts too."""
+        t = np.asarray(t)
+        if t.ndim != 1:
+            t = np.argmax(t, axis=1)
+        hits = 0
+        for i in range(0, x.shape[0], batch_size):
+            y = self.predict(x[i:i + batch_size], train_flg=False)
+            hits += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
+        return hits / x.shape[0]
+
+    def loss_and_gradient(self, x, t):
+        """One forward and backward pass: ``(loss, grads)`` (see :meth:`gradient`)."""
+        if self.dtype == np.float16:
+            raise TypeError(
+                "this net is float16, which fastconv uses for inference only; train in "
+                "float32 or float64 (net.astype(np.float32))"
+            )
+        loss = self.loss(x, t)
+        dout = self.last_layer.backward(1)
+        for layer in reversed(list(self._sequence())):
+            dout = layer.backward(dout)
+        grads = {}
+        for i, layer in enumerate(self._weight_layers):
+            grads[f"W{i + 1}"] = layer.dW
+            grads[f"b{i + 1}"] = layer.db
+        return loss, grads
+
+    def gradient(self, x, t):
+        """Gradients of :meth:`loss` by backpropagation.
+
+        Returns
+        -------
+        dict
+            ``'W1'``, ``'b1'``, ... each shaped like its parameter.
+        """
+        return self.loss_and_gradient(x, t)[1]
+
+    def save_params(self, file_name="params.npz"):
+        """Write ``params`` to ``file_name``: ``.npz``, or the book's pickle for ``.pkl``."""
+        params_io.save_params(self.params, file_name)
+
+    def load_params(self, file_name="params.npz"):
+        """Read parameters from ``.npz`` or the book's ``.pkl`` (restricted unpickler),
+        cast them to the net's dtype and hand them to the layers.
+
+        Raises
+        ------
+        ValueError
+            The file lacks one of this net's parameters or holds one of another shape.
+        """
+        loaded = params_io.load_params(file_name)
+        for key, val in self.params.items():
+            if key not in loaded:
+                raise ValueError(
+                    f"{file_name}: has no parameter {key!r} (holds {sorted(loaded)}); "
+                    f"is it a {type(self).__name__} parameter file?"
+                )
+            if loaded[key].shape != val.shape:
+                raise ValueError(
+                    f"{file_name}: parameter {key!r} has shape {loaded[key].shape}, this "
+                    f"{type(self).__name__} needs {val.shape}; build the net with the "
+                    f"constructor arguments the file was trained with"
+                )
+        for key in self.params:
+            self.params[key] = np.ascontiguousarray(loaded[key], dtype=self.dtype)
+        self._push_params()
+
+
+class DeepConvNet(_Net):
+    """The book's chapter-8 network, about 99.4% on MNIST.
+
+    conv - relu - conv - relu - pool - conv - relu - conv - relu - pool -
+    conv - relu - conv - relu - pool - affine - relu - dropout - affine - dropout - softmax
+
+    Parameters
+    ----------
+    input_dim : tuple (C, H, W)
+    conv_param_1 ... conv_param_6 : dict
+        ``filter_num``, ``filter_size``, ``pad``, ``stride`` of each convolution (the
+        book's defaults: 16, 16, 32, 32, 64, 64 filters of 3x3, pad 1, except pad 2 in
+        the fourth).
+    hidden_size, output_size : int
+    dtype : float64 (default), float32 or float16 (inference only, see module)
+    rng : None, int or np.random.Generator
+        Source of the initial weights and of the dropout masks.
+
+    Attributes
+    ----------
+    params : dict
+        ``W1..W6`` of shape (FN, C, KH, KW), ``W7`` (64*4*4, hidden_size), ``W8``
+        (hidden_size, output_size), ``b1..b8``; in ``dtype``.
+    layers : list
+        ConvReLU, ConvReLU, MaxPool, ConvReLU, ConvReLU, MaxPool, ConvReLU, ConvReLU,
+        MaxPool, Dense(relu), Dropout, Dense, Dropout: the book's list with each ReLU
+        fused into the layer before it (so the book's indices 0, 2, 5, 7, 10, 12, 15, 18
+        of the weight layers become 0, 1, 3, 4, 6, 7, 9, 11).
+    last_layer : SoftmaxWithLoss
+    """
+
+    def __init__(self, input_dim=(1, 28, 28),
+                 conv_param_1={'filter_num': 16, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_2={'filter_num': 16, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_3={'filter_num': 32, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_4={'filter_num': 32, 'filter_size': 3, 'pad': 2, 'stride': 1},
+                 conv_param_5={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 conv_param_6={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
+                 hidden_size=50, output_size=10, dtype=np.float64, rng=None):
+        self._init_common(dtype, rng)
+        conv_params = [conv_param_1, conv_param_2, conv_param_3,
+                       conv_param_4, conv_param_5, conv_param_6]
+        C, H, W = input_dim
+        shapes, fan_in = [], []
+        for i, cp in enumerate(conv_params):
+            k, p, s = cp['filter_size'], cp['pad'], cp['stride']
+            shapes.append((cp['filter_num'], C, k, k))
+            fan_in.append(C * k * k)
+            C, H, W = cp['filter_num'], (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+            if i % 2 == 1:
+                H, W = H // 2, W // 2
+            if H < 1 or W < 1:
+                raise ValueError(
+                    f"input_dim {input_dim} is too small for DeepConvNet: nothing is left "
+                    f"after convolution {i + 1} and its pooling"
+                )
+        shapes += [(C * H * W, hidden_size), (hidden_size, output_size)]
+        fan_in += [C * H * W, hidden_size]
+        # He initialisation, as the book: std = sqrt(2 / inputs per unit).
+        scales = np.sqrt(2.0 / np.array(fan_in))
+        self.params = {}
+        for i, shape in enumerate(shapes):
+            self.params[f"W{i + 1}"] = (scales[i] * self.rng.standard_normal(shape)).astype(self.dtype)
+            self.params[f"b{i + 1}"] = np.zeros(shape[0] if len(shape) == 4 else shape[1], self.dtype)
+
+        convs = [ConvReLU(None, None, cp['stride'], cp['pad'], need_dx=(i > 0))
+                 for i, cp in enumerate(conv_params)]
+        fc7, fc8 = Dense(None, None, relu=True), Dense(None, None)
+        self.layers = [convs[0], convs[1], MaxPool(2, 2, stride=2),
+                       convs[2], convs[3], MaxPool(2, 2, stride=2),
+                       convs[4], convs[5], MaxPool(2, 2, stride=2),
+                       fc7, Dropout(0.5, self.rng), fc8, Dropout(0.5, self.rng)]
+        self._weight_layers = convs + [fc7, fc8]
+        self.last_layer = SoftmaxWithLoss()
+        self._push_params()
+
+
+class SimpleConvNet(_Net):
+    """The book's chapter-7 network: conv - relu - pool - affine - relu - affine - softmax.
+
+    Parameters
+    ----------
+    input_dim : tuple (C, H, W)
+    conv_param : dict
+        ``filter_num``, ``filter_size``, ``pad``, ``stride``.
+    hidden_size, output_size : int
+    weight_init_std : float
+        Standard deviation of the initial weights (the book's 0.01).
+    dtype : float64 (default), float32 or float16 (inference only)
+    rng : None, int or np.random.Generator
+
+    Attributes
+    ----------
+    params : dict
+        ``W1`` (FN, C, K, K), ``W2`` (FN*PH*PW, hidden_size), ``W3`` (hidden_size,
+        output_size), ``b1..b3``.
+    layers : OrderedDict
+        ``'Conv1'`` (ConvReLU: the book's Conv1 + Relu1), ``'Pool1'``, ``'Affine1'``
+        (Dense with ReLU: Affine1 + Relu2), ``'Affine2'``.
+    """
+
+    def __init__(self, input_dim=(1, 28, 28),
+                 conv_param={'filter_num': 30, 'filter_size': 5, 'pad': 0, 'stride': 1},
+                 hidden_size=100, output_size=10, weight_init_std=0.01,
+                 dtype=np.float64, rng=None):
+        self._init_common(dtype, rng)
+        fn, k = conv_param['filter_num'], conv_param['filter_size']
+        p, s = conv_param['pad'], conv_param['stride']
+        C, H, W = input_dim
+        oh, ow = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        if oh < 2 or ow < 2:
+            raise ValueError(f"input_dim {input_dim} is too small for a {k}x{k} filter "
+                             f"with pad {p} and stride {s} followed by 2x2 pooling")
+        pool_out = fn * (oh // 2) * (ow // 2)
+        shapes = [(fn, C, k, k), (pool_out, hidden_size), (hidden_size, output_size)]
+        self.params = {}
+        for i, shape in enumerate(shapes):
+            self.params[f"W{i + 1}"] = (weight_init_std * self.rng.standard_normal(shape)).astype(self.dtype)
+            self.params[f"b{i + 1}"] = np.zeros(shape[0] if len(shape) == 4 else shape[1], self.dtype)
+        self.layers = OrderedDict()
+        self.layers['Conv1'] = ConvReLU(None, None, s, p, need_dx=False)
+        self.layers['Pool1'] = MaxPool(2, 2, stride=2)
+        self.layers['Affine1'] = Dense(None, None, relu=True)
+        self.layers['Affine2'] = Dense(None, None)
+        self._weight_layers = [self.layers['Conv1'], self.layers['Affine1'], self.layers['Affine2']]
+        self.last_layer = SoftmaxWithLoss()
+        self._push_params()
