@@ -75,6 +75,8 @@ def configure_parser(parser):
                              "(default: ./fastconv-train)")
     parser.add_argument("--limit", type=_positive_int, metavar="N",
                         help="use only the first N training images (quick runs)")
+    parser.add_argument("--no-plots", action="store_true",
+                        help="skip curves.png and misclassified.png")
     parser.epilog = ("example: python -m fastconv train --kind fashion-mnist "
                      "--data ../shared/data/fashion-mnist --epochs 15 --out runs/fmnist")
 
@@ -199,7 +201,7 @@ def run(args):
     (out_dir / "history.json").write_text(json.dumps(history, indent=1))
     print(f"saved {params_path} and {out_dir / 'history.json'}", file=err)
 
-    missing = _plots.matplotlib_missing()
+    missing = "--no-plots" if args.no_plots else _plots.matplotlib_missing()
     if missing:
         print(f"plots skipped: {missing}", file=err)
     else:
