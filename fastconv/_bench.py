@@ -632,6 +632,14 @@ def run(args):
     import fastconv as fc
 
     t_start = time.perf_counter()
+    names = [n for arg in (args.kernel or []) for n in arg.split(",") if n]
+    cases = select(build_cases(args.batch), names)
+    if not cases:
+        known = sorted({n for c in build_cases(args.batch)
+                        for n in (c.kernel, c.family) + tuple(c.ops)})
+        print(f"fastconv bench: no row matches --kernel {names}; known: {', '.join(known)}",
+              file=sys.stderr)
+        return 2
     threads = args.threads if args.threads is not None else fc.get_num_threads()
     fc.set_num_threads(threads)
     backends = list(fc.available_backends())
@@ -644,14 +652,6 @@ def run(args):
             backends.append("torch")
         except ImportError as e:
             torch_note = f"torch not importable ({e}): no PyTorch column"
-    names = [n for arg in (args.kernel or []) for n in arg.split(",") if n]
-    cases = select(build_cases(args.batch), names)
-    if not cases:
-        known = sorted({n for c in build_cases(args.batch)
-                        for n in (c.kernel, c.family) + tuple(c.ops)})
-        print(f"fastconv bench: no row matches --kernel {names}; known: {', '.join(known)}",
-              file=sys.stderr)
-        return 2
     mode = "quick" if args.quick else "full"
     dtype = np.dtype(args.dtype).type
     print(f"fastconv bench ({mode}, {args.dtype}, {threads} threads, backends: "

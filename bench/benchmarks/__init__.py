@@ -1,0 +1,14 @@
+"""asv benchmarks of fastconv: every kernel with the NumPy reference, Numba, Cython and
+PyTorch (when importable) as the ``backend`` parameter.
+
+asv imports this package before any benchmark module, so the thread pools are fixed
+here, before NumPy (OpenBLAS), Numba, libgomp or PyTorch load: every run uses the same
+thread count (``FASTCONV_BENCH_THREADS``, default 2, the CI machine's cores), which keeps
+results comparable between commits and machines.
+"""
+import os
+
+THREADS = os.environ.get("FASTCONV_BENCH_THREADS", "2")
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+             "NUMBA_NUM_THREADS", "FASTCONV_NUM_THREADS"):
+    os.environ[_var] = THREADS

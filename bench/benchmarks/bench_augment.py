@@ -1,0 +1,65 @@
+"""shift_flip: per-image mirror and shift of a training batch (data augmentation).
+
+PyTorch has no single op for it, so the torch backend is skipped here."""
+import numpy as np
+
+from .common import (PEAKMEM_DTYPES, TRACK_DTYPES, AUGMENT_SHAPES, DTYPES, SEED, Timed, Tracked, max_abs_error,
+                     op, randn, require, speedup, warm)
+
+
+class _ShiftFlip:
+    def __init__(self, backend, shape, dtype):
+        if backend == "torch":
+            raise NotImplementedError("torch has no shift_flip equivalent")
+        require(backend)
+        N = AUGMENT_SHAPES[shape][0]
+        x = randn(AUGMENT_SHAPES[shape], dtype, seed=1)
+        rng = np.random.default_rng(SEED)
+        dy, dx = rng.integers(-2, 3, N), rng.integers(-2, 3, N)
+        flip = rng.integers(0, 2, N).astype(bool)
+        f = op("shift_flip")
+        self.fwd = lambda: f(x, dy, dx, flip, backend=backend)
+
+
+class ShiftFlip(Timed):
+    params = (["numpy", "numba", "cython"], list(AUGMENT_SHAPES), DTYPES)
+    param_names = ("backend", "shape", "dtype")
+
+    def setup(self, backend, shape, dtype):
+        self.k = _ShiftFlip(backend, shape, dtype)
+        warm(self.k.fwd)
+
+    def time_shift_flip(self, backend, shape, dtype):
+        self.k.fwd()
+
+
+class ShiftFlipMemory(Timed):
+    params = (["numpy", "numba", "cython"], list(AUGMENT_SHAPES), PEAKMEM_DTYPES)
+    param_names = ("backend", "shape", "dtype")
+    setup = ShiftFlip.setup
+
+    def peakmem_shift_flip(self, backend, shape, dtype):
+        self.k.fwd()
+
+
+class ShiftFlipVsReference(Tracked):
+    """Speedup over the NumPy reference (measured alternately in one process) and the
+    largest absolute error against it."""
+
+    params = (["numba", "cython"], list(AUGMENT_SHAPES), TRACK_DTYPES)
+    param_names = ("backend", "shape", "dtype")
+
+    def setup(self, backend, shape, dtype):
+        self.k = _ShiftFlip(backend, shape, dtype)
+        self.ref = _ShiftFlip("numpy", shape, dtype)
+        warm(self.k.fwd)
+        warm(self.ref.fwd)
+
+    def track_speedup_shift_flip(self, backend, shape, dtype):
+        return speedup(self.ref.fwd, self.k.fwd)
+
+    def track_error_shift_flip(self, backend, shape, dtype):
+        return max_abs_error(self.k.fwd(), self.ref.fwd())
+
+    track_speedup_shift_flip.unit = "x"
+    track_error_shift_flip.unit = "max abs error"

@@ -1,0 +1,221 @@
+"""Shared pieces of the asv suite: backends, shape presets, fixed-seed inputs, and the
+helpers that turn an unavailable backend or op into a skipped benchmark.
+
+Every benchmark class takes ``backend`` as its first parameter. ``'numpy'`` is
+fastconv's pure-NumPy reference; a backend that does not import here (Cython not built,
+PyTorch not installed) or an op that does not exist at the benchmarked commit raises
+``NotImplementedError`` in ``setup``, which asv records as skipped.
+"""
+import math
+import statistics
+import time
+
+import numpy as np
+
+from . import THREADS
+import fastconv as fc
+
+THREADS = int(THREADS)
+fc.set_num_threads(THREADS)
+
+# Imported here, once, so that with `asv run --launch-method forkserver` every forked
+# benchmark process inherits them: importing torch and numba cost 2-10 s per process on
+# the shared 2-core machine, more than most benchmarks. Nothing here starts a thread
+# pool (Numba's and OpenMP's start at the first parallel call, after the fork).
+try:
+    import torch as _torch
+except ImportError:
+    _torch = None
+try:
+    import numba  # noqa: F401
+except ImportError:
+    pass
+
+#: The backend parameter: the reference first, then the compiled backends, then the peer.
+BACKENDS = ["numpy", "numba", "cython", "torch"]
+#: Backends compared with the reference in the ``track_*`` benchmarks.
+COMPARED = ["numba", "cython", "torch"]
+#: float32 is the training dtype; float64 is what the book's code computes in.
+DTYPES = ["float32", "float64"]
+#: asv runs every parameter combination of every method in its own process (about 1 s
+#: each on the shared 2-core machine), so the peakmem_* and track_* classes run float32
+#: only: float64 doubles every buffer (no new memory information) and float32 is the
+#: training workload the speedups are quoted for.
+PEAKMEM_DTYPES = TRACK_DTYPES = ["float32"]
+
+SEED = 20240501
+
+# --------------------------------------------------------------------------- presets
+# Every family uses the same three groups of shapes:
+#   dcn_*   the book's DeepConvNet ("Deep Learning from Scratch", ch. 8) at batch 100:
+#           the workload that matters first (see DESIGN.md, ~5.2 GFLOP per step);
+#   cifar_* a CIFAR-like 3x32x32 net at batch 100: 3 input channels and 32x32 images,
+#           the other common teaching data set (different channel and spatial mix);
+#   large_* one shape far beyond the caches (ResNet stage 1, 64 channels at 56x56),
+#           where memory traffic, not call overhead, decides.
+
+#: name -> (N, C, H, W, FN, k, stride, pad) of a 3x3 convolution.
+CONV_SHAPES = {
+    # DeepConvNet conv1: one input channel, the GEMM is thin (K = 9)
+    "dcn_conv1_100x1x28x28": (100, 1, 28, 28, 16, 3, 1, 1),
+    # conv2: the largest activations of the net (100x16x28x28)
+    "dcn_conv2_100x16x28x28": (100, 16, 28, 28, 16, 3, 1, 1),
+    # conv4: the net's pad=2 layer (output grows 14 -> 16)
+    "dcn_conv4_100x32x14x14_p2": (100, 32, 14, 14, 32, 3, 1, 2),
+    # conv6: deepest layer, small 8x8 images, 64 channels (K = 576)
+    "dcn_conv6_100x64x8x8": (100, 64, 8, 8, 64, 3, 1, 1),
+    # CIFAR net first layer: 3 channels, 32x32
+    "cifar_conv1_100x3x32x32": (100, 3, 32, 32, 32, 3, 1, 1),
+    # ResNet stage-1 layer: 58 MB of im2col rows in float32
+    "large_8x64x56x56": (8, 64, 56, 56, 64, 3, 1, 1),
+}
+
+#: name -> ((N, C, H, W), k, stride, pad) for im2col/col2im.
+IM2COL_SHAPES = {
+    # DeepConvNet conv2's unfold: the shape of issue 2's >= 10x target
+    "dcn_100x16x28x28": ((100, 16, 28, 28), 3, 1, 1),
+    "cifar_100x3x32x32": ((100, 3, 32, 32), 3, 1, 1),
+    "large_8x64x56x56": ((8, 64, 56, 56), 3, 1, 1),
+}
+
+#: name -> ((N, C, H, W), k, stride) for pooling (no padding, as in the nets).
+POOL_SHAPES = {
+    # the inputs of DeepConvNet's three 2x2 stride-2 max pools
+    "dcn_pool1_100x16x28x28": ((100, 16, 28, 28), 2, 2),
+    "dcn_pool2_100x32x16x16": ((100, 32, 16, 16), 2, 2),
+    "dcn_pool3_100x64x8x8": ((100, 64, 8, 8), 2, 2),
+    # CIFAR net after its first conv block
+    "cifar_100x32x32x32": ((100, 32, 32, 32), 2, 2),
+    # ResNet's 3x3 stride-2 pool on 112x112: overlapping windows
+    "large_8x64x112x112_3x3s2": ((8, 64, 112, 112), 3, 2),
+}
+
+#: name -> (N, D, M, relu) for linear: x (N, D) @ W (D, M) + b.
+LINEAR_SHAPES = {
+    # DeepConvNet's two affine layers
+    "dcn_fc1_100x1024x50_relu": (100, 1024, 50, True),
+    "dcn_fc2_100x50x10": (100, 50, 10, False),
+    # CIFAR net classifier head on a 64x4x4 feature map
+    "cifar_fc_100x1024x256_relu": (100, 1024, 256, True),
+    # a VGG-sized fully connected layer: 67 MB of float32 weights
+    "large_256x4096x4096": (256, 4096, 4096, False),
+}
+
+#: name -> (N, C, H, W) for shift_flip (data augmentation of a training batch).
+AUGMENT_SHAPES = {
+    # one MNIST training batch of the DeepConvNet runs
+    "dcn_100x1x28x28": (100, 1, 28, 28),
+    "cifar_100x3x32x32": (100, 3, 32, 32),
+    # ImageNet-sized batch: 38 MB in float32
+    "large_64x3x224x224": (64, 3, 224, 224),
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+def out_size(n, k, s, p):
+    return (n + 2 * p - k) // s + 1
+
+
+def randn(shape, dtype, seed=0, scale=1.0):
+    """Standard normal array from a fixed seed (same input on every run and backend)."""
+    rng = np.random.default_rng(SEED + seed)
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+def require(backend):
+    """Raise NotImplementedError (asv: skipped) when ``backend`` cannot run here."""
+    if backend == "torch":
+        return torch()
+    if backend not in fc.available_backends():
+        raise NotImplementedError(f"backend {backend!r} is not available here")
+    return None
+
+
+def torch():
+    """The torch module with fastconv's thread count, or NotImplementedError."""
+    if _torch is None:
+        raise NotImplementedError("torch is not installed in this environment")
+    _torch.set_num_threads(THREADS)
+    return _torch
+
+
+def op(name):
+    """The public op ``fc.<name>``; NotImplementedError at commits that lack it."""
+    fn = getattr(fc, name, None)
+    if fn is None:
+        raise NotImplementedError(f"fc.{name} does not exist at this commit")
+    return fn
+
+
+def warm(fn):
+    """Call ``fn`` once (Numba compiles or loads its cache here, never in a timing) and
+    return its result; a backend kernel module missing at this commit skips."""
+    try:
+        return fn()
+    except ModuleNotFoundError as err:
+        if (err.name or "").startswith("fastconv._kernels."):
+            raise NotImplementedError(f"{err.name} does not exist at this commit") from None
+        raise
+
+
+def to_numpy(a):
+    """ndarray of a result (torch tensors detached), or a tuple of them."""
+    if isinstance(a, (tuple, list)):
+        return tuple(to_numpy(x) for x in a)
+    if hasattr(a, "detach"):
+        return a.detach().numpy()
+    return np.asarray(a)
+
+
+def max_abs_error(result, expected):
+    """Largest absolute difference over every output array, in float64."""
+    result, expected = to_numpy(result), to_numpy(expected)
+    if not isinstance(expected, tuple):
+        result, expected = (result,), (expected,)
+    return max(float(np.max(np.abs(r.astype(np.float64) - e.astype(np.float64))))
+               for r, e in zip(result, expected) if e is not None)
+
+
+def _sample(fn, number):
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def speedup(reference, fn, rounds=5, sample_time=0.02):
+    """Reference time / ``fn`` time, both medians of ``rounds`` samples taken
+    alternately in this process (so machine noise hits both alike).
+
+    Returns
+    -------
+    float
+        Above 1: ``fn`` is faster than ``reference``.
+    """
+    numbers = []
+    for f in (reference, fn):
+        t = _sample(f, 1)
+        numbers.append(max(1, math.ceil(sample_time / max(t, 1e-7))))
+    ref_t, fn_t = [], []
+    for _ in range(rounds):
+        ref_t.append(_sample(reference, numbers[0]))
+        fn_t.append(_sample(fn, numbers[1]))
+    return statistics.median(ref_t) / statistics.median(fn_t)
+
+
+class Timed:
+    """asv timing attributes shared by the ``time_*``/``peakmem_*`` classes: samples of
+    at least 20 ms, 2 to 7 of them within 8 s, so a full run of the suite stays short;
+    JIT compilation is done in ``setup`` and warm-up only refills caches."""
+
+    sample_time = 0.02
+    repeat = (2, 7, 8.0)
+    warmup_time = 0.05
+    timeout = 180
+
+
+class Tracked:
+    """Attributes of the ``track_*`` classes (they time internally: a longer timeout)."""
+
+    timeout = 300
