@@ -17,6 +17,7 @@ Methodology
   time; "vs torch" = backend time / torch time (below 1: faster than PyTorch).
 - A row whose op does not exist in this fastconv yet is skipped with a note.
 """
+import importlib
 import json
 import math
 import os
@@ -82,6 +83,15 @@ def _op(name):
     if fn is None:
         raise Unavailable(f"fc.{name} is not implemented yet")
     return fn
+
+
+def _module(name):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name:
+            raise
+        return None
 
 
 def _torch():
@@ -224,7 +234,10 @@ def _pool_case(shape, k, s, kind, backward):
         if not backward:
             def fwd():
                 with torch.inference_mode():
-                    return pool(x)
+                    out = pool(x)
+                # torch's indices count positions in the whole plane, not in the window:
+                # not compared with fastconv's argmax
+                return (out[0], None) if kind == "max" else out
             return fwd
         dout = _tt(torch, a["dout"])
 
@@ -350,24 +363,19 @@ def _model_case(N, train):
     def make(backend, a):
         import fastconv as fc
 
-        models = getattr(fc, "models", None)
-        if models is None or not hasattr(models, "DeepConvNet"):
+        models, optim = _module("fastconv.models"), _module("fastconv.optim")
+        if not hasattr(models, "DeepConvNet"):
             raise Unavailable("fc.models.DeepConvNet is not implemented yet")
         with fc.use_backend(backend):
-            net = models.DeepConvNet(dtype=a["dtype"])
+            # the same seeded weights for every backend, so predictions can be compared
+            net = models.DeepConvNet(dtype=a["dtype"], rng=0)
         if not train:
-            # one set of weights for every backend, so predictions can be compared
-            ref = a.setdefault("_params", {k: v.copy() for k, v in net.params.items()})
-            for k, v in net.params.items():
-                v[...] = ref[k]
-
             def predict():
                 with fc.use_backend(backend):
                     return net.predict(a["x"])
 
             return predict
-        optim = getattr(fc, "optim", None)
-        if optim is None or not hasattr(optim, "Adam"):
+        if not hasattr(optim, "Adam"):
             raise Unavailable("fc.optim.Adam is not implemented yet")
         opt = optim.Adam()
 
@@ -563,7 +571,7 @@ def format_table(rows, backends):
             cells += [f"{rt[b]:.2f}" if b in rt else "-" for b in compiled]
         gf = row.get("gflops", {})
         best = [gf[b] for b in compiled if b in gf]
-        cells.append(f"{max(best):.0f}" if best else "-")
+        cells.append(f"{max(best):.3g}" if best else "-")
         lines.append(cells)
     widths = [max(len(str(r[i])) for r in [head] + lines) for i in range(len(head))]
 

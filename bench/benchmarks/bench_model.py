@@ -33,11 +33,14 @@ class _Net:
         x = rng.random((BATCH, 1, 28, 28)).astype(dtype)
         t = rng.integers(0, 10, BATCH)
         if torch is None:
-            models, optim = getattr(fc, "models", None), getattr(fc, "optim", None)
+            try:
+                from fastconv import models, optim
+            except ImportError:
+                models = optim = None
             if not hasattr(models, "DeepConvNet") or not hasattr(optim, "Adam"):
                 raise NotImplementedError("fc.models.DeepConvNet / fc.optim.Adam missing")
             with fc.use_backend(backend):
-                net = models.DeepConvNet(dtype=np.dtype(dtype).type)
+                net = models.DeepConvNet(dtype=np.dtype(dtype).type, rng=SEED)
             opt = optim.Adam()
 
             def step():

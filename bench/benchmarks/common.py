@@ -142,7 +142,7 @@ def torch():
 
 def op(name):
     """The public op ``fc.<name>``; NotImplementedError at commits that lack it."""
-    fn = getattr(fc, name, None)
+    fn = getattr(fc, name, None) or getattr(getattr(fc, "functional", None), name, None)
     if fn is None:
         raise NotImplementedError(f"fc.{name} does not exist at this commit")
     return fn
