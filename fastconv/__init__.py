@@ -18,6 +18,7 @@ from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_
 from .functional import linear, linear_backward
 from .functional import conv2d, conv2d_backward
 from . import reference
+from . import layers, optim
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,8 @@ __all__ = [
     "conv2d",
     "conv2d_backward",
     "reference",
+    "layers",
+    "optim",
 ]
 
 _init_from_env()

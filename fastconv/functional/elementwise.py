@@ -1,0 +1,254 @@
+"""Elementwise passes of the layers, dispatched to a backend: ReLU forward with its mask,
+ReLU backward, dropout, softmax + cross-entropy forward and backward.
+
+These are the building blocks of :mod:`fastconv.layers`; they validate their arguments
+like every public op (a compiled kernel trusts what it gets) and keep the input's dtype.
+They are not part of the top-level ``fc.*`` API (see DESIGN.md).
+
+Which passes run compiled was measured against NumPy in float32, 2 threads (a shared,
+busy machine: medians of 200 calls, one backend per process, output allocation
+included; DeepConvNet's first ReLU, (100, 16, 28, 28)):
+
+=============================  ============  ===========  =========  =========
+pass                           book's NumPy  best NumPy   Numba      Cython
+=============================  ============  ===========  =========  =========
+ReLU forward (out + mask)      6870 us       576 us [1]_  99 us      103 us
+ReLU backward                  9560 us       5190 us [2]_ 83 us      79 us
+dropout ``x * mask``           303 us        303 us       78 us      76 us
+softmax + xent, (100, 10)      26 us         35 us [3]_   20 us      22 us
+softmax + xent, (100, 200)     --            59 us        127 us     119 us
+=============================  ============  ===========  =========  =========
+
+.. [1] ``x <= 0`` and ``np.maximum(x, 0)``, two passes (what the NumPy backend runs).
+.. [2] ``np.where(mask, 0, dout)``; ``dout * ~mask`` is 430 us but turns inf/NaN into
+   NaN where the book's masked assignment gives 0.
+.. [3] these wrappers' NumPy path, with label validation.
+
+So ReLU and dropout always run compiled on a compiled backend; softmax + cross-entropy
+runs compiled only up to ``FUSED_SOFTMAX_MAX_K`` classes: the row loop's scalar ``exp``
+loses to NumPy's vectorized one beyond about 50 classes (crossover measured at 50).
+"""
+import numpy as np
+
+from .. import _backend
+from .. import _validation as v
+
+#: ``log(y + 1e-7)``: the book's constant in cross_entropy_error (common/functions.py).
+XENT_EPS = 1e-7
+#: Most classes for which softmax + cross-entropy runs the fused kernel (see above).
+FUSED_SOFTMAX_MAX_K = 32
+
+
+def _kernels(backend):
+    name = _backend.resolve(backend)
+    return None if name == "numpy" else _backend.kernels(name, "elementwise")
+
+
+def _flat(a):
+    """A 1-D view of a C-contiguous array (kernels index flat)."""
+    return a.reshape(-1)
+
+
+def _check_mask(mask, shape, op, who):
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        raise TypeError(
+            f"{op}: mask must be a bool ndarray (as {who} returns), got "
+            f"{type(mask).__name__ if not isinstance(mask, np.ndarray) else mask.dtype}"
+        )
+    v.check_shape(mask, shape, "mask", op, "pass the mask of the forward call that produced it")
+
+
+def relu_forward(x, *, backend=None):
+    """ReLU and its mask in one pass.
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+        float16, float32 or float64.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    out : ndarray shaped and typed like ``x``
+        ``x`` where ``x > 0``, else 0 (NaN stays NaN, as in the book).
+    mask : bool ndarray shaped like ``x``
+        ``x <= 0`` (the book's ``Relu.mask``).
+    """
+    op = "relu_forward"
+    v.check_array(x, "x", op)
+    compute, out_dt = v.dtypes(x)
+    k = _kernels(backend)
+    if k is None or out_dt != compute:
+        mask = x <= 0
+        out = np.where(mask, out_dt.type(0), x)
+        return out, mask
+    x = v.prepare(x, compute)
+    out = np.empty_like(x)
+    mask = np.empty(x.shape, dtype=np.bool_)
+    k.relu_forward(_flat(x), _flat(out), _flat(mask))
+    return out, mask
+
+
+def relu_backward(dout, mask, *, backend=None):
+    """Gradient of ReLU: ``dout`` with the positions in ``mask`` zeroed.
+
+    Parameters
+    ----------
+    dout : ndarray of any shape
+    mask : bool ndarray of ``dout``'s shape
+        From :func:`relu_forward` (``x <= 0``).
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    dx : new ndarray shaped and typed like ``dout`` (``dout`` is not modified)
+    """
+    op = "relu_backward"
+    v.check_array(dout, "dout", op)
+    _check_mask(mask, dout.shape, op, "relu_forward")
+    compute, out_dt = v.dtypes(dout)
+    k = _kernels(backend)
+    if k is None or out_dt != compute:
+        return np.where(mask, out_dt.type(0), dout)
+    dout = v.prepare(dout, compute)
+    mask = np.ascontiguousarray(mask)
+    dx = np.empty_like(dout)
+    k.relu_backward(_flat(dout), _flat(mask), _flat(dx))
+    return dx
+
+
+def dropout_apply(x, mask, *, backend=None):
+    """``x * mask`` (the book's Dropout forward in training, and its backward).
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+    mask : bool ndarray of ``x``'s shape
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    ndarray shaped and typed like ``x`` (a product: NaN/inf where dropped stay NaN)
+    """
+    op = "dropout_apply"
+    v.check_array(x, "x", op)
+    _check_mask(mask, x.shape, op, "Dropout")
+    compute, out_dt = v.dtypes(x)
+    k = _kernels(backend)
+    if k is None or out_dt != compute:
+        return x * mask
+    x = v.prepare(x, compute)
+    mask = np.ascontiguousarray(mask)
+    out = np.empty_like(x)
+    k.dropout_apply(_flat(x), _flat(mask), _flat(out))
+    return out
+
+
+def _labels(t, y_shape, op):
+    """``t`` as int64 class indices (N,), or as a dense (N, K) array; checked."""
+    N, K = y_shape
+    if not isinstance(t, np.ndarray):
+        raise TypeError(
+            f"{op}: t must be a NumPy ndarray of class indices (N,) or one-hot rows (N, K), "
+            f"got {type(t).__name__}; convert it with np.asarray(t)"
+        )
+    if t.size == N * K and t.ndim == 2:
+        if t.shape != (N, K):
+            raise ValueError(f"{op}: one-hot t has shape {t.shape}, expected {(N, K)}")
+        if not (np.issubdtype(t.dtype, np.number) or t.dtype == np.bool_):
+            raise TypeError(f"{op}: one-hot t has dtype {t.dtype}; pass numbers")
+        return t
+    if t.shape != (N,):
+        raise ValueError(
+            f"{op}: t has shape {t.shape}; expected class indices of shape {(N,)} or "
+            f"one-hot rows of shape {(N, K)} for x of shape {(N, K)}"
+        )
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(
+            f"{op}: class indices t have dtype {t.dtype}; pass integers, e.g. t.astype(np.int64)"
+        )
+    lo, hi = int(t.min()), int(t.max())
+    if lo < 0 or hi >= K:
+        raise ValueError(
+            f"{op}: class indices must lie in [0, {K}) for {K} classes, got values in [{lo}, {hi}]"
+        )
+    return t.astype(np.int64, copy=False)
+
+
+def softmax_cross_entropy(x, t, *, backend=None):
+    """Row softmax and the mean cross-entropy loss, the book's ``SoftmaxWithLoss.forward``.
+
+    ``y = softmax(x)`` row by row (max subtracted first); with one-hot ``t`` the loss uses
+    ``t.argmax(axis=1)`` as the book's ``cross_entropy_error`` does.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, K)
+        Scores, float16/32/64.
+    t : ndarray of shape (N,) (integer class indices) or (N, K) (one-hot)
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    loss : scalar of ``x``'s dtype
+        ``-sum(log(y[i, t_i] + 1e-7)) / N``.
+    y : ndarray of shape (N, K), ``x``'s dtype
+    """
+    op = "softmax_cross_entropy"
+    v.check_array(x, "x", op, ndim=2)
+    t = _labels(t, x.shape, op)
+    idx = t.argmax(axis=1).astype(np.int64) if t.ndim == 2 else t
+    compute, out_dt = v.dtypes(x)
+    xc = v.prepare(x, compute)
+    N, K = x.shape
+    k = _kernels(backend)
+    if k is None or K > FUSED_SOFTMAX_MAX_K:
+        e = np.exp(xc - xc.max(axis=1, keepdims=True))
+        y = e / e.sum(axis=1, keepdims=True)
+        loss = -np.sum(np.log(y[np.arange(N), idx] + compute.type(XENT_EPS))) / compute.type(N)
+    else:
+        y = np.empty_like(xc)
+        loss = k.softmax_cross_entropy(xc, np.ascontiguousarray(idx), y, XENT_EPS)
+    return out_dt.type(loss), y.astype(out_dt, copy=False)
+
+
+def softmax_cross_entropy_backward(y, t, dout=1, *, backend=None):
+    """Gradient of :func:`softmax_cross_entropy` with respect to ``x``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (N, K)
+        The softmax from the forward call.
+    t : ndarray of shape (N,) or (N, K)
+        The labels of the forward call. Dense ``t`` is used as given (the book's
+        ``(y - t) / N``), integer ``t`` as one-hot rows.
+    dout : float
+        Upstream gradient of the loss (1 for a loss at the end of a net, the book's
+        only case: its ``SoftmaxWithLoss.backward`` ignores ``dout``).
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    dx : ndarray of shape (N, K), ``y``'s dtype
+        ``(y - onehot(t)) * dout / N``.
+    """
+    op = "softmax_cross_entropy_backward"
+    v.check_array(y, "y", op, ndim=2)
+    t = _labels(t, y.shape, op)
+    compute, out_dt = v.dtypes(y)
+    yc = v.prepare(y, compute)
+    N, K = y.shape
+    scale = float(dout) / N
+    k = _kernels(backend)
+    if k is None or K > FUSED_SOFTMAX_MAX_K:
+        if t.ndim == 2:
+            dx = yc - t.astype(compute, copy=False)
+        else:
+            dx = yc.copy()
+            dx[np.arange(N), t] -= compute.type(1)
+        dx *= compute.type(scale)
+    else:
+        dx = np.empty_like(yc)
+        tk = v.prepare(t, compute) if t.ndim == 2 else np.ascontiguousarray(t)
+        k.softmax_cross_entropy_backward(yc, tk, scale, dx)
+    return dx.astype(out_dt, copy=False)
