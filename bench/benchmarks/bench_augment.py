@@ -3,8 +3,8 @@
 PyTorch has no single op for it, so the torch backend is skipped here."""
 import numpy as np
 
-from .common import (PEAKMEM_DTYPES, TRACK_DTYPES, AUGMENT_SHAPES, DTYPES, SEED, Timed, Tracked, max_abs_error,
-                     op, randn, require, speedup, warm)
+from .common import (AUGMENT_SHAPES, DTYPES, PEAKMEM_DTYPES, SEED, TRACK_DTYPES, max_abs_error, op,
+                     randn, require, speedup, Timed, Tracked, warm)
 
 
 class _ShiftFlip:

@@ -1,8 +1,8 @@
 """conv2d and conv2d_backward (3x3 convolutions of the presets in common.py)."""
 import math
 
-from .common import (PEAKMEM_DTYPES, TRACK_DTYPES, BACKENDS, COMPARED, CONV_SHAPES, DTYPES, Timed, Tracked, max_abs_error,
-                     op, out_size, randn, require, speedup, warm)
+from .common import (BACKENDS, COMPARED, CONV_SHAPES, DTYPES, PEAKMEM_DTYPES, TRACK_DTYPES,
+                     max_abs_error, op, out_size, randn, require, speedup, Timed, Tracked, warm)
 
 
 class _Conv:

@@ -3,8 +3,8 @@ import math
 
 import numpy as np
 
-from .common import (PEAKMEM_DTYPES, TRACK_DTYPES, BACKENDS, COMPARED, DTYPES, LINEAR_SHAPES, Timed, Tracked, max_abs_error,
-                     op, randn, require, speedup, warm)
+from .common import (BACKENDS, COMPARED, DTYPES, LINEAR_SHAPES, PEAKMEM_DTYPES, TRACK_DTYPES,
+                     max_abs_error, op, randn, require, speedup, Timed, Tracked, warm)
 
 
 class _Linear:

@@ -1,8 +1,8 @@
 """im2col / col2im: the book's unfold of sliding windows into rows, and its adjoint."""
 import numpy as np
 
-from .common import (PEAKMEM_DTYPES, TRACK_DTYPES, BACKENDS, COMPARED, DTYPES, IM2COL_SHAPES, Timed, Tracked, max_abs_error,
-                     op, out_size, randn, require, speedup, warm)
+from .common import (BACKENDS, COMPARED, DTYPES, IM2COL_SHAPES, PEAKMEM_DTYPES, TRACK_DTYPES,
+                     max_abs_error, op, out_size, randn, require, speedup, Timed, Tracked, warm)
 
 
 class _Im2col:

@@ -1,6 +1,6 @@
 """max_pool2d / avg_pool2d and their backward passes."""
-from .common import (PEAKMEM_DTYPES, TRACK_DTYPES, BACKENDS, COMPARED, DTYPES, POOL_SHAPES, Timed, Tracked, max_abs_error,
-                     op, out_size, randn, require, speedup, warm)
+from .common import (BACKENDS, COMPARED, DTYPES, PEAKMEM_DTYPES, POOL_SHAPES, TRACK_DTYPES,
+                     max_abs_error, op, out_size, randn, require, speedup, Timed, Tracked, warm)
 
 
 class _Pool:
