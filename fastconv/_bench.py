@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,7 +71,6 @@ class Case:
     make_torch: object = None
     flops: float = None
     note: str = ""
-    meta: dict = field(default_factory=dict)
 
 
 def _op(name):
@@ -548,6 +547,10 @@ def _derived(row):
 
 # --------------------------------------------------------------------------- output
 
+def _ratio(v):
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
 def format_table(rows, backends):
     """The aligned text table of :func:`run`'s rows."""
     compiled = [b for b in backends if b not in ("numpy", "torch")]
@@ -564,7 +567,7 @@ def format_table(rows, backends):
         cells = [row["kernel"], row["shape"]]
         cells += [f"{t[b] * 1e3:.2f}" if b in t else "-" for b in timed]
         sp = row["speedup_vs_reference"]
-        cells += [f"{sp[b]:.1f}" if b in sp else "-"
+        cells += [_ratio(sp[b]) if b in sp else "-"
                   for b in compiled + (["torch"] if has_torch else [])]
         if has_torch:
             rt = row["time_ratio_vs_torch"]
