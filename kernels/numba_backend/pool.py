@@ -36,7 +36,7 @@ def _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw, neg_inf):
                     for xx in range(xs, xe):
                         v = x[n, c, y, xx]
                         # Bitwise and selects, no branches: branching on the compare
-                        # ran 15x slower on random input (mispredictions).
+                        # ran 2.7x slower on random input (mispredictions).
                         w = (v > best) | ((v != v) & (best == best))
                         best = v if w else best
                         bi = (y - y0) * kw + xx - x0 if w else bi
@@ -46,7 +46,7 @@ def _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw, neg_inf):
 
 @pjit
 def _max_pool_2x2_into(x, out, arg):
-    # 2x2 windows, stride 2, no padding: the window is unrolled (measured 2.3x faster
+    # 2x2 windows, stride 2, no padding: the window is unrolled (measured 5.8x faster
     # than the general loop at (100, 16, 28, 28) float32).
     N, C = x.shape[0], x.shape[1]
     OH, OW = out.shape[2], out.shape[3]
