@@ -11,26 +11,29 @@ Backends: the update of one parameter is one fused pass over ``p``, ``g`` and th
 (Numba or Cython kernel, the current backend, see :func:`fastconv.use_backend`); with
 backend ``'numpy'``, for float16 parameters and for parameters that are not C-contiguous
 the same rule runs as in-place NumPy operations (one scratch buffer per parameter).
-Measured in float32 (2 threads, shared busy machine, one backend per process; minimum
-of 300 calls of ``update``, which includes validation and per-parameter dispatch):
+Measured in float32 (2 threads, a shared machine at load average 5-10, one backend per
+process; minimum of 300 calls of ``update``, validation and per-parameter dispatch
+included; two runs agreed to about 20%):
 
-=========  =============================  =============================
-rule       DeepConvNet's 16 params (0.14M)  one 1000x1000 param
-           NumPy / Numba / Cython (us)      NumPy / Numba / Cython (us)
-=========  =============================  =============================
-SGD        60 / 56 / 82                     198 / 110 / 156
-Momentum   99 / 74 / 90                     360 / 167 / 184
-Nesterov   160 / 79 / 124                   679 / 434 / 398
-AdaGrad    174 / 88 / 240                   939 / ~450 / 962
-RMSprop    210 / 119 / 239                  1020 / 443 / 970
-Adam       263 / 127 / 250                  1571 / 448 / 980
-=========  =============================  =============================
+=========  ================================  ================================
+rule       DeepConvNet's 16 params (0.14M)   one 1000x1000 param
+           NumPy / Numba / Cython (us)       NumPy / Numba / Cython (us)
+=========  ================================  ================================
+SGD        60 / 56 / 79                      198 / 110 / 156
+Momentum   99 / 74 / 112                     360 / 167 / 184
+Nesterov   160 / 79 / 121                    679 / 229 / 398
+AdaGrad    174 / 88 / 235                    939 / 295 / 1093
+RMSprop    210 / 119 / 235                   1020 / 443 / 974
+Adam       263 / 127 / 247                   1571 / 448 / 980
+=========  ================================  ================================
 
-(AdaGrad 1M on Numba was lost to noise; its pass equals RMSprop's.) The fused pass is
-never slower than NumPy beyond noise and 2-3.5x faster on large parameters, so every
-rule runs fused on a compiled backend. For DeepConvNet the whole update is under 0.3 ms
-either way, about 1% of a training step. The Cython column for the small parameters
-is call overhead (about 2 us per parameter to acquire the memoryviews).
+Numba's fused pass is 1.1-2x faster than NumPy on DeepConvNet and 2-3.5x on a large
+parameter. Cython's is faster for the rules without a square root and on par with
+NumPy for AdaGrad, RMSprop and Adam (its extension is built for baseline x86-64 SSE2,
+Numba compiles for the host's AVX-512; on DeepConvNet it also pays ~2 us per parameter
+to acquire the memoryviews). Being never slower, the fused pass runs for every rule on
+both compiled backends. For DeepConvNet the whole update is under 0.3 ms either way,
+about 1% of a training step.
 
 The fused kernels carry the arithmetic in float64 and round once on store; the NumPy
 path computes in the parameter's dtype (as the book's code does for float32 params), so
