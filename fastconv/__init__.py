@@ -19,6 +19,7 @@ from .functional import linear, linear_backward
 from .functional import conv2d, conv2d_backward
 from . import reference
 from . import layers, optim
+from . import datasets, models, params_io
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,9 @@ __all__ = [
     "reference",
     "layers",
     "optim",
+    "datasets",
+    "models",
+    "params_io",
 ]
 
 _init_from_env()

@@ -22,6 +22,7 @@ from pathlib import Path
 _TRAIN_SAMPLE = 1000     # training images scored after each epoch
 _EVAL_BATCH = 500        # images per forward pass when scoring
 _MAX_SHIFT = 2           # --augment: shifts of -2..2 pixels in each direction
+_LOG_EVERY = 60.0        # seconds between progress lines when stderr is not a terminal
 
 
 def _positive_int(text):
@@ -163,7 +164,7 @@ def run(args):
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(n)
         losses = []
-        t0 = time.perf_counter()
+        t0 = last_log = time.perf_counter()
         with Progress(total=steps, desc=f"epoch {epoch}/{args.epochs}", stream=err) as bar:
             for s in range(steps):
                 idx = order[s * args.batch_size:(s + 1) * args.batch_size]
@@ -178,8 +179,14 @@ def run(args):
                 optimizer.update(net.params, grads)
                 losses.append(loss)
                 done = min((s + 1) * args.batch_size, n)
-                bar.update(1, loss=f"{np.mean(losses[-50:]):.4f}",
-                           img_s=f"{done / (time.perf_counter() - t0):.0f}")
+                now = time.perf_counter()
+                status = dict(loss=f"{np.mean(losses[-50:]):.4f}", img_s=f"{done / (now - t0):.0f}")
+                bar.update(1, **status)
+                if not bar.enabled and now - last_log >= _LOG_EVERY:
+                    # no bar in a log file: a line now and then instead
+                    bar.write(f"  epoch {epoch} step {s + 1}/{steps}: loss {status['loss']}  "
+                              f"{status['img_s']} images/s")
+                    last_log = now
             train_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             train_acc = float(np.mean(predict_labels(net, x_train[sample]) == t_train[sample]))

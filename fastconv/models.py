@@ -20,6 +20,8 @@ Differences from the book, all additive:
   ``np.random.Generator`` owned by the net (an int seeds it), not from NumPy's global
   state, so training is reproducible per seed.
 - ``accuracy`` also scores a last, partial batch (the book silently drops it).
+- The pooling and softmax-with-loss layers are :mod:`fastconv.layers`' own; dropout is
+  :class:`fastconv.layers.Dropout` drawing from the net's generator.
 - ``load_params`` checks names and shapes, reads ``.npz`` and the book's ``.pkl``
   through :mod:`fastconv.params_io` (a restricted unpickler), and casts to the net's
   dtype; ``save_params`` writes ``.npz`` (or ``.pkl`` when the name ends so).
@@ -28,11 +30,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import params_io
+from . import layers, params_io
 from .functional import conv2d, conv2d_backward, linear, linear_backward
-from .functional import max_pool2d, max_pool2d_backward
-from .functional.elementwise import (relu_backward, softmax_cross_entropy,
-                                     softmax_cross_entropy_backward)
+from .functional.elementwise import dropout_apply, relu_backward
 
 __all__ = ["DeepConvNet", "SimpleConvNet"]
 
@@ -89,25 +89,6 @@ class ConvReLU:
         return dx
 
 
-class MaxPool:
-    """The book's ``Pooling`` (max) on :func:`fastconv.max_pool2d`."""
-
-    def __init__(self, pool_h, pool_w, stride=2, pad=0):
-        self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
-        self.x_shape = self.argmax = None
-
-    def forward(self, x):
-        """x (N, C, H, W) -> (N, C, OH, OW)."""
-        self.x_shape = x.shape
-        out, self.argmax = max_pool2d(x, self.pool_h, self.pool_w, self.stride, self.pad)
-        return out
-
-    def backward(self, dout):
-        """dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-        return max_pool2d_backward(dout, self.argmax, self.x_shape, self.pool_h,
-                                   self.pool_w, self.stride, self.pad)
-
-
 class Dense:
     """The book's ``Affine`` (optionally followed by ``Relu``) on :func:`fastconv.linear`.
 
@@ -136,52 +117,25 @@ class Dense:
         return dx
 
 
-class Dropout:
-    """The book's ``Dropout`` with its masks drawn from a given ``np.random.Generator``.
+class Dropout(layers.Dropout):
+    """:class:`fastconv.layers.Dropout` with its masks drawn from ``rng`` (a
+    ``np.random.Generator``, or a seed for one) instead of ``np.random.rand``.
 
-    Training keeps each unit with probability ``1 - dropout_ratio`` (no rescaling);
-    inference multiplies by ``1 - dropout_ratio``, as the book does.
+    Training keeps each unit where a uniform draw exceeds ``dropout_ratio`` (no
+    rescaling); inference multiplies by ``1 - dropout_ratio``, as the book does.
     """
 
     def __init__(self, dropout_ratio=0.5, rng=None):
-        self.dropout_ratio = dropout_ratio
+        super().__init__(dropout_ratio)
         self.rng = _generator(rng)
-        self.mask = None
 
     def forward(self, x, train_flg=True):
         """x (N, M) -> (N, M)."""
-        if train_flg:
-            self.mask = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32
-                                        else np.float64) > self.dropout_ratio
-            return x * self.mask
-        return x * x.dtype.type(1.0 - self.dropout_ratio)
-
-    def backward(self, dout):
-        """dout (N, M) -> dx (N, M)."""
-        return dout * self.mask
-
-
-class SoftmaxWithLoss:
-    """The book's ``SoftmaxWithLoss`` on :func:`fastconv.functional.elementwise.softmax_cross_entropy`:
-    softmax, then the mean of ``-log(y[t] + 1e-7)``.
-
-    Labels ``t`` are class indices of shape (N,) or one-hot of shape (N, K) (the loss
-    takes its argmax, as the book's ``cross_entropy_error`` does).
-    """
-
-    def __init__(self):
-        self.y = self.t = self.loss = None
-
-    def forward(self, x, t):
-        """x (N, K) scores, t labels -> the mean loss (a float)."""
-        loss, self.y = softmax_cross_entropy(x, t)
-        self.t = t
-        self.loss = float(loss)
-        return self.loss
-
-    def backward(self, dout=1):
-        """-> dx (N, K) = (y - t) * dout / N."""
-        return softmax_cross_entropy_backward(self.y, self.t, dout)
+        if not train_flg:
+            return super().forward(x, train_flg=False)
+        draw = np.float32 if x.dtype == np.float32 else np.float64
+        self.mask = self.rng.random(x.shape, dtype=draw) > self.dropout_ratio
+        return dropout_apply(x, self.mask)
 
 
 # --------------------------------------------------------------------------- networks
@@ -346,11 +300,11 @@ class DeepConvNet(_Net):
         ``W1..W6`` of shape (FN, C, KH, KW), ``W7`` (64*4*4, hidden_size), ``W8``
         (hidden_size, output_size), ``b1..b8``; in ``dtype``.
     layers : list
-        ConvReLU, ConvReLU, MaxPool, ConvReLU, ConvReLU, MaxPool, ConvReLU, ConvReLU,
-        MaxPool, Dense(relu), Dropout, Dense, Dropout: the book's list with each ReLU
+        ConvReLU, ConvReLU, Pooling, ConvReLU, ConvReLU, Pooling, ConvReLU, ConvReLU,
+        Pooling, Dense(relu), Dropout, Dense, Dropout: the book's list with each ReLU
         fused into the layer before it (so the book's indices 0, 2, 5, 7, 10, 12, 15, 18
         of the weight layers become 0, 1, 3, 4, 6, 7, 9, 11).
-    last_layer : SoftmaxWithLoss
+    last_layer : fastconv.layers.SoftmaxWithLoss
     """
 
     def __init__(self, input_dim=(1, 28, 28),
@@ -390,12 +344,12 @@ class DeepConvNet(_Net):
         convs = [ConvReLU(None, None, cp['stride'], cp['pad'], need_dx=(i > 0))
                  for i, cp in enumerate(conv_params)]
         fc7, fc8 = Dense(None, None, relu=True), Dense(None, None)
-        self.layers = [convs[0], convs[1], MaxPool(2, 2, stride=2),
-                       convs[2], convs[3], MaxPool(2, 2, stride=2),
-                       convs[4], convs[5], MaxPool(2, 2, stride=2),
+        self.layers = [convs[0], convs[1], layers.Pooling(2, 2, stride=2),
+                       convs[2], convs[3], layers.Pooling(2, 2, stride=2),
+                       convs[4], convs[5], layers.Pooling(2, 2, stride=2),
                        fc7, Dropout(0.5, self.rng), fc8, Dropout(0.5, self.rng)]
         self._weight_layers = convs + [fc7, fc8]
-        self.last_layer = SoftmaxWithLoss()
+        self.last_layer = layers.SoftmaxWithLoss()
         self._push_params()
 
 
@@ -443,9 +397,9 @@ class SimpleConvNet(_Net):
             self.params[f"b{i + 1}"] = np.zeros(shape[0] if len(shape) == 4 else shape[1], self.dtype)
         self.layers = OrderedDict()
         self.layers['Conv1'] = ConvReLU(None, None, s, p, need_dx=False)
-        self.layers['Pool1'] = MaxPool(2, 2, stride=2)
+        self.layers['Pool1'] = layers.Pooling(2, 2, stride=2)
         self.layers['Affine1'] = Dense(None, None, relu=True)
         self.layers['Affine2'] = Dense(None, None)
         self._weight_layers = [self.layers['Conv1'], self.layers['Affine1'], self.layers['Affine2']]
-        self.last_layer = SoftmaxWithLoss()
+        self.last_layer = layers.SoftmaxWithLoss()
         self._push_params()
