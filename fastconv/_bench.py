@@ -80,7 +80,7 @@ def _op(name):
     if fn is None:
         fn = getattr(getattr(fc, "functional", None), name, None)
     if fn is None:
-        raise Unavailable(f"fc.{name} is not implemented yet")
+        raise Unavailable(f"fc.{name} is not in fastconv or fastconv.functional yet")
     return fn
 
 
