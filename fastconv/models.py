@@ -34,7 +34,7 @@ from . import layers, params_io
 from .functional import conv2d, conv2d_backward, linear, linear_backward
 from .functional.elementwise import dropout_apply, relu_backward
 
-__all__ = ["DeepConvNet", "SimpleConvNet"]
+__all__ = ["DeepConvNet", "SimpleConvNet", "ConvReLU", "Dense", "Dropout"]
 
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
