@@ -47,10 +47,11 @@ def run(args):
     print(f"{args.params} on {args.kind} test set ({t.size} images), {args.dtype}, "
           f"backend {backend}")
     print(f"accuracy {hits.mean():.4f} ({int(hits.sum())}/{t.size})")
-    width = max(len(s) for s in names)
-    for c, name in enumerate(names):
+    labels = [name if name == str(c) else f"{c} {name}" for c, name in enumerate(names)]
+    width = max(len(s) for s in labels)
+    for c, label in enumerate(labels):
         mask = t == c
         if mask.any():
-            print(f"  {c}  {name:<{width}}  {hits[mask].mean():.4f}  "
+            print(f"  {label:<{width}}  {hits[mask].mean():.4f}  "
                   f"({int(hits[mask].sum())}/{int(mask.sum())})")
     return 0
