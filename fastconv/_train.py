@@ -71,9 +71,9 @@ def configure_parser(parser):
                         help=f"random shifts of up to {_MAX_SHIFT} pixels (zero fill), and "
                              "horizontal flips for fashion-mnist")
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
-    parser.add_argument("--out", metavar="DIR", default="fastconv-train",
+    parser.add_argument("--out", metavar="DIR", default="runs/train",
                         help="where params.npz, history.json and the plots go "
-                             "(default: ./fastconv-train)")
+                             "(default: runs/train)")
     parser.add_argument("--limit", type=_positive_int, metavar="N",
                         help="use only the first N training images (quick runs)")
     parser.add_argument("--no-plots", action="store_true",
