@@ -32,7 +32,7 @@ import numpy as np
 
 from . import layers, params_io
 from .functional import conv2d, conv2d_backward, linear, linear_backward
-from .functional.elementwise import dropout_apply, relu_backward
+from .functional.elementwise import dropout_apply
 
 __all__ = ["DeepConvNet", "SimpleConvNet", "ConvReLU", "Dense", "Dropout"]
 
@@ -83,9 +83,8 @@ class ConvReLU:
 
     def backward(self, dout):
         """dout (N, FN, OH, OW) -> dx (N, C, H, W) or None; sets ``dW`` and ``db``."""
-        dout = relu_backward(dout, self.out <= 0)
         dx, self.dW, self.db = conv2d_backward(dout, self.x, self.W, self.stride, self.pad,
-                                               need_dx=self.need_dx)
+                                               need_dx=self.need_dx, relu_out=self.out)
         return dx
 
 

@@ -1,4 +1,4 @@
-"""What both conv backends share: the per-shape algorithm rule and the BLAS thread guard.
+"""What both conv backends share: the per-shape algorithm rule.
 
 Algorithms (``kernels/*_backend/conv``):
 
@@ -24,9 +24,6 @@ Algorithms (``kernels/*_backend/conv``):
   to 2.7x slower, conv2: 88 vs 32 ms Numba, 48 vs 23 ms Cython, one thread), and groups
   of 1 image to 512 KiB were within the machine's noise of each other.
 """
-import os
-import threading
-
 #: Largest window size C*KH*KW taken by the direct algorithm (see ``use_direct``);
 #: 0: measured slower than im2col + GEMM on every DeepConvNet shape, C=1 included.
 DIRECT_MAX_K = 0
@@ -55,59 +52,3 @@ def group_size(N, K, P, itemsize, n_threads):
     g = max(1, COL_GROUP_BYTES // max(1, K * P * itemsize))
     share = -(-N // max(1, n_threads))
     return max(1, min(g, share))
-
-
-# ------------------------------------------------------------------ BLAS thread guard
-
-_lock = threading.Lock()
-_depth = 0
-_saved = []
-_controllers = None
-
-
-def _blas_controllers():
-    """threadpoolctl controllers of the BLAS that SciPy's ``cython_blas`` calls.
-
-    NumPy's wheel bundles its own OpenBLAS (in ``numpy.libs``) which compiled kernels
-    never call; every other BLAS pool is limited. Looked up once (about 1 ms), after
-    which switching a pool's thread count is one ctypes call (about 1 us).
-    """
-    global _controllers
-    if _controllers is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS)
-        from threadpoolctl import ThreadpoolController
-
-        libs = ThreadpoolController().select(user_api="blas").lib_controllers
-        own_numpy = [c for c in libs if f"numpy.libs{os.sep}" in c.filepath]
-        _controllers = [c for c in libs if c not in own_numpy] or libs
-    return _controllers
-
-
-class single_threaded_blas:
-    """Context manager: SciPy's BLAS runs single-threaded inside the block.
-
-    The kernels call BLAS from inside their own parallel loops (one call per thread);
-    a multi-threaded BLAS there would start threads on cores that are already busy.
-    Nested and concurrent uses are counted: the first to enter saves and lowers the
-    thread counts, the last to leave restores them.
-    """
-
-    def __enter__(self):
-        global _depth
-        with _lock:
-            if _depth == 0:
-                ctl = _blas_controllers()
-                _saved[:] = [c.num_threads for c in ctl]
-                for c in ctl:
-                    c.set_num_threads(1)
-            _depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        global _depth
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                for c, n in zip(_blas_controllers(), _saved):
-                    c.set_num_threads(n)
-        return False

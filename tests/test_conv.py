@@ -144,6 +144,13 @@ def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride,
     assert_near(dW, want[1], dtype)
     assert_near(db, want[2], dtype)
 
+    relu_out = np.ascontiguousarray(np.maximum(expected, 0), dtype=dtype)
+    want = ref.conv2d_backward(dout * (relu_out > 0), x, W, stride, pad)
+    got = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, True, algorithm=algorithm,
+                            relu_out=relu_out)
+    for g, w in zip(got, want):
+        assert_near(g, w, dtype)
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -273,6 +280,8 @@ def test_conv2d_rejects_bad_input(kwargs, exc, match):
     (dict(x=np.zeros((2, 3, 2, 2), np.float32)), ValueError, r"larger than the padded input"),
     (dict(stride=(1, 0)), ValueError, r"stride\[1\] must be positive"),
     (dict(need_dx=None), TypeError, r"need_dx must be True or False"),
+    (dict(relu_out=DOUT[..., :3]), ValueError, r"relu_out has shape \(2, 4, 4, 3\), expected"),
+    (dict(relu_out=DOUT.astype(np.int32)), TypeError, r"relu_out has dtype int32"),
 ])
 def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
     args = dict(dout=DOUT, x=X, W=W3, stride=1, pad=0)
@@ -285,3 +294,19 @@ def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
 def test_kernel_rejects_unknown_algorithm(backend):
     with pytest.raises(ValueError, match="algorithm must be None, 'direct' or 'gemm'"):
         _kernel(backend).conv2d(X, W3, B, 1, 1, 0, 0, False, algorithm="fft")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_relu_backward_matches_book_mask(backend, dtype):
+    """relu_out applies the book's Relu.backward (zero where out <= 0) to dout."""
+    x, W, b = _inputs((3, 4, 7, 7), (5, 3, 3), dtype)
+    out = fc.conv2d(x, W, b, 1, 1, relu=True, backend=backend)
+    assert (out == 0).any() and (out > 0).any()
+    dout = _data(out.shape, dtype, 9)
+    masked = dout.copy()
+    masked[out <= 0] = 0
+    want = ref.conv2d_backward(masked, x, W, 1, 1)
+    got = fc.conv2d_backward(dout, x, W, 1, 1, relu_out=out, backend=backend)
+    for g, w in zip(got, want):
+        assert_near(g, w, dtype)

@@ -65,10 +65,9 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
     return out.astype(out_dtype, copy=False)
 
 
-def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, backend=None):
-    """Gradients of :func:`conv2d` (without ReLU) with respect to x, W and b.
-
-    For a fused ``relu=True`` forward, mask ``dout`` with ``out > 0`` first.
+def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
+                    backend=None):
+    """Gradients of :func:`conv2d` with respect to x, W and b.
 
     Parameters
     ----------
@@ -82,6 +81,10 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, backend=None):
         As in the forward call.
     need_dx : bool
         False skips the input gradient (a net's first layer) and returns None for it.
+    relu_out : ndarray of shape (N, FN, OH, OW), optional
+        For a fused ``relu=True`` forward, pass its output: ``dout`` is zeroed where the
+        output is ``<= 0`` (the book's ``Relu.backward``) inside the kernel's pass over
+        ``dout``, instead of a separate mask and copy.
     backend : {None, 'auto', 'numba', 'cython', 'numpy'}
 
     Returns
@@ -102,13 +105,18 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, backend=None):
     if not isinstance(need_dx, (bool, np.bool_)):
         raise TypeError(f"{op}: need_dx must be True or False, got {type(need_dx).__name__}")
     compute, out_dtype = v.dtypes(dout, x, W)
+    if relu_out is not None:
+        relu_out = v.check_array(relu_out, "relu_out", op, ndim=4)
+        v.check_shape(relu_out, dout.shape, "relu_out", op,
+                      "pass the output of conv2d(..., relu=True) that dout is the gradient of")
+        relu_out = v.prepare(relu_out, compute)
     dout, x, W = (v.prepare(a, compute) for a in (dout, x, W))
     name = _backend.resolve(backend)
     if name == "numpy":
-        dx, dW, db = _conv2d_backward_ref(dout, x, W, stride, pad, bool(need_dx))
+        dx, dW, db = _conv2d_backward_ref(dout, x, W, stride, pad, bool(need_dx), relu_out)
     else:
         dx, dW, db = _backend.kernels(name, "conv").conv2d_backward(
-            dout, x, W, *stride, *pad, bool(need_dx))
+            dout, x, W, *stride, *pad, bool(need_dx), relu_out=relu_out)
     if dx is not None:
         dx = dx.astype(out_dtype, copy=False)
     return dx, dW.astype(out_dtype, copy=False), db.astype(out_dtype, copy=False)

@@ -46,8 +46,8 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False):
     return out.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
 
 
-def conv2d_backward(dout, x, W, stride=1, pad=0, need_dx=True):
-    """Gradients of :func:`conv2d` (without ReLU) with respect to x, W and b.
+def conv2d_backward(dout, x, W, stride=1, pad=0, need_dx=True, relu_out=None):
+    """Gradients of :func:`conv2d` with respect to x, W and b.
 
     Parameters
     ----------
@@ -59,6 +59,9 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, need_dx=True):
     stride, pad : int or (h, w) pair
     need_dx : bool
         False skips the input gradient and returns None for it (a net's first layer).
+    relu_out : ndarray of shape (N, FN, OH, OW) or None
+        The output of a ``relu=True`` forward: ``dout`` is first zeroed where it is
+        ``<= 0`` (the book's ``Relu.backward``). None: the forward had no ReLU.
 
     Returns
     -------
@@ -67,6 +70,8 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, need_dx=True):
     db : ndarray of shape (FN,)
     """
     FN, C, KH, KW = W.shape
+    if relu_out is not None:
+        dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
     rows = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
     db = np.sum(rows, axis=0)
     col = im2col(x, KH, KW, stride, pad)

@@ -14,7 +14,8 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
-from .._conv_plan import choose, group_size, single_threaded_blas
+from .._blas import single_threaded_blas
+from .._conv_plan import choose, group_size
 from ._runtime import get_num_threads
 
 
@@ -132,18 +133,20 @@ cdef void _forward_share(const floating* x, const floating* Wm, const floating* 
         n0 += m
 
 
-cdef void _backward_share(const floating* dout, const floating* x, const floating* Wm,
+cdef void _backward_share(const floating* dout, const floating* rout,
+                          const floating* x, const floating* Wm,
                           floating* dx, floating* dW, floating* db,
                           floating* col, floating* dg, floating* dcol,
                           Py_ssize_t n_begin, Py_ssize_t n_end, Py_ssize_t G,
                           Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t FN,
                           Py_ssize_t OH, Py_ssize_t OW, int kh, int kw, int sh, int sw,
-                          int ph, int pw, bint need_dx) noexcept nogil:
+                          int ph, int pw, bint need_dx, bint has_relu) noexcept nogil:
     cdef Py_ssize_t P = OH * OW, K = C * kh * kw
     cdef Py_ssize_t n0, m, j, f, p
     cdef double s
     cdef floating v
     cdef const floating* src
+    cdef const floating* rsrc
     cdef floating* dst
     memset(dW, 0, FN * K * sizeof(floating))
     memset(db, 0, FN * sizeof(floating))
@@ -157,10 +160,18 @@ cdef void _backward_share(const floating* dout, const floating* x, const floatin
                 src = dout + ((n0 + j) * FN + f) * P
                 dst = dg + f * m * P + j * P
                 s = 0
-                for p in range(P):
-                    v = src[p]
-                    dst[p] = v
-                    s += v
+                if has_relu:
+                    # The fused ReLU's backward (the book's mask out <= 0).
+                    rsrc = rout + ((n0 + j) * FN + f) * P
+                    for p in range(P):
+                        v = 0 if rsrc[p] <= 0 else src[p]
+                        dst[p] = v
+                        s += v
+                else:
+                    for p in range(P):
+                        v = src[p]
+                        dst[p] = v
+                        s += v
                 db[f] += <floating>s
         # dW(FN, K) += dg(FN, mP) @ col(K, mP).T
         _gemm(c'N', c'T', FN, K, m * P, 1, dg, m * P, col, m * P, 1, dW, K)
@@ -189,23 +200,24 @@ def _forward_gemm(const floating[:, :, :, ::1] x, const floating[:, ::1] Wm,
                        G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, relu)
 
 
-def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] x,
+def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
+                   const floating[:, :, :, ::1] x,
                    const floating[:, ::1] Wm, floating[:, :, :, ::1] dx,
                    floating[:, :, ::1] dW_part, floating[:, ::1] db_part,
                    floating[:, ::1] col_ws, floating[:, ::1] dg_ws,
                    floating[:, ::1] dcol_ws,
                    int kh, int kw, int sh, int sw, int ph, int pw, bint need_dx,
-                   Py_ssize_t G, int nt):
+                   bint has_relu, Py_ssize_t G, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     cdef Py_ssize_t n_groups = (N + G - 1) // G
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        _backward_share(&dout[0, 0, 0, 0], &x[0, 0, 0, 0], &Wm[0, 0],
+        _backward_share(&dout[0, 0, 0, 0], &rout[0, 0, 0, 0], &x[0, 0, 0, 0], &Wm[0, 0],
                         &dx[0, 0, 0, 0], &dW_part[t, 0, 0], &db_part[t, 0],
                         &col_ws[t, 0], &dg_ws[t, 0], &dcol_ws[t, 0],
                         min(N, t * n_groups // nt * G), min(N, (t + 1) * n_groups // nt * G),
-                        G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx)
+                        G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx, has_relu)
 
 
 # ------------------------------------------------------------------ direct
@@ -364,16 +376,19 @@ def conv2d(x, W, b, int sh, int sw, int ph, int pw, relu=False, algorithm=None):
 
 
 def conv2d_backward(dout, x, W, int sh, int sw, int ph, int pw, need_dx=True,
-                    algorithm=None):
-    """Gradients ``(dx or None, dW, db)`` of :func:`conv2d` without ReLU; ``dout`` is
-    (N, FN, OH, OW) C-contiguous, same dtype as ``x`` and ``W``; ``algorithm`` as in
-    :func:`conv2d`."""
+                    algorithm=None, relu_out=None):
+    """Gradients ``(dx or None, dW, db)`` of :func:`conv2d`; ``dout`` is (N, FN, OH, OW)
+    C-contiguous, same dtype as ``x`` and ``W``; ``algorithm`` as in :func:`conv2d`.
+    ``relu_out``: the output of a ``relu=True`` forward (same shape as ``dout``), whose
+    ReLU backward is fused into the pass that gathers ``dout``; None: no ReLU."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3]
     cdef int nt = min(get_num_threads(), N)
     dx = np.empty_like(x) if need_dx else None
     if choose(algorithm, C, kh, kw) == "direct":
+        if relu_out is not None:
+            dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
         acc = np.empty((nt, FN, C, kh, kw, OW), dtype=x.dtype)
         _backward_direct_dw(dout, x, acc, kh, kw, sh, sw, ph, pw)
         if need_dx:
@@ -388,7 +403,8 @@ def conv2d_backward(dout, x, W, int sh, int sw, int ph, int pw, need_dx=True,
     dg_ws = np.empty((nt, FN * G * P), dtype=x.dtype)
     dcol_ws = np.empty((nt, K * G * P if need_dx else 1), dtype=x.dtype)
     with single_threaded_blas():
-        _backward_gemm(dout, x, W.reshape(FN, K), dx if need_dx else np.empty((1, 1, 1, 1), x.dtype),
+        _backward_gemm(dout, dout if relu_out is None else relu_out, x, W.reshape(FN, K),
+                       dx if need_dx else np.empty((1, 1, 1, 1), x.dtype),
                        dW_part, db_part, col_ws, dg_ws, dcol_ws,
-                       kh, kw, sh, sw, ph, pw, bool(need_dx), G, nt)
+                       kh, kw, sh, sw, ph, pw, bool(need_dx), relu_out is not None, G, nt)
     return dx, dW_part.sum(axis=0).reshape(FN, C, kh, kw), db_part.sum(axis=0)

@@ -11,6 +11,8 @@ from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
+from .._blas import guard_for
+
 
 cdef void _gemm(char transa, char transb, int m, int n, int k,
                 const floating* a, int lda, const floating* b, int ldb,
@@ -81,7 +83,8 @@ def linear(x, W, b, bint relu):
     """
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
     has_bias = b is not None
-    _linear_into(x, W, b if has_bias else np.zeros(1, dtype=x.dtype), has_bias, relu, out)
+    with guard_for(x.shape[0] * x.shape[1] * W.shape[1]):
+        _linear_into(x, W, b if has_bias else np.zeros(1, dtype=x.dtype), has_bias, relu, out)
     return out
 
 
@@ -96,6 +99,7 @@ def linear_backward(dout, x, W, relu_out):
     db = np.empty(dout.shape[1], dtype=dout.dtype)
     dx = np.empty_like(x)
     dW = np.empty_like(W)
-    _linear_backward_into(dout, x, W, relu_out if has_relu else dout, has_relu,
-                          g, db, dx, dW)
+    with guard_for(x.shape[0] * x.shape[1] * W.shape[1]):
+        _linear_backward_into(dout, x, W, relu_out if has_relu else dout, has_relu,
+                              g, db, dx, dW)
     return dx, dW, db

@@ -13,7 +13,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._conv_plan import choose, group_size, single_threaded_blas
+from .._blas import single_threaded_blas
+from .._conv_plan import choose, group_size
 from ._jit import jit, pjit
 
 
@@ -105,8 +106,8 @@ def _forward_gemm(x, Wm, b, out3, kh, kw, sh, sw, ph, pw, OH, OW, relu, G, nt):
 
 
 @pjit
-def _backward_gemm(dout3, x, Wm, WmT, dx, dW_part, db_part, kh, kw, sh, sw, ph, pw,
-                   OH, OW, need_dx, G):
+def _backward_gemm(dout3, rout3, x, Wm, WmT, dx, dW_part, db_part, kh, kw, sh, sw, ph, pw,
+                   OH, OW, need_dx, has_relu, G):
     N = x.shape[0]
     FN, K = Wm.shape
     P = OH * OW
@@ -131,6 +132,9 @@ def _backward_gemm(dout3, x, Wm, WmT, dx, dW_part, db_part, kh, kw, sh, sw, ph, 
                     s = 0.0
                     for p in range(P):
                         v = dout3[n0 + j, f, p]
+                        # The fused ReLU's backward (the book's mask out <= 0).
+                        if has_relu and rout3[n0 + j, f, p] <= 0:
+                            v = 0
                         dg[f, j * P + p] = v
                         s += v
                     db_part[t, f] += s
@@ -375,15 +379,19 @@ def conv2d(x, W, b, sh, sw, ph, pw, relu=False, algorithm=None):
     return out
 
 
-def conv2d_backward(dout, x, W, sh, sw, ph, pw, need_dx=True, algorithm=None):
-    """Gradients ``(dx or None, dW, db)`` of :func:`conv2d` without ReLU; ``dout`` is
-    (N, FN, OH, OW) C-contiguous, same dtype as ``x`` and ``W``; ``algorithm`` as in
-    :func:`conv2d`."""
+def conv2d_backward(dout, x, W, sh, sw, ph, pw, need_dx=True, algorithm=None,
+                    relu_out=None):
+    """Gradients ``(dx or None, dW, db)`` of :func:`conv2d`; ``dout`` is (N, FN, OH, OW)
+    C-contiguous, same dtype as ``x`` and ``W``; ``algorithm`` as in :func:`conv2d`.
+    ``relu_out``: the output of a ``relu=True`` forward (same shape as ``dout``), whose
+    ReLU backward is fused into the pass that gathers ``dout``; None: no ReLU."""
     N, C, H, Wd = x.shape
     FN, _, kh, kw = W.shape
     OH, OW = dout.shape[2], dout.shape[3]
     nt = min(numba.get_num_threads(), N)
     dx = np.empty_like(x) if need_dx else None
+    if choose(algorithm, C, kh, kw) == "direct" and relu_out is not None:
+        dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
     if choose(algorithm, C, kh, kw) == "direct" and sh == 1 and sw == 1:
         acc = np.empty((nt, FN, C, kh, kw, 16), dtype=x.dtype)
         db_part = np.empty((nt, FN), dtype=x.dtype)
@@ -406,8 +414,10 @@ def conv2d_backward(dout, x, W, sh, sw, ph, pw, need_dx=True, algorithm=None):
     dW_part = np.empty((nt, FN, K), dtype=x.dtype)
     db_part = np.empty((nt, FN), dtype=x.dtype)
     with single_threaded_blas():
-        _backward_gemm(dout.reshape(N, FN, P), x, Wm, np.ascontiguousarray(Wm.T),
+        _backward_gemm(dout.reshape(N, FN, P),
+                       (dout if relu_out is None else relu_out).reshape(N, FN, P),
+                       x, Wm, np.ascontiguousarray(Wm.T),
                        dx if need_dx else np.empty((1, 1, 1, 1), x.dtype), dW_part, db_part,
-                       kh, kw, sh, sw, ph, pw, OH, OW, bool(need_dx), G)
+                       kh, kw, sh, sw, ph, pw, OH, OW, bool(need_dx), relu_out is not None, G)
     dW = dW_part.sum(axis=0).reshape(FN, C, kh, kw)
     return dx, dW, db_part.sum(axis=0)

@@ -9,6 +9,7 @@ backward's ReLU mask zeroes ``dout`` where the forward output is ``<= 0`` (the b
 import numpy as np
 from numba import prange
 
+from .._blas import guard_for
 from ._jit import jit, pjit
 
 
@@ -60,9 +61,10 @@ def linear(x, W, b, relu):
     All arrays C-contiguous, of one float dtype; ``b`` may be None.
     """
     zero = x.dtype.type(0)
-    if b is None:
-        return _linear(x, W, np.zeros(0, dtype=x.dtype), False, bool(relu), zero)
-    return _linear(x, W, b, True, bool(relu), zero)
+    has_bias = b is not None
+    with guard_for(x.shape[0] * x.shape[1] * W.shape[1]):
+        return _linear(x, W, b if has_bias else np.zeros(0, dtype=x.dtype), has_bias,
+                       bool(relu), zero)
 
 
 def linear_backward(dout, x, W, relu_out):
@@ -78,5 +80,6 @@ def linear_backward(dout, x, W, relu_out):
     else:
         g = np.empty_like(dout)
         _mask_colsum(dout, relu_out, g, db, dout.dtype.type(0))
-    dx, dW = _linear_backward(g, x, W)
+    with guard_for(x.shape[0] * x.shape[1] * W.shape[1]):
+        dx, dW = _linear_backward(g, x, W)
     return dx, dW, db
