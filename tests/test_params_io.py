@@ -369,3 +369,14 @@ def test_real_pretrained_checksum():
     assert hashlib.sha256(data).hexdigest() == (
         "8c81d1d6ddedd08c8277c957f3af30a91e455a1d65474ec2b5a0e3527b7422cc"
     )
+
+
+def test_saved_file_has_the_usual_permissions(tmp_path):
+    """The atomic save goes through a temporary file but ends with open()'s mode."""
+    import stat
+
+    path = tmp_path / "p.npz"
+    save_params({"W1": np.zeros(3)}, path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
