@@ -66,6 +66,17 @@ def _check_hyper(name, value, cls, lo=None, hi=None, lo_open=False):
     return value
 
 
+def _scaled_step(p, num, s, tmp, lr, eps):
+    """``p -= lr * num / (sqrt(s) + eps)`` in place, in ``p``'s dtype; ``tmp`` (``p``'s
+    shape and dtype) is overwritten as scratch."""
+    t = p.dtype.type
+    np.sqrt(s, out=tmp)
+    tmp += t(eps)
+    np.divide(num, tmp, out=tmp)
+    tmp *= t(lr)
+    p -= tmp
+
+
 class _Optimizer:
     """Validation and dispatch shared by the optimizers."""
 
@@ -187,7 +198,22 @@ class SGD(_Optimizer):
         p -= p.dtype.type(lr) * g
 
 
-class Momentum(_Optimizer):
+class _VelocityOptimizer(_Optimizer):
+    """Hyperparameters and state shared by Momentum and Nesterov."""
+
+    _state = ("v",)
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        cls = type(self).__name__
+        self.lr = _check_hyper("lr", lr, cls, lo=0)
+        self.momentum = _check_hyper("momentum", momentum, cls, lo=0)
+        self.v = None
+
+    def _scalars(self):
+        return self.lr, self.momentum
+
+
+class Momentum(_VelocityOptimizer):
     """Momentum SGD: ``v = momentum*v - lr*g; p += v``.
 
     Parameters
@@ -199,16 +225,6 @@ class Momentum(_Optimizer):
     ----------
     v : dict of str -> ndarray, or None before the first update
     """
-
-    _state = ("v",)
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr = _check_hyper("lr", lr, "Momentum", lo=0)
-        self.momentum = _check_hyper("momentum", momentum, "Momentum", lo=0)
-        self.v = None
-
-    def _scalars(self):
-        return self.lr, self.momentum
 
     @staticmethod
     def _kernel(k):
@@ -222,7 +238,7 @@ class Momentum(_Optimizer):
         p += v
 
 
-class Nesterov(_Optimizer):
+class Nesterov(_VelocityOptimizer):
     """Nesterov's accelerated gradient as the book writes it:
     ``v = momentum*v - lr*g; p += momentum**2 * v - (1 + momentum)*lr*g``.
 
@@ -235,16 +251,6 @@ class Nesterov(_Optimizer):
     ----------
     v : dict of str -> ndarray, or None before the first update
     """
-
-    _state = ("v",)
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr = _check_hyper("lr", lr, "Nesterov", lo=0)
-        self.momentum = _check_hyper("momentum", momentum, "Nesterov", lo=0)
-        self.v = None
-
-    def _scalars(self):
-        return self.lr, self.momentum
 
     @staticmethod
     def _kernel(k):
@@ -286,14 +292,9 @@ class AdaGrad(_Optimizer):
 
     @staticmethod
     def _numpy(p, g, h, lr, eps):
-        t = p.dtype.type
         tmp = g * g
         h += tmp
-        np.sqrt(h, out=tmp)
-        tmp += t(eps)
-        np.divide(g, tmp, out=tmp)
-        tmp *= t(lr)
-        p -= tmp
+        _scaled_step(p, g, h, tmp, lr, eps)
 
 
 class RMSprop(_Optimizer):
@@ -330,11 +331,7 @@ class RMSprop(_Optimizer):
         tmp = g * g
         tmp *= t(1 - decay_rate)
         h += tmp
-        np.sqrt(h, out=tmp)
-        tmp += t(eps)
-        np.divide(g, tmp, out=tmp)
-        tmp *= t(lr)
-        p -= tmp
+        _scaled_step(p, g, h, tmp, lr, eps)
 
 
 class Adam(_Optimizer):
@@ -388,8 +385,4 @@ class Adam(_Optimizer):
         tmp -= v
         tmp *= t(1 - beta2)
         v += tmp
-        np.sqrt(v, out=tmp)
-        tmp += t(eps)
-        np.divide(m, tmp, out=tmp)
-        tmp *= t(lr_t)
-        p -= tmp
+        _scaled_step(p, m, v, tmp, lr_t, eps)
