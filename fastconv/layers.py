@@ -10,7 +10,8 @@ the book's signatures.
 What runs where:
 
 * ``Convolution``, ``Pooling`` and ``Affine`` call :func:`fastconv.conv2d`,
-  :func:`fastconv.max_pool2d` and :func:`fastconv.linear` and their backward functions.
+  :func:`fastconv.max_pool2d` and :func:`fastconv.linear` and their backward functions
+  (they inherit only their constructors from :mod:`fastconv.reference.layers`).
 * ``Relu``, ``Dropout`` and ``SoftmaxWithLoss`` run fused one-pass kernels
   (:mod:`fastconv.functional.elementwise`; the measurements are there).
 * ``Sigmoid`` and ``BatchNormalization`` run the book's NumPy formulas on every backend.
@@ -91,7 +92,7 @@ class Sigmoid(_ref.Sigmoid):
         return super().backward(dout)
 
 
-class Affine:
+class Affine(_ref.Affine):
     """Fully connected layer ``x.reshape(N, -1) @ W + b`` (:func:`fastconv.linear`).
 
     Parameters
@@ -107,14 +108,6 @@ class Affine:
     dW, db : ndarray
         Gradients from the last backward.
     """
-
-    def __init__(self, W, b):
-        self.W = W
-        self.b = b
-        self.x = None
-        self.original_x_shape = None
-        self.dW = None
-        self.db = None
 
     def forward(self, x):
         """x : ndarray of shape (N, ...) with D elements per sample -> (N, M)."""
@@ -246,7 +239,7 @@ class BatchNormalization(_ref.BatchNormalization):
         return super().backward(dout)
 
 
-class Convolution:
+class Convolution(_ref.Convolution):
     """2-D convolution layer (:func:`fastconv.conv2d`).
 
     Parameters
@@ -263,15 +256,6 @@ class Convolution:
         Gradients from the last backward.
     """
 
-    def __init__(self, W, b, stride=1, pad=0):
-        self.W = W
-        self.b = b
-        self.stride = stride
-        self.pad = pad
-        self.x = None
-        self.dW = None
-        self.db = None
-
     def forward(self, x):
         """x : (N, C, H, W) -> (N, FN, OH, OW)."""
         out = conv2d(x, self.W, self.b, self.stride, self.pad)
@@ -285,7 +269,7 @@ class Convolution:
         return dx
 
 
-class Pooling:
+class Pooling(_ref.Pooling):
     """Max pooling layer (:func:`fastconv.max_pool2d`).
 
     Parameters
@@ -300,14 +284,6 @@ class Pooling:
     arg_max : integer ndarray of shape (N, C, OH, OW)
         Winning position inside each window (fastconv's layout, not the book's).
     """
-
-    def __init__(self, pool_h, pool_w, stride=2, pad=0):
-        self.pool_h = pool_h
-        self.pool_w = pool_w
-        self.stride = stride
-        self.pad = pad
-        self.x = None
-        self.arg_max = None
 
     def forward(self, x):
         """x : (N, C, H, W) -> (N, C, OH, OW)."""
