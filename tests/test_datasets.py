@@ -314,34 +314,22 @@ def test_count_mismatch(tmp_path):
     assert "7 images" in msg and "6 labels" in msg and TEST_LABELS in msg
 
 
-def test_train_count_mismatch(tmp_path):
+@pytest.mark.parametrize(
+    "name, array, match",
+    [
+        (TRAIN_IMAGES, np.zeros((5, 28, 28), dtype=np.uint8), "5 images but .* 12 labels"),
+        (TEST_LABELS, np.full(7, 10, dtype=np.uint8), "out of range"),
+        (TEST_IMAGES, np.zeros((7, 784), dtype=np.uint8), "3-D uint8"),
+        (TEST_IMAGES, np.zeros((7, 28, 28), dtype=np.float32), "3-D uint8"),
+        (TRAIN_IMAGES, np.zeros((12, 14, 14), dtype=np.uint8), "image size mismatch"),
+    ],
+    ids=["train_count_mismatch", "labels_out_of_range", "images_2d", "images_float32",
+         "train_and_test_image_sizes_differ"],
+)
+def test_bad_file_content(tmp_path, name, array, match):
     make_dataset(tmp_path)
-    write_idx(tmp_path / (TRAIN_IMAGES + ".gz"), np.zeros((5, 28, 28), dtype=np.uint8))
-    with pytest.raises(ValueError, match="5 images but .* 12 labels"):
-        load_mnist(tmp_path)
-
-
-def test_labels_out_of_range(tmp_path):
-    make_dataset(tmp_path)
-    write_idx(tmp_path / (TEST_LABELS + ".gz"), np.full(7, 10, dtype=np.uint8))
-    with pytest.raises(ValueError, match="out of range"):
-        load_mnist(tmp_path)
-
-
-def test_images_must_be_3d_uint8(tmp_path):
-    make_dataset(tmp_path)
-    write_idx(tmp_path / (TEST_IMAGES + ".gz"), np.zeros((7, 784), dtype=np.uint8))
-    with pytest.raises(ValueError, match="3-D uint8"):
-        load_mnist(tmp_path)
-    write_idx(tmp_path / (TEST_IMAGES + ".gz"), np.zeros((7, 28, 28), dtype=np.float32))
-    with pytest.raises(ValueError, match="3-D uint8"):
-        load_mnist(tmp_path)
-
-
-def test_train_and_test_image_sizes_must_agree(tmp_path):
-    make_dataset(tmp_path)
-    write_idx(tmp_path / (TRAIN_IMAGES + ".gz"), np.zeros((12, 14, 14), dtype=np.uint8))
-    with pytest.raises(ValueError, match="image size mismatch"):
+    write_idx(tmp_path / (name + ".gz"), array)
+    with pytest.raises(ValueError, match=match):
         load_mnist(tmp_path)
 
 
