@@ -12,7 +12,15 @@ channel) planes, so the backward scatter-adds never race.
 import numpy as np
 from numba import prange
 
-from ._jit import pjit
+from ._jit import jit, pjit
+
+
+@jit
+def _span(o, s, p, k, n):
+    """Window ``o`` along one axis: its first cell ``o*s - p`` (negative inside the
+    padding) and the in-bounds range ``[lo, hi)`` it covers."""
+    a = o * s - p
+    return a, max(a, 0), min(a + k, n)
 
 
 @pjit
@@ -23,13 +31,9 @@ def _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw, neg_inf):
         n = t // C
         c = t - n * C
         for oy in range(OH):
-            y0 = oy * sh - ph
-            ys = max(y0, 0)
-            ye = min(y0 + kh, H)
+            y0, ys, ye = _span(oy, sh, ph, kh, H)
             for ox in range(OW):
-                x0 = ox * sw - pw
-                xs = max(x0, 0)
-                xe = min(x0 + kw, W)
+                x0, xs, xe = _span(ox, sw, pw, kw, W)
                 best = neg_inf
                 bi = (ys - y0) * kw + xs - x0
                 for y in range(ys, ye):
@@ -133,13 +137,9 @@ def _avg_pool_into(x, out, kh, kw, sh, sw, ph, pw, zero, area):
         n = t // C
         c = t - n * C
         for oy in range(OH):
-            y0 = oy * sh - ph
-            ys = max(y0, 0)
-            ye = min(y0 + kh, H)
+            y0, ys, ye = _span(oy, sh, ph, kh, H)
             for ox in range(OW):
-                x0 = ox * sw - pw
-                xs = max(x0, 0)
-                xe = min(x0 + kw, W)
+                x0, xs, xe = _span(ox, sw, pw, kw, W)
                 s = zero
                 for y in range(ys, ye):
                     for xx in range(xs, xe):
@@ -158,13 +158,9 @@ def _avg_pool_backward_into(dout, dx, kh, kw, sh, sw, ph, pw, area):
             for xx in range(W):
                 dx[n, c, y, xx] = 0
         for oy in range(OH):
-            y0 = oy * sh - ph
-            ys = max(y0, 0)
-            ye = min(y0 + kh, H)
+            y0, ys, ye = _span(oy, sh, ph, kh, H)
             for ox in range(OW):
-                x0 = ox * sw - pw
-                xs = max(x0, 0)
-                xe = min(x0 + kw, W)
+                x0, xs, xe = _span(ox, sw, pw, kw, W)
                 g = dout[n, c, oy, ox] / area
                 for y in range(ys, ye):
                     for xx in range(xs, xe):
