@@ -20,6 +20,14 @@ cdef inline bint _wins(floating v, floating best) noexcept nogil:
     return (v > best) | ((v != v) & (best == best))
 
 
+cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t) _span(
+        Py_ssize_t o, int s, int p, int k, Py_ssize_t n) noexcept nogil:
+    # Window o along one axis: its first cell o*s - p (negative inside the padding) and
+    # the in-bounds range [lo, hi) it covers.
+    cdef Py_ssize_t a = o * s - p
+    return a, (a if a > 0 else 0), (a + k if a + k < n else n)
+
+
 cdef void _max_plane(const floating* x, floating* out, int32_t* arg,
                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
                      int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
@@ -27,13 +35,9 @@ cdef void _max_plane(const floating* x, floating* out, int32_t* arg,
     cdef floating best, v
     cdef int32_t bi, m
     for oy in range(OH):
-        y0 = oy * sh - ph
-        ys = y0 if y0 > 0 else 0
-        ye = y0 + kh if y0 + kh < H else H
+        y0, ys, ye = _span(oy, sh, ph, kh, H)
         for ox in range(OW):
-            x0 = ox * sw - pw
-            xs = x0 if x0 > 0 else 0
-            xe = x0 + kw if x0 + kw < W else W
+            x0, xs, xe = _span(ox, sw, pw, kw, W)
             best = -INFINITY
             bi = <int32_t>((ys - y0) * kw + xs - x0)
             for y in range(ys, ye):
@@ -133,13 +137,9 @@ cdef void _avg_plane(const floating* x, floating* out,
     cdef floating s
     cdef floating area = kh * kw
     for oy in range(OH):
-        y0 = oy * sh - ph
-        ys = y0 if y0 > 0 else 0
-        ye = y0 + kh if y0 + kh < H else H
+        y0, ys, ye = _span(oy, sh, ph, kh, H)
         for ox in range(OW):
-            x0 = ox * sw - pw
-            xs = x0 if x0 > 0 else 0
-            xe = x0 + kw if x0 + kw < W else W
+            x0, xs, xe = _span(ox, sw, pw, kw, W)
             s = 0
             for y in range(ys, ye):
                 for xx in range(xs, xe):
@@ -155,13 +155,9 @@ cdef void _avg_back_plane(const floating* dout, floating* dx,
     cdef floating area = kh * kw
     memset(dx, 0, H * W * sizeof(floating))
     for oy in range(OH):
-        y0 = oy * sh - ph
-        ys = y0 if y0 > 0 else 0
-        ye = y0 + kh if y0 + kh < H else H
+        y0, ys, ye = _span(oy, sh, ph, kh, H)
         for ox in range(OW):
-            x0 = ox * sw - pw
-            xs = x0 if x0 > 0 else 0
-            xe = x0 + kw if x0 + kw < W else W
+            x0, xs, xe = _span(ox, sw, pw, kw, W)
             g = dout[oy * OW + ox] / area
             for y in range(ys, ye):
                 for xx in range(xs, xe):
