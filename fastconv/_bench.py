@@ -479,7 +479,10 @@ def time_case(case, backends, dtype, mode, seed=0):
     fns, skipped, expected, err = {}, {}, None, {}
     for b in sorted(backends, key=lambda b: b != "numpy"):
         try:
-            fn = case.make_torch(inputs) if b == "torch" else case.make(b, inputs)
+            if b == "torch":
+                fn = case.make_torch(inputs) if case.make_torch is not None else None
+            else:
+                fn = case.make(b, inputs)
             if b == "torch" and fn is None:
                 raise Unavailable("no torch equivalent")
             result = fn()  # warm-up: JIT compile / cache load, first touch of memory
