@@ -1,5 +1,6 @@
 """Build the Cython kernels in kernels/cython_backend/ (OpenMP when the compiler has it)."""
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -25,14 +26,14 @@ COMPILER_DIRECTIVES = {
 
 def _compiles(flags, src="int main(void){return 0;}\n"):
     """True when the C compiler setuptools will use compiles and links ``src`` with ``flags``."""
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
+    cc = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc")]
+    if cc[0] is None:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         c_file = Path(tmp) / "probe.c"
         c_file.write_text(src)
         result = subprocess.run(
-            [cc, *flags, str(c_file), "-o", str(Path(tmp) / "probe")], capture_output=True
+            [*cc, *flags, str(c_file), "-o", str(Path(tmp) / "probe")], capture_output=True
         )
     return result.returncode == 0
 

@@ -15,6 +15,8 @@ import os
 import threading
 
 BACKENDS = ("numpy", "numba", "cython")
+#: The kernel families, one module each in every compiled backend.
+FAMILIES = ("im2col", "conv", "pool", "fma", "elementwise", "augment")
 _CHOICES = ("auto",) + BACKENDS
 
 _REBUILD_HINT = (
@@ -52,8 +54,8 @@ def _probe(name):
         if name == "numba":
             import numba  # noqa: F401
         else:
-            importlib.import_module("fastconv._kernels.cython_backend._runtime")
-            importlib.import_module("fastconv._kernels.cython_backend.im2col")
+            for module in ("_runtime",) + FAMILIES:
+                importlib.import_module(f"fastconv._kernels.cython_backend.{module}")
         _import_errors[name] = None
     except ImportError as err:
         _import_errors[name] = err
@@ -127,23 +129,29 @@ def kernels(backend, family):
 
 # --------------------------------------------------------------------------- threads
 
-_applied = set()
+# OpenMP's and Numba's thread counts are per calling thread. Numba's is pushed once per
+# thread and per set_num_threads call (its generation). OpenMP's is pushed before every
+# Cython call (one C call): Numba's omp threading layer shares libgomp and resets that
+# thread's OpenMP count when it runs a parallel region.
+_generation = 0
+_applied = threading.local()
 
 
 def _apply_threads_to(backend):
-    """Push the thread count to a backend's runtime the first time it is used."""
-    if _num_threads is None or backend in _applied:
+    """Push the thread count to a backend's runtime for the calling thread."""
+    if _num_threads is None:
         return
-    with _lock:
-        if backend == "numba":
+    if backend == "cython":
+        from fastconv._kernels.cython_backend import _runtime
+
+        _runtime.set_num_threads(_num_threads)
+    elif backend == "numba":
+        done = _applied.__dict__.setdefault("generation", {})
+        if done.get(backend) != _generation:
             import numba
 
             numba.set_num_threads(min(_num_threads, numba.config.NUMBA_NUM_THREADS))
-        elif backend == "cython":
-            from fastconv._kernels.cython_backend import _runtime
-
-            _runtime.set_num_threads(_num_threads)
-        _applied.add(backend)
+            done[backend] = _generation
 
 
 def set_num_threads(n):
@@ -153,16 +161,20 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int
-        At least 1. Numba cannot start more threads than it launched with
-        (``NUMBA_NUM_THREADS``, by default the core count); larger values are clipped
-        for Numba only.
+        From 1 to four times the CPU count. Numba cannot start more threads than it
+        launched with (``NUMBA_NUM_THREADS``, by default the core count); larger values
+        are clipped for Numba only. The count applies to calls from every thread.
     """
-    global _num_threads
+    global _num_threads, _generation
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
         raise TypeError(f"set_num_threads needs an int, got {type(n).__name__}")
     n = int(n)
-    if n < 1:
-        raise ValueError(f"set_num_threads needs n >= 1, got {n}")
+    limit = 4 * (os.cpu_count() or 1)
+    if not 1 <= n <= limit:
+        raise ValueError(
+            f"set_num_threads needs 1 <= n <= {limit} (four times the {os.cpu_count()} "
+            f"CPUs), got {n}"
+        )
     from threadpoolctl import threadpool_limits
 
     # scipy.linalg is what Numba's np.dot and the Cython GEMMs call; import it so its
@@ -172,7 +184,7 @@ def set_num_threads(n):
     threadpool_limits(limits=n, user_api="blas")
     with _lock:
         _num_threads = n
-        _applied.clear()
+        _generation += 1
     for backend in ("numba", "cython"):
         if backend in _import_errors and _import_errors[backend] is None:
             _apply_threads_to(backend)

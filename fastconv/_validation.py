@@ -61,14 +61,21 @@ def prepare(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
-def check_int(v, name, op, minimum):
-    """An ``int`` (NumPy integers too, bools refused) that is ``>= minimum``."""
+#: Largest window size, stride or pad accepted: the compiled kernels do their index
+#: arithmetic on sums of a few of these in 32-bit ints, which this keeps from overflowing.
+MAX_GEOMETRY = 1 << 24
+
+
+def check_int(v, name, op, minimum, maximum=MAX_GEOMETRY):
+    """An ``int`` (NumPy integers too, bools refused) in ``[minimum, maximum]``."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__} {v!r}")
     v = int(v)
     if v < minimum:
         what = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{op}: {name} must be {what}, got {v}")
+    if v > maximum:
+        raise ValueError(f"{op}: {name} must be at most {maximum}, got {v}")
     return v
 
 
@@ -114,8 +121,10 @@ def check_shape_tuple(shape, name, op, ndim):
     return tuple(check_int(s, f"{name}[{i}]", op, 1) for i, s in enumerate(shape))
 
 
-def check_out(out, shape, dtype, op):
-    """``out=`` must be a writable, C-contiguous ndarray of exactly ``shape`` and ``dtype``."""
+def check_out(out, shape, dtype, op, source):
+    """``out=`` must be a writable, C-contiguous ndarray of exactly ``shape`` and ``dtype``
+    that shares no memory with the input ``source`` (the kernels write ``out`` while
+    they read ``source``)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{op}: out must be a NumPy ndarray, got {type(out).__name__}")
     if out.dtype != dtype or tuple(out.shape) != tuple(shape):
@@ -126,6 +135,8 @@ def check_out(out, shape, dtype, op):
         )
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{op}: out must be C-contiguous and writeable")
+    if np.may_share_memory(out, source):
+        raise ValueError(f"{op}: out overlaps the input in memory; pass a separate array")
     return out
 
 

@@ -90,7 +90,36 @@ def test_num_threads_round_trip():
         fc.set_num_threads(old)
 
 
-@pytest.mark.parametrize("bad,exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError)])
+def test_num_threads_applies_to_other_threads():
+    """OpenMP and Numba keep per-thread counts; a worker thread must see the knob too."""
+    compiled = [b for b in ("numba", "cython") if b in fc.available_backends()]
+    old = fc.get_num_threads()
+    seen = {}
+
+    def worker():
+        for backend in compiled:
+            fc.im2col(np.ones((1, 1, 3, 3)), 3, 3, backend=backend)
+        if "cython" in compiled:
+            from fastconv._kernels.cython_backend import _runtime
+
+            seen["cython"] = _runtime.get_num_threads()
+        if "numba" in compiled:
+            import numba
+
+            seen["numba"] = numba.get_num_threads()
+
+    try:
+        fc.set_num_threads(1)
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    finally:
+        fc.set_num_threads(old)
+    assert seen == {b: 1 for b in compiled}
+
+
+@pytest.mark.parametrize("bad,exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError),
+                                     ("2", TypeError), (2**31, ValueError)])
 def test_bad_num_threads(bad, exc):
     with pytest.raises(exc):
         fc.set_num_threads(bad)

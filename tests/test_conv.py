@@ -310,3 +310,11 @@ def test_fused_relu_backward_matches_book_mask(backend, dtype):
     got = fc.conv2d_backward(dout, x, W, 1, 1, relu_out=out, backend=backend)
     for g, w in zip(got, want):
         assert_near(g, w, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_relu_propagates_nan(backend):
+    """relu=True is np.maximum(v, 0): NaN stays NaN, as in the reference."""
+    x = np.full((1, 1, 3, 3), np.nan, np.float32)
+    out = fc.conv2d(x, np.ones((2, 1, 3, 3), np.float32), relu=True, backend=backend)
+    assert np.isnan(out).all()

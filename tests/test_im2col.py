@@ -173,6 +173,8 @@ def test_type_error_says_how_to_fix():
         (dict(stride=(1, 0)), r"stride\[1\] must be positive"),
         (dict(stride=(1, 2, 3)), "int or an \\(h, w\\) pair"),
         (dict(pad=-1), "pad must be >= 0"),
+        (dict(stride=2**31 - 1, pad=2**30), "stride must be at most"),
+        (dict(pad=(0, 2**40)), r"pad\[1\] must be at most"),
         (dict(filter_h=8), "larger than the padded input"),
         (dict(filter_w=6, pad=0), "larger than the padded input"),
     ],
@@ -214,6 +216,16 @@ def test_bad_input_shape(shape):
 def test_bad_out(out, exc):
     with pytest.raises(exc):
         fc.im2col(X, 3, 3, out=out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_out_overlapping_the_input_refused(backend):
+    col = np.arange(1, 17, dtype=np.float32).reshape(16, 1)
+    with pytest.raises(ValueError, match="overlaps the input"):
+        fc.col2im(col, (1, 1, 4, 4), 1, 1, out=col.reshape(1, 1, 4, 4), backend=backend)
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="overlaps the input"):
+        fc.im2col(x, 1, 1, out=x.reshape(16, 1), backend=backend)
 
 
 def test_readonly_out_refused():

@@ -43,7 +43,7 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0, *, out=None, backend
     OH, OW = v.output_size(H, W, kh, kw, stride, pad, op)
     compute, out_dtype = v.dtypes(x)
     if out is not None:
-        v.check_out(out, (N * OH * OW, C * kh * kw), compute, op)
+        v.check_out(out, (N * OH * OW, C * kh * kw), compute, op, x)
     x = v.prepare(x, compute)
     name = _backend.resolve(backend)
     if name == "numpy":
@@ -86,7 +86,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0, *, out=None, b
                   f"stride {stride} and pad {pad} has that shape")
     compute, out_dtype = v.dtypes(c)
     if out is not None:
-        v.check_out(out, (N, C, H, W), compute, op)
+        v.check_out(out, (N, C, H, W), compute, op, c)
     c = v.prepare(c, compute)
     name = _backend.resolve(backend)
     if name == "numpy":

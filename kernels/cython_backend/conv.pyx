@@ -126,7 +126,7 @@ cdef void _forward_share(const floating* x, const floating* Wm, const floating* 
                 if relu:
                     for p in range(P):
                         val = src[p] + bf
-                        dst[p] = val if val > 0 else 0
+                        dst[p] = 0 if val < 0 else val  # NaN propagates, as np.maximum(v, 0)
                 else:
                     for p in range(P):
                         dst[p] = src[p] + bf
