@@ -16,6 +16,9 @@ def _check_x(x, op):
     return x
 
 
+_BLAS_MAX = 2**31 - 1
+
+
 def _check_W(W, x, op):
     W = v.check_array(W, "W", op, ndim=2)
     D = x.size // x.shape[0]
@@ -23,6 +26,12 @@ def _check_W(W, x, op):
         raise ValueError(
             f"{op}: W has shape {W.shape} but x of shape {x.shape} flattens to "
             f"({x.shape[0]}, {D}); W needs shape ({D}, M)"
+        )
+    # BLAS takes 32-bit dimensions and leading strides.
+    if max(x.shape[0] * D, D * W.shape[1], x.shape[0] * W.shape[1]) > _BLAS_MAX:
+        raise ValueError(
+            f"{op}: x {x.shape} @ W {W.shape} has a matrix of more than 2**31 - 1 elements, "
+            f"beyond BLAS's 32-bit sizes; split the batch"
         )
     return W
 
