@@ -27,7 +27,13 @@ cdef void _im2col_rows(const floating* x, floating* col, Py_ssize_t t,
                     memset(dst, 0, kw * sizeof(floating))
                 else:
                     src = x + ((n * C + c) * H + y) * W
-                    if inside:
+                    if inside and kw == 3:
+                        # 3-wide windows unrolled: (100,16,28,28) 3x3 into out=, one thread,
+                        # 15.7 -> 13.2 ms (Numba's loop: 9.0 ms).
+                        dst[0] = src[x0]
+                        dst[1] = src[x0 + 1]
+                        dst[2] = src[x0 + 2]
+                    elif inside:
                         for kx in range(kw):
                             dst[kx] = src[x0 + kx]
                     else:
