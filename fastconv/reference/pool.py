@@ -17,11 +17,7 @@ Differences from the book, each made to match the public contract:
 """
 import numpy as np
 
-from .im2col import col2im, im2col
-
-
-def _pair(v):
-    return (v, v) if np.isscalar(v) else tuple(v)
+from .im2col import _pair, col2im, im2col
 
 
 def _geometry(x_shape, pool_h, pool_w, stride, pad):
