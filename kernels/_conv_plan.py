@@ -24,23 +24,23 @@ Algorithms (``kernels/*_backend/conv``):
   to 2.7x slower, conv2: 88 vs 32 ms Numba, 48 vs 23 ms Cython, one thread), and groups
   of 1 image to 512 KiB were within the machine's noise of each other.
 """
-#: Largest window size C*KH*KW taken by the direct algorithm (see ``use_direct``);
-#: 0: measured slower than im2col + GEMM on every DeepConvNet shape, C=1 included.
-DIRECT_MAX_K = 0
-
 #: Target size in bytes of one thread's col group (see ``group_size``).
 COL_GROUP_BYTES = 512 * 1024
 
+#: Target size in bytes of one thread's packed images (input and output channels) for
+#: the Cython direct kernels (see ``simd_chunk``).
+SIMD_CHUNK_BYTES = 256 * 1024
 
-def use_direct(C, kh, kw):
-    """True when the direct algorithm is chosen for a ``C x kh x kw`` window."""
-    return C * kh * kw <= DIRECT_MAX_K
+
+def use_direct(backend, kh, kw, sh, sw, ph, pw):
+    """The rule: True when ``backend``'s direct algorithm is chosen for this geometry."""
+    return backend == "cython" and sh == 1 and sw == 1 and ph < kh and pw < kw
 
 
-def choose(algorithm, C, kh, kw):
+def choose(algorithm, backend, kh, kw, sh, sw, ph, pw):
     """``algorithm`` if given (``'direct'`` or ``'gemm'``), else the rule's choice."""
     if algorithm is None:
-        return "direct" if use_direct(C, kh, kw) else "gemm"
+        return "direct" if use_direct(backend, kh, kw, sh, sw, ph, pw) else "gemm"
     if algorithm not in ("direct", "gemm"):
         raise ValueError(f"algorithm must be None, 'direct' or 'gemm', got {algorithm!r}")
     return algorithm
@@ -50,5 +50,13 @@ def group_size(N, K, P, itemsize, n_threads):
     """Images per GEMM for col groups of about ``COL_GROUP_BYTES``, at least 1, and no
     more than each thread's share of the batch."""
     g = max(1, COL_GROUP_BYTES // max(1, K * P * itemsize))
+    share = -(-N // max(1, n_threads))
+    return max(1, min(g, share))
+
+
+def simd_chunk(N, channels, S, itemsize, n_threads):
+    """Images per packed chunk of the direct kernels: ``channels`` planes of ``S`` values
+    per image in about ``SIMD_CHUNK_BYTES``, at least 1, at most each thread's share."""
+    g = max(1, SIMD_CHUNK_BYTES // max(1, channels * S * itemsize))
     share = -(-N // max(1, n_threads))
     return max(1, min(g, share))

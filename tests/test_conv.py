@@ -152,6 +152,31 @@ def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride,
         assert_near(g, w, dtype)
 
 
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,filt,pad", [
+    ((37, 16, 28, 28), (16, 3, 3), 1),   # many work chunks per thread, a short last one
+    ((11, 5, 13, 6), (10, 3, 2), (2, 1)),  # pads equal to KH-1 / KW-1, odd channel counts
+    ((9, 3, 4, 17), (17, 2, 3), 0),
+])
+def test_kernels_match_reference_many_chunks(backend, algorithm, dtype, shape, filt, pad):
+    """Batches split into several packed chunks per thread, where each chunk's planes
+    must not see the previous chunk's data."""
+    x, W, b = _inputs(shape, filt, dtype)
+    ph, pw = fc._validation.pair(pad, "p", "t", 0)
+    k = _kernel(backend)
+    expected = ref.conv2d(x, W, b, 1, pad, relu=True)
+    out = k.conv2d(x, W, b, 1, 1, ph, pw, True, algorithm=algorithm)
+    assert_near(out, expected, dtype)
+    dout = _data(expected.shape, dtype, 11)
+    want = ref.conv2d_backward(dout, x, W, 1, pad, relu_out=expected)
+    got = k.conv2d_backward(dout, x, W, 1, 1, ph, pw, True, algorithm=algorithm,
+                            relu_out=out)
+    for g, w in zip(got, want):
+        assert_near(g, w, dtype)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES[::3])

@@ -10,13 +10,34 @@
 # image of a group, so W(FN, K) @ col is already in NCHW order.
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import choose, group_size
+from .._conv_plan import choose, group_size, simd_chunk
 from ._runtime import get_num_threads
+
+cdef extern from "conv_simd.h" nogil:
+    int FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C
+    Py_ssize_t fc_lanes_f32()
+    void fc_add_row_sums_f32(const float* a, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t Q,
+                             float* sums)
+    void fc_add_row_sums_f64(const double* a, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t Q,
+                             double* sums)
+    Py_ssize_t fc_lanes_f64()
+    void fc_conv_wide_f32(const float* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
+                          Py_ssize_t ntap, const float* w, Py_ssize_t nfb, float* out,
+                          Py_ssize_t ldo, Py_ssize_t Q)
+    void fc_conv_wide_f64(const double* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
+                          Py_ssize_t ntap, const double* w, Py_ssize_t nfb, double* out,
+                          Py_ssize_t ldo, Py_ssize_t Q)
+    void fc_conv_dw_f32(const float* g, Py_ssize_t gs, Py_ssize_t nfb, const float* x,
+                        Py_ssize_t xs, Py_ssize_t ncb, const Py_ssize_t* off, Py_ssize_t ntap,
+                        float* dw, Py_ssize_t Q)
+    void fc_conv_dw_f64(const double* g, Py_ssize_t gs, Py_ssize_t nfb, const double* x,
+                        Py_ssize_t xs, Py_ssize_t ncb, const Py_ssize_t* off, Py_ssize_t ntap,
+                        double* dw, Py_ssize_t Q)
 
 
 cdef inline void _gemm(char ta, char tb, int M, int N, int K, floating alpha,
@@ -350,6 +371,266 @@ def _backward_direct_dx(const floating[:, :, :, ::1] dout, const floating[:, :, 
                   t // C, t % C, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw)
 
 
+# ------------------------------------------------------------------ direct, stride 1
+#
+# The register-blocked kernels of conv_simd.h on "wide" planes: a chunk of images is
+# packed channel by channel into padded planes laid end to end (row c of a buffer holds
+# channel c of every image of the chunk), so every window tap is one shifted contiguous
+# read. Neighbours share their zero padding: a row's right pad is the next row's left pad
+# and an image's bottom pad the next image's top pad, so a plane is (H + ph) x (W + pw)
+# and the kernels waste only the pw columns and ph rows computed past each image's
+# outputs (then dropped by the compaction that applies bias and ReLU).
+
+cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b * b
+
+
+cdef void _pack(const floating* src, const floating* mask, Py_ssize_t m, Py_ssize_t C,
+                Py_ssize_t H, Py_ssize_t W, Py_ssize_t top, Py_ssize_t left,
+                Py_ssize_t Wp, Py_ssize_t S, floating* dst, Py_ssize_t ds) noexcept nogil:
+    """Images ``src`` (m, C, H, W) -> ``dst[c*ds + j*S + (top + y)*Wp + left + x]``, zero
+    elsewhere in each plane of S values and in the ``top + 1`` rows after the last plane
+    (the last image's bottom pad and the wrap of its last row). ``mask`` (like src) or
+    NULL: keep a value only where mask > 0 (the fused ReLU's backward)."""
+    cdef Py_ssize_t j, c, y, i, bottom = top + H
+    cdef const floating* s
+    cdef const floating* mk
+    cdef floating* plane
+    cdef floating* row
+    for c in range(C):
+        for j in range(m):
+            plane = dst + c * ds + j * S
+            s = src + (j * C + c) * H * W
+            memset(plane, 0, top * Wp * sizeof(floating))
+            for y in range(H):
+                row = plane + (top + y) * Wp
+                memset(row, 0, left * sizeof(floating))
+                if mask == NULL:
+                    memcpy(row + left, s + y * W, W * sizeof(floating))
+                else:
+                    mk = mask + (j * C + c) * H * W + y * W
+                    for i in range(W):
+                        row[left + i] = 0 if mk[i] <= 0 else s[y * W + i]
+                memset(row + left + W, 0, (Wp - left - W) * sizeof(floating))
+            memset(plane + bottom * Wp, 0, (S - bottom * Wp) * sizeof(floating))
+        memset(dst + c * ds + m * S, 0, (top + 1) * Wp * sizeof(floating))
+
+
+cdef void _unwide(const floating* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
+                  Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
+                  const floating* b, bint relu, floating* dst) noexcept nogil:
+    """Rows of the wide output -> ``dst`` (m, F, OH, OW), plus bias (``b`` or NULL) and
+    ReLU."""
+    cdef Py_ssize_t j, f, oy, ox
+    cdef const floating* src
+    cdef floating* d
+    cdef floating bf, val
+    for j in range(m):
+        for f in range(F):
+            bf = 0 if b == NULL else b[f]
+            for oy in range(OH):
+                src = wide + f * ldo + j * S + oy * Wp
+                d = dst + ((j * F + f) * OH + oy) * OW
+                if relu:
+                    for ox in range(OW):
+                        val = src[ox] + bf
+                        d[ox] = 0 if val < 0 else val  # NaN propagates, as np.maximum(v, 0)
+                else:
+                    for ox in range(OW):
+                        d[ox] = src[ox] + bf
+
+
+cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
+                       Py_ssize_t ntap, const floating* w, Py_ssize_t nfb, floating* out,
+                       Py_ssize_t ldo, Py_ssize_t Q) noexcept nogil:
+    if floating is float:
+        fc_conv_wide_f32(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
+    else:
+        fc_conv_wide_f64(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
+
+
+cdef inline void _dw(const floating* g, Py_ssize_t gs, Py_ssize_t nfb, const floating* x,
+                     Py_ssize_t xs, Py_ssize_t ncb, const Py_ssize_t* off, Py_ssize_t ntap,
+                     floating* dw, Py_ssize_t Q) noexcept nogil:
+    if floating is float:
+        fc_conv_dw_f32(g, gs, nfb, x, xs, ncb, off, ntap, dw, Q)
+    else:
+        fc_conv_dw_f64(g, gs, nfb, x, xs, ncb, off, ntap, dw, Q)
+
+
+cdef inline void _add_row_sums(const floating* a, Py_ssize_t lda, Py_ssize_t rows,
+                               Py_ssize_t Q, floating* sums) noexcept nogil:
+    if floating is float:
+        fc_add_row_sums_f32(a, lda, rows, Q, sums)
+    else:
+        fc_add_row_sums_f64(a, lda, rows, Q, sums)
+
+
+cdef inline Py_ssize_t _lanes(floating dummy) noexcept nogil:
+    if floating is float:
+        return fc_lanes_f32()
+    else:
+        return fc_lanes_f64()
+
+
+cdef inline Py_ssize_t _share_start(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N,
+                                    Py_ssize_t G) noexcept nogil:
+    """First image of thread t's share: whole chunks of G, split evenly (thread t owns
+    images [_share_start(t), _share_start(t + 1)))."""
+    return min(N, t * ((N + G - 1) // G) // nt * G)
+
+
+def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
+                  const floating[::1] b, floating[:, :, :, ::1] out,
+                  floating[:, :, ::1] xbuf, floating[:, :, ::1] wide,
+                  const Py_ssize_t[::1] off, int ph, int pw, bint relu, Py_ssize_t G,
+                  int nt):
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
+    cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2], nfb = wide.shape[1] // FC_FWD_F
+    cdef Py_ssize_t lo, hi, n0, m
+    cdef int t
+    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+        lo = _share_start(t, nt, N, G)
+        hi = _share_start(t + 1, nt, N, G)
+        n0 = lo
+        while n0 < hi:
+            m = min(G, hi - n0)
+            _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
+                  &xbuf[t, 0, 0], xs)
+            _wide(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0], nfb,
+                  &wide[t, 0, 0], ldo, m * S)
+            _unwide(&wide[t, 0, 0], ldo, m, FN, OH, OW, Wp, S, &b[0], relu,
+                    &out[n0, 0, 0, 0])
+            n0 = n0 + m
+
+
+def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
+                   bint has_relu, const floating[:, :, :, ::1] x,
+                   const floating[::1] wdx, floating[:, :, :, ::1] dx, bint need_dx,
+                   floating[:, :, :, ::1] dW_part, floating[:, ::1] db_part,
+                   floating[:, :, ::1] xbuf, floating[:, :, ::1] gbuf,
+                   floating[:, :, ::1] dbuf, floating[:, :, ::1] wide,
+                   const Py_ssize_t[::1] off, const Py_ssize_t[::1] off_dx,
+                   int kh, int kw, int ph, int pw, Py_ssize_t G, int nt):
+    """dW and db from packed x and packed (masked) dout; dx as the forward kernel run
+    over dout padded by (kh-1-ph, kw-1-pw) with the flipped, transposed filters."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
+    cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
+    cdef Py_ssize_t Wd = OW + kw - 1 - pw, Sd = (OH + kh - 1 - ph) * Wd
+    cdef Py_ssize_t xs = xbuf.shape[2], gs = gbuf.shape[2], ds = dbuf.shape[2]
+    cdef Py_ssize_t ldo = wide.shape[2], ncb_dx = wide.shape[1] // FC_FWD_F
+    cdef Py_ssize_t nfb = dW_part.shape[1] // FC_DW_F, ncb = dW_part.shape[2] // FC_DW_C
+    cdef Py_ssize_t lo, hi, n0, m, f, Q, L = _lanes(<floating>0)
+    cdef const floating* mask
+    cdef int t
+    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+        memset(&dW_part[t, 0, 0, 0], 0, dW_part.shape[1] * dW_part.shape[2] * dW_part.shape[3]
+               * sizeof(floating))
+        memset(&db_part[t, 0], 0, FN * sizeof(floating))
+        lo = _share_start(t, nt, N, G)
+        hi = _share_start(t + 1, nt, N, G)
+        n0 = lo
+        while n0 < hi:
+            m = min(G, hi - n0)
+            mask = &rout[n0, 0, 0, 0] if has_relu else NULL
+            _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
+                  &xbuf[t, 0, 0], xs)
+            _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, 0, 0, Wp, S,
+                  &gbuf[t, 0, 0], gs)
+            Q = _round_up(m * S, L)
+            for f in range(FN):
+                memset(&gbuf[t, f, m * S], 0, (Q - m * S) * sizeof(floating))
+            _add_row_sums(&gbuf[t, 0, 0], gs, FN, Q, &db_part[t, 0])
+            _dw(&gbuf[t, 0, 0], gs, nfb, &xbuf[t, 0, 0], xs, ncb, &off[0], off.shape[0],
+                &dW_part[t, 0, 0, 0], Q)
+            if need_dx:
+                _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, kh - 1 - ph, kw - 1 - pw,
+                      Wd, Sd, &dbuf[t, 0, 0], ds)
+                _wide(&dbuf[t, 0, 0], ds, FN, &off_dx[0], off_dx.shape[0], &wdx[0],
+                      ncb_dx, &wide[t, 0, 0], ldo, m * Sd)
+                _unwide(&wide[t, 0, 0], ldo, m, C, H, W, Wd, Sd, <floating*>NULL, False,
+                        &dx[n0, 0, 0, 0])
+            n0 = n0 + m
+
+
+def _pack_filters(W3, Py_ssize_t F):
+    """(FN, C, T) filters -> (ceil(FN/F), C, T, F) blocks for fc_conv_wide, zero-padded."""
+    FN, C, T = W3.shape
+    nfb = -(-FN // F)
+    wp = np.zeros((nfb * F, C, T), dtype=W3.dtype)
+    wp[:FN] = W3
+    return np.ascontiguousarray(wp.reshape(nfb, F, C, T).transpose(0, 2, 3, 1)).ravel()
+
+
+def _simd_layout(a, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t top, Py_ssize_t left):
+    """Wide-plane geometry of images ``a`` padded by (top, left) with shared pads:
+    (Wp, S, tap offsets)."""
+    Wp = a.shape[3] + left
+    S = (a.shape[2] + top) * Wp
+    off = np.array([ky * Wp + kx for ky in range(kh) for kx in range(kw)], dtype=np.intp)
+    return Wp, S, off
+
+
+def _buffer_width(Py_ssize_t G, Py_ssize_t S, Py_ssize_t Wp, Py_ssize_t top, off,
+                  Py_ssize_t L):
+    """Row length of a packed buffer: G planes, the zero rows after them, the kernel's
+    overrun past the last position block and the largest tap offset, in whole vectors."""
+    return _round_up(G * S + (top + 1) * Wp + FC_FWD_V * L + off[-1] + 1, L)
+
+
+def _conv2d_simd(x, W, b, Py_ssize_t ph, Py_ssize_t pw, bint relu, out):
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
+    cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
+    cdef int nt = get_num_threads()
+    Wp, S, off = _simd_layout(x, kh, kw, ph, pw)
+    cdef Py_ssize_t G = simd_chunk(N, C + FN, S, x.itemsize, nt)
+    nt = min(nt, (N + G - 1) // G)
+    wpk = _pack_filters(W.reshape(FN, C, kh * kw), FC_FWD_F)
+    xs = _buffer_width(G, S, Wp, ph, off, L)
+    xbuf = np.zeros((nt, C, xs), dtype=x.dtype)
+    wide = np.empty((nt, _round_up(FN, FC_FWD_F), xs), dtype=x.dtype)
+    _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt)
+    return out
+
+
+def _conv2d_backward_simd(dout, relu_out, x, W, Py_ssize_t ph, Py_ssize_t pw, bint need_dx):
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
+    cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
+    cdef int nt = get_num_threads()
+    Wp, S, off = _simd_layout(x, kh, kw, ph, pw)
+    Wd, Sd, off_dx = _simd_layout(dout, kh, kw, kh - 1 - ph, kw - 1 - pw)
+    cdef Py_ssize_t G = simd_chunk(N, C + FN, max(S, Sd), x.itemsize, nt)
+    nt = min(nt, (N + G - 1) // G)
+    Cp, FNp = _round_up(C, FC_DW_C), _round_up(FN, FC_DW_F)
+    xs = _buffer_width(G, S, Wp, ph, off, L)
+    xbuf = np.zeros((nt, Cp, xs), dtype=x.dtype)
+    gbuf = np.zeros((nt, FNp, xs), dtype=x.dtype)
+    dW_part = np.empty((nt, FNp, Cp, kh * kw), dtype=x.dtype)
+    db_part = np.empty((nt, FN), dtype=x.dtype)
+    if need_dx:
+        dx = np.empty_like(x)
+        wdx = _pack_filters(
+            np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(
+                C, FN, kh * kw), FC_FWD_F)
+        ds = _buffer_width(G, Sd, Wd, kh - 1 - ph, off_dx, L)
+        dbuf = np.zeros((nt, FN, ds), dtype=x.dtype)
+        wide = np.empty((nt, _round_up(C, FC_FWD_F), ds), dtype=x.dtype)
+    else:
+        dx = np.empty((1, 1, 1, 1), x.dtype)
+        wdx = np.empty(1, x.dtype)
+        dbuf = wide = np.empty((1, 1, 1), x.dtype)
+    _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
+                   wdx, dx, need_dx, dW_part, db_part, xbuf, gbuf, dbuf, wide, off, off_dx,
+                   kh, kw, ph, pw, G, nt)
+    dW = dW_part.sum(axis=0)[:FN, :C].reshape(FN, C, kh, kw)
+    return (dx if need_dx else None), dW, db_part.sum(axis=0)
+
+
 # ------------------------------------------------------------------ entry points
 
 def conv2d(x, W, b, int sh, int sw, int ph, int pw, relu=False, algorithm=None):
@@ -360,7 +641,9 @@ def conv2d(x, W, b, int sh, int sw, int ph, int pw, relu=False, algorithm=None):
     cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (Wd + 2 * pw - kw) // sw + 1
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    if choose(algorithm, C, kh, kw) == "direct":
+    if choose(algorithm, "cython", kh, kw, sh, sw, ph, pw) == "direct":
+        if sh == 1 and sw == 1 and ph < kh and pw < kw:
+            return _conv2d_simd(x, W, b, ph, pw, bool(relu), out)
         _forward_direct(x, W, b, out, sh, sw, ph, pw, bool(relu))
         return out
     cdef Py_ssize_t K = C * kh * kw, P = OH * OW
@@ -385,8 +668,11 @@ def conv2d_backward(dout, x, W, int sh, int sw, int ph, int pw, need_dx=True,
     cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3]
     cdef int nt = min(get_num_threads(), N)
+    algorithm = choose(algorithm, "cython", kh, kw, sh, sw, ph, pw)
+    if algorithm == "direct" and sh == 1 and sw == 1 and ph < kh and pw < kw:
+        return _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, bool(need_dx))
     dx = np.empty_like(x) if need_dx else None
-    if choose(algorithm, C, kh, kw) == "direct":
+    if algorithm == "direct":
         if relu_out is not None:
             dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
         acc = np.empty((nt, FN, C, kh, kw, OW), dtype=x.dtype)

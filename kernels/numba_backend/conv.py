@@ -363,7 +363,7 @@ def conv2d(x, W, b, sh, sw, ph, pw, relu=False, algorithm=None):
     FN, _, kh, kw = W.shape
     OH, OW = _out_hw(H, Wd, kh, kw, sh, sw, ph, pw)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    if choose(algorithm, C, kh, kw) == "direct":
+    if choose(algorithm, "numba", kh, kw, sh, sw, ph, pw) == "direct":
         if sh == 1 and sw == 1:
             _forward_flat(x, W, b, out, ph, pw, bool(relu), min(numba.get_num_threads(), N))
         else:
@@ -390,15 +390,16 @@ def conv2d_backward(dout, x, W, sh, sw, ph, pw, need_dx=True, algorithm=None,
     OH, OW = dout.shape[2], dout.shape[3]
     nt = min(numba.get_num_threads(), N)
     dx = np.empty_like(x) if need_dx else None
-    if choose(algorithm, C, kh, kw) == "direct" and relu_out is not None:
+    algorithm = choose(algorithm, "numba", kh, kw, sh, sw, ph, pw)
+    if algorithm == "direct" and relu_out is not None:
         dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
-    if choose(algorithm, C, kh, kw) == "direct" and sh == 1 and sw == 1:
+    if algorithm == "direct" and sh == 1 and sw == 1:
         acc = np.empty((nt, FN, C, kh, kw, 16), dtype=x.dtype)
         db_part = np.empty((nt, FN), dtype=x.dtype)
         _backward_flat(dout, x, W, dx if need_dx else np.empty((1, 1, 1, 1), x.dtype),
                        acc, db_part, ph, pw, bool(need_dx))
         return dx, acc.sum(axis=(0, 5)), db_part.sum(axis=0)
-    if choose(algorithm, C, kh, kw) == "direct":
+    if algorithm == "direct":
         acc = np.empty((nt, FN, C, kh, kw, OW), dtype=x.dtype)
         _backward_direct_dw(dout, x, acc, kh, kw, sh, sw, ph, pw)
         dW = acc.sum(axis=(0, 5))

@@ -1,0 +1,127 @@
+/* The kernels of conv_simd.h for one element type FC_T (included once per type). */
+#define FC_FN(name) FC_CAT(name, FC_SUF)
+#define FC_VEC FC_FN(fc_vec)
+#define FC_UVEC FC_FN(fc_uvec)
+#define FC_L ((ptrdiff_t)(FC_VBYTES / sizeof(FC_T)))
+
+typedef FC_T FC_VEC __attribute__((vector_size(FC_VBYTES)));
+typedef FC_T FC_UVEC __attribute__((vector_size(FC_VBYTES), aligned(sizeof(FC_T)), may_alias));
+
+/* Lanes per vector, so the caller can size and pad its buffers. */
+static inline ptrdiff_t FC_FN(fc_lanes)(void) { return FC_L; }
+
+/* sums[r] += a[r*lda + 0 .. Q) for r < rows; Q is a multiple of FC_L. */
+static void FC_FN(fc_add_row_sums)(const FC_T* a, ptrdiff_t lda, ptrdiff_t rows,
+                                   ptrdiff_t Q, FC_T* sums)
+{
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        FC_VEC acc = (FC_VEC){0};
+        for (ptrdiff_t q = 0; q < Q; q += FC_L)
+            acc += *(const FC_UVEC*)(a + r * lda + q);
+        FC_T s = 0;
+        for (ptrdiff_t i = 0; i < FC_L; i++)
+            s += acc[i];
+        sums[r] += s;
+    }
+}
+
+/* out[f*ldo + q] = sum over c < C, t < ntap of w[c][t][f] * x[c*xs + q + off[t]]
+ * for every filter block (nfb of them, FC_FWD_F filters each, weights packed as
+ * (nfb, C, ntap, FC_FWD_F)) and q < Q rounded up to FC_FWD_V*FC_L. x must be readable
+ * up to (C-1)*xs + round_up(Q) + max(off); out holds nfb*FC_FWD_F rows of ldo. */
+static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
+                                const ptrdiff_t* off, ptrdiff_t ntap,
+                                const FC_T* w, ptrdiff_t nfb,
+                                FC_T* out, ptrdiff_t ldo, ptrdiff_t Q)
+{
+    const ptrdiff_t step = FC_FWD_V * FC_L;
+    for (ptrdiff_t fb = 0; fb < nfb; fb++) {
+        const FC_T* wb = w + fb * C * ntap * FC_FWD_F;
+        FC_T* ob = out + fb * FC_FWD_F * ldo;
+        for (ptrdiff_t q0 = 0; q0 < Q; q0 += step) {
+            FC_VEC acc[FC_FWD_F][FC_FWD_V];
+#pragma GCC unroll 8
+            for (int f = 0; f < FC_FWD_F; f++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_FWD_V; v++)
+                    acc[f][v] = (FC_VEC){0};
+            const FC_T* wc = wb;
+            for (ptrdiff_t c = 0; c < C; c++) {
+                const FC_T* xc = x + c * xs + q0;
+                for (ptrdiff_t t = 0; t < ntap; t++) {
+                    const FC_T* xp = xc + off[t];
+                    FC_VEC xv[FC_FWD_V];
+#pragma GCC unroll 4
+                    for (int v = 0; v < FC_FWD_V; v++)
+                        xv[v] = *(const FC_UVEC*)(xp + v * FC_L);
+#pragma GCC unroll 8
+                    for (int f = 0; f < FC_FWD_F; f++) {
+                        const FC_T wf = wc[f];
+#pragma GCC unroll 4
+                        for (int v = 0; v < FC_FWD_V; v++)
+                            acc[f][v] += wf * xv[v];
+                    }
+                    wc += FC_FWD_F;
+                }
+            }
+#pragma GCC unroll 8
+            for (int f = 0; f < FC_FWD_F; f++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_FWD_V; v++)
+                    *(FC_UVEC*)(ob + f * ldo + q0 + v * FC_L) = acc[f][v];
+        }
+    }
+}
+
+/* dw[(f*Cp + c)*ntap + t] += sum over q < Q of g[f*gs + q] * x[c*xs + q + off[t]],
+ * for f < nfb*FC_DW_F, c < ncb*FC_DW_C = Cp and every tap t. Q is a multiple of FC_L;
+ * g is zero wherever it is not a real output position, and x is finite everywhere read. */
+static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
+                              const FC_T* x, ptrdiff_t xs, ptrdiff_t ncb,
+                              const ptrdiff_t* off, ptrdiff_t ntap,
+                              FC_T* dw, ptrdiff_t Q)
+{
+    const ptrdiff_t Cp = ncb * FC_DW_C;
+    for (ptrdiff_t t = 0; t < ntap; t++)
+        for (ptrdiff_t fb = 0; fb < nfb; fb++)
+            for (ptrdiff_t cb = 0; cb < ncb; cb++) {
+                const FC_T* gb = g + fb * FC_DW_F * gs;
+                const FC_T* xb = x + cb * FC_DW_C * xs + off[t];
+                FC_VEC acc[FC_DW_F][FC_DW_C];
+#pragma GCC unroll 4
+                for (int f = 0; f < FC_DW_F; f++)
+#pragma GCC unroll 4
+                    for (int c = 0; c < FC_DW_C; c++)
+                        acc[f][c] = (FC_VEC){0};
+                for (ptrdiff_t q = 0; q < Q; q += FC_L) {
+                    FC_VEC gv[FC_DW_F], xv[FC_DW_C];
+#pragma GCC unroll 4
+                    for (int f = 0; f < FC_DW_F; f++) {
+                        gv[f] = *(const FC_UVEC*)(gb + f * gs + q);
+                        FC_IN_REGISTER(gv[f]);
+                    }
+#pragma GCC unroll 4
+                    for (int c = 0; c < FC_DW_C; c++) {
+                        xv[c] = *(const FC_UVEC*)(xb + c * xs + q);
+                        FC_IN_REGISTER(xv[c]);
+                    }
+#pragma GCC unroll 4
+                    for (int f = 0; f < FC_DW_F; f++)
+#pragma GCC unroll 4
+                        for (int c = 0; c < FC_DW_C; c++)
+                            acc[f][c] += gv[f] * xv[c];
+                }
+                for (int f = 0; f < FC_DW_F; f++)
+                    for (int c = 0; c < FC_DW_C; c++) {
+                        FC_T s = 0;
+                        for (ptrdiff_t i = 0; i < FC_L; i++)
+                            s += acc[f][c][i];
+                        dw[((fb * FC_DW_F + f) * Cp + cb * FC_DW_C + c) * ntap + t] += s;
+                    }
+            }
+}
+
+#undef FC_FN
+#undef FC_VEC
+#undef FC_UVEC
+#undef FC_L
