@@ -29,7 +29,7 @@ COL_GROUP_BYTES = 512 * 1024
 
 #: Target size in bytes of one thread's packed images (input and output channels) for
 #: the Cython direct kernels (see ``simd_chunk``).
-SIMD_CHUNK_BYTES = 256 * 1024
+SIMD_CHUNK_BYTES = 512 * 1024
 
 
 def use_direct(backend, kh, kw, sh, sw, ph, pw):

@@ -387,11 +387,13 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 cdef void _pack(const floating* src, const floating* mask, Py_ssize_t m, Py_ssize_t C,
                 Py_ssize_t H, Py_ssize_t W, Py_ssize_t top, Py_ssize_t left,
-                Py_ssize_t Wp, Py_ssize_t S, floating* dst, Py_ssize_t ds) noexcept nogil:
+                Py_ssize_t Wp, Py_ssize_t S, floating* dst, Py_ssize_t ds,
+                Py_ssize_t tail) noexcept nogil:
     """Images ``src`` (m, C, H, W) -> ``dst[c*ds + j*S + (top + y)*Wp + left + x]``, zero
-    elsewhere in each plane of S values and in the ``top + 1`` rows after the last plane
-    (the last image's bottom pad and the wrap of its last row). ``mask`` (like src) or
-    NULL: keep a value only where mask > 0 (the fused ReLU's backward)."""
+    elsewhere in each plane of S values and in the ``tail`` values after the last plane
+    (at least the last image's bottom pad and the wrap of its last row, ``top + 1``
+    rows). ``mask`` (like src) or NULL: keep a value only where mask > 0 (the fused
+    ReLU's backward)."""
     cdef Py_ssize_t j, c, y, i, bottom = top + H
     cdef const floating* s
     cdef const floating* mk
@@ -413,7 +415,7 @@ cdef void _pack(const floating* src, const floating* mask, Py_ssize_t m, Py_ssiz
                         row[left + i] = 0 if mk[i] <= 0 else s[y * W + i]
                 memset(row + left + W, 0, (Wp - left - W) * sizeof(floating))
             memset(plane + bottom * Wp, 0, (S - bottom * Wp) * sizeof(floating))
-        memset(dst + c * ds + m * S, 0, (top + 1) * Wp * sizeof(floating))
+        memset(dst + c * ds + m * S, 0, tail * sizeof(floating))
 
 
 cdef void _unwide(const floating* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
@@ -498,7 +500,7 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
-                  &xbuf[t, 0, 0], xs)
+                  &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
             _wide(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0], nfb,
                   &wide[t, 0, 0], ldo, m * S)
             _unwide(&wide[t, 0, 0], ldo, m, FN, OH, OW, Wp, S, &b[0], relu,
@@ -510,20 +512,22 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                    bint has_relu, const floating[:, :, :, ::1] x,
                    const floating[::1] wdx, floating[:, :, :, ::1] dx, bint need_dx,
                    floating[:, :, :, ::1] dW_part, floating[:, ::1] db_part,
-                   floating[:, :, ::1] xbuf, floating[:, :, ::1] gbuf,
-                   floating[:, :, ::1] dbuf, floating[:, :, ::1] wide,
-                   const Py_ssize_t[::1] off, const Py_ssize_t[::1] off_dx,
+                   floating[:, :, ::1] xbuf, floating[:, :, ::1] dbuf,
+                   floating[:, :, ::1] wide, const Py_ssize_t[::1] off,
                    int kh, int kw, int ph, int pw, Py_ssize_t G, int nt):
-    """dW and db from packed x and packed (masked) dout; dx as the forward kernel run
-    over dout padded by (kh-1-ph, kw-1-pw) with the flipped, transposed filters."""
+    """dout (masked by the fused ReLU) is packed once, padded by (kh-1-ph, kw-1-pw).
+    That layout has x's plane geometry (Wp = OW + kw-1-pw = W + pw, likewise S), so
+    dx is the forward kernel over it with the flipped, transposed filters, and the same
+    buffer read ``(kh-1-ph)*Wp + kw-1-pw`` values further on is dout aligned with x's
+    windows, zero between outputs: the weight-gradient kernel's g."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
-    cdef Py_ssize_t Wd = OW + kw - 1 - pw, Sd = (OH + kh - 1 - ph) * Wd
-    cdef Py_ssize_t xs = xbuf.shape[2], gs = gbuf.shape[2], ds = dbuf.shape[2]
+    cdef Py_ssize_t top = kh - 1 - ph, left = kw - 1 - pw, shift = top * Wp + left
+    cdef Py_ssize_t xs = xbuf.shape[2], ds = dbuf.shape[2]
     cdef Py_ssize_t ldo = wide.shape[2], ncb_dx = wide.shape[1] // FC_FWD_F
-    cdef Py_ssize_t nfb = dW_part.shape[1] // FC_DW_F, ncb = dW_part.shape[2] // FC_DW_C
-    cdef Py_ssize_t lo, hi, n0, m, f, Q, L = _lanes(<floating>0)
+    cdef Py_ssize_t nfb = dbuf.shape[1] // FC_DW_F, ncb = xbuf.shape[1] // FC_DW_C
+    cdef Py_ssize_t lo, hi, n0, m, Q, L = _lanes(<floating>0)
     cdef const floating* mask
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
@@ -537,21 +541,17 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
             m = min(G, hi - n0)
             mask = &rout[n0, 0, 0, 0] if has_relu else NULL
             _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
-                  &xbuf[t, 0, 0], xs)
-            _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, 0, 0, Wp, S,
-                  &gbuf[t, 0, 0], gs)
+                  &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
+            _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, top, left, Wp, S,
+                  &dbuf[t, 0, 0], ds, (top + 1) * Wp + L)
             Q = _round_up(m * S, L)
-            for f in range(FN):
-                memset(&gbuf[t, f, m * S], 0, (Q - m * S) * sizeof(floating))
-            _add_row_sums(&gbuf[t, 0, 0], gs, FN, Q, &db_part[t, 0])
-            _dw(&gbuf[t, 0, 0], gs, nfb, &xbuf[t, 0, 0], xs, ncb, &off[0], off.shape[0],
+            _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[t, 0])
+            _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, ncb, &off[0], off.shape[0],
                 &dW_part[t, 0, 0, 0], Q)
             if need_dx:
-                _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, kh - 1 - ph, kw - 1 - pw,
-                      Wd, Sd, &dbuf[t, 0, 0], ds)
-                _wide(&dbuf[t, 0, 0], ds, FN, &off_dx[0], off_dx.shape[0], &wdx[0],
-                      ncb_dx, &wide[t, 0, 0], ldo, m * Sd)
-                _unwide(&wide[t, 0, 0], ldo, m, C, H, W, Wd, Sd, <floating*>NULL, False,
+                _wide(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
+                      ncb_dx, &wide[t, 0, 0], ldo, m * S)
+                _unwide(&wide[t, 0, 0], ldo, m, C, H, W, Wp, S, <floating*>NULL, False,
                         &dx[n0, 0, 0, 0])
             n0 = n0 + m
 
@@ -603,29 +603,25 @@ def _conv2d_backward_simd(dout, relu_out, x, W, Py_ssize_t ph, Py_ssize_t pw, bi
     cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
     cdef int nt = get_num_threads()
     Wp, S, off = _simd_layout(x, kh, kw, ph, pw)
-    Wd, Sd, off_dx = _simd_layout(dout, kh, kw, kh - 1 - ph, kw - 1 - pw)
-    cdef Py_ssize_t G = simd_chunk(N, C + FN, max(S, Sd), x.itemsize, nt)
+    cdef Py_ssize_t G = simd_chunk(N, C + FN, S, x.itemsize, nt)
     nt = min(nt, (N + G - 1) // G)
-    Cp, FNp = _round_up(C, FC_DW_C), _round_up(FN, FC_DW_F)
-    xs = _buffer_width(G, S, Wp, ph, off, L)
-    xbuf = np.zeros((nt, Cp, xs), dtype=x.dtype)
-    gbuf = np.zeros((nt, FNp, xs), dtype=x.dtype)
-    dW_part = np.empty((nt, FNp, Cp, kh * kw), dtype=x.dtype)
+    xs = _buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, L)
+    xbuf = np.zeros((nt, _round_up(C, FC_DW_C), xs), dtype=x.dtype)
+    dbuf = np.zeros((nt, _round_up(FN, FC_DW_F), xs), dtype=x.dtype)
+    dW_part = np.empty((nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)
     db_part = np.empty((nt, FN), dtype=x.dtype)
     if need_dx:
         dx = np.empty_like(x)
         wdx = _pack_filters(
             np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(
                 C, FN, kh * kw), FC_FWD_F)
-        ds = _buffer_width(G, Sd, Wd, kh - 1 - ph, off_dx, L)
-        dbuf = np.zeros((nt, FN, ds), dtype=x.dtype)
-        wide = np.empty((nt, _round_up(C, FC_FWD_F), ds), dtype=x.dtype)
+        wide = np.empty((nt, _round_up(C, FC_FWD_F), xs), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)
-        dbuf = wide = np.empty((1, 1, 1), x.dtype)
+        wide = np.empty((1, 1, 1), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
-                   wdx, dx, need_dx, dW_part, db_part, xbuf, gbuf, dbuf, wide, off, off_dx,
+                   wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, wide, off,
                    kh, kw, ph, pw, G, nt)
     dW = dW_part.sum(axis=0)[:FN, :C].reshape(FN, C, kh, kw)
     return (dx if need_dx else None), dW, db_part.sum(axis=0)
