@@ -24,6 +24,8 @@ Algorithms (``kernels/*_backend/conv``):
   to 2.7x slower, conv2: 88 vs 32 ms Numba, 48 vs 23 ms Cython, one thread), and groups
   of 1 image to 512 KiB were within the machine's noise of each other.
 """
+import numpy as np
+
 #: Target size in bytes of one thread's col group (see ``group_size``).
 COL_GROUP_BYTES = 512 * 1024
 
@@ -34,7 +36,7 @@ SIMD_CHUNK_BYTES = 512 * 1024
 
 def use_direct(backend, kh, kw, sh, sw, ph, pw):
     """The rule: True when ``backend``'s direct algorithm is chosen for this geometry."""
-    return backend == "cython" and sh == 1 and sw == 1 and ph < kh and pw < kw
+    return sh == 1 and sw == 1 and ph < kh and pw < kw
 
 
 def choose(algorithm, backend, kh, kw, sh, sw, ph, pw):
@@ -52,6 +54,42 @@ def group_size(N, K, P, itemsize, n_threads):
     g = max(1, COL_GROUP_BYTES // max(1, K * P * itemsize))
     share = -(-N // max(1, n_threads))
     return max(1, min(g, share))
+
+
+def wide_layout(H, W, kh, kw, top, left):
+    """Geometry of (H, W) images packed as wide planes with (top, left) zero padding
+    shared between neighbours: row length ``Wp``, plane size ``S`` and the flat offset
+    of every window tap (intp array, ``ky*Wp + kx``)."""
+    Wp = W + left
+    S = (H + top) * Wp
+    off = np.array([ky * Wp + kx for ky in range(kh) for kx in range(kw)], dtype=np.intp)
+    return Wp, S, off
+
+
+def wide_buffer_width(G, S, Wp, top, off, step, lanes):
+    """Row length of a packed buffer: G planes, the zero rows after them (``top + 1``
+    rows and a vector), the forward kernel's overrun past the last block of ``step``
+    positions and the largest tap offset, in whole vectors."""
+    n = G * S + (top + 1) * Wp + lanes + step + int(off[-1]) + 1
+    return -(-n // lanes) * lanes
+
+
+def pack_filters(W3, F):
+    """(FN, C, T) filters -> (ceil(FN/F), C, T, F) blocks, zero-padded, flat: the layout
+    the forward kernels read, F broadcasts per tap."""
+    FN, C, T = W3.shape
+    nfb = -(-FN // F)
+    wp = np.zeros((nfb * F, C, T), dtype=W3.dtype)
+    wp[:FN] = W3
+    return np.ascontiguousarray(wp.reshape(nfb, F, C, T).transpose(0, 2, 3, 1)).ravel()
+
+
+def flipped_filters(W):
+    """(FN, C, KH, KW) -> (C, FN, KH*KW): the filters of the convolution that maps dout
+    to dx (a stride-1 conv's input gradient is dout, padded by KH-1-PH and KW-1-PW,
+    cross-correlated with W flipped in both axes and channels and filters swapped)."""
+    FN, C, kh, kw = W.shape
+    return np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, FN, kh * kw)
 
 
 def simd_chunk(N, channels, S, itemsize, n_threads):

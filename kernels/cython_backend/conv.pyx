@@ -15,7 +15,8 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import choose, group_size, simd_chunk
+from .._conv_plan import (choose, flipped_filters, group_size, pack_filters, simd_chunk,
+                          wide_buffer_width, wide_layout)
 from ._runtime import get_num_threads
 
 cdef extern from "conv_simd.h" nogil:
@@ -556,65 +557,38 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
             n0 = n0 + m
 
 
-def _pack_filters(W3, Py_ssize_t F):
-    """(FN, C, T) filters -> (ceil(FN/F), C, T, F) blocks for fc_conv_wide, zero-padded."""
-    FN, C, T = W3.shape
-    nfb = -(-FN // F)
-    wp = np.zeros((nfb * F, C, T), dtype=W3.dtype)
-    wp[:FN] = W3
-    return np.ascontiguousarray(wp.reshape(nfb, F, C, T).transpose(0, 2, 3, 1)).ravel()
-
-
-def _simd_layout(a, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t top, Py_ssize_t left):
-    """Wide-plane geometry of images ``a`` padded by (top, left) with shared pads:
-    (Wp, S, tap offsets)."""
-    Wp = a.shape[3] + left
-    S = (a.shape[2] + top) * Wp
-    off = np.array([ky * Wp + kx for ky in range(kh) for kx in range(kw)], dtype=np.intp)
-    return Wp, S, off
-
-
-def _buffer_width(Py_ssize_t G, Py_ssize_t S, Py_ssize_t Wp, Py_ssize_t top, off,
-                  Py_ssize_t L):
-    """Row length of a packed buffer: G planes, the zero rows after them, the kernel's
-    overrun past the last position block and the largest tap offset, in whole vectors."""
-    return _round_up(G * S + (top + 1) * Wp + FC_FWD_V * L + off[-1] + 1, L)
-
-
 def _conv2d_simd(x, W, b, Py_ssize_t ph, Py_ssize_t pw, bint relu, out):
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], Wd = x.shape[3]
     cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
     cdef int nt = get_num_threads()
-    Wp, S, off = _simd_layout(x, kh, kw, ph, pw)
+    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
     cdef Py_ssize_t G = simd_chunk(N, C + FN, S, x.itemsize, nt)
     nt = min(nt, (N + G - 1) // G)
-    wpk = _pack_filters(W.reshape(FN, C, kh * kw), FC_FWD_F)
-    xs = _buffer_width(G, S, Wp, ph, off, L)
+    xs = wide_buffer_width(G, S, Wp, ph, off, FC_FWD_V * L, L)
     xbuf = np.zeros((nt, C, xs), dtype=x.dtype)
     wide = np.empty((nt, _round_up(FN, FC_FWD_F), xs), dtype=x.dtype)
-    _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt)
+    _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), FC_FWD_F), b, out, xbuf, wide,
+                  off, ph, pw, relu, G, nt)
     return out
 
 
 def _conv2d_backward_simd(dout, relu_out, x, W, Py_ssize_t ph, Py_ssize_t pw, bint need_dx):
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], Wd = x.shape[3]
     cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
     cdef int nt = get_num_threads()
-    Wp, S, off = _simd_layout(x, kh, kw, ph, pw)
+    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
     cdef Py_ssize_t G = simd_chunk(N, C + FN, S, x.itemsize, nt)
     nt = min(nt, (N + G - 1) // G)
-    xs = _buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, L)
+    xs = wide_buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, FC_FWD_V * L, L)
     xbuf = np.zeros((nt, _round_up(C, FC_DW_C), xs), dtype=x.dtype)
     dbuf = np.zeros((nt, _round_up(FN, FC_DW_F), xs), dtype=x.dtype)
     dW_part = np.empty((nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)
     db_part = np.empty((nt, FN), dtype=x.dtype)
     if need_dx:
         dx = np.empty_like(x)
-        wdx = _pack_filters(
-            np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(
-                C, FN, kh * kw), FC_FWD_F)
+        wdx = pack_filters(flipped_filters(W), FC_FWD_F)
         wide = np.empty((nt, _round_up(C, FC_FWD_F), xs), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)

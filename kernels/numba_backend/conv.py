@@ -14,8 +14,11 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import choose, group_size
+from .._conv_plan import (choose, flipped_filters, group_size, pack_filters, simd_chunk,
+                          wide_buffer_width, wide_layout)
 from ._jit import jit, pjit
+from ._simd import (DW_C, DW_F, VBYTES, WIDE_F, WIDE_V, dw_add_sums, dw_step, dw_zeros,
+                    lanes, row_sum, wide_store, wide_tap, wide_zeros)
 
 
 @jit
@@ -229,111 +232,195 @@ def _backward_direct_dx(dout, W, dx, sh, sw, ph, pw):
                             dx[n, c, y, ox * sw + kx - pw] += w * dout[n, f, oy, ox]
 
 
-# Stride 1: "flat" direct convolution. Each image is zero-padded into planes of width
-# Wp = W + 2*PW stored flat, and the output is computed on the same width, so every
-# tap (c, ky, kx) is one long multiply-add over OH*Wp contiguous elements
-# (``acc[i] += w * xp[c, ky*Wp + kx + i]``) instead of OH short rows; the KW-1 extra
-# columns per row are discarded. With OW=28 the per-row loops of the strided kernels
-# above run mostly in the scalar remainder of a 16-lane AVX-512 loop. The hot loops
-# index 1-D slices (``src = xp[c][base:base + L]``): with 2-D indexing
-# ``xp[c, base + i]`` Numba 0.68 did not vectorize them (measured 2.8 vs 22.5 GFLOP/s,
-# one thread). One parallel region per call, each thread with its own padded buffers,
-# over its share of images.
+# Stride 1, KH-1 >= PH, KW-1 >= PW: the register-blocked kernels of ``_simd`` on "wide"
+# planes, the same algorithm as the Cython backend's (see kernels/cython_backend/
+# conv_simd.h and conv.pyx). A chunk of images is packed channel by channel into padded
+# planes laid end to end, neighbours sharing their zero padding (a plane is
+# (H + PH) x (W + PW)), so every window tap is one shifted contiguous read; outputs are
+# computed W + PW wide and compacted afterwards. Each thread packs its own chunks.
 
 
 @jit
-def _embed_image(a, n, out, y0, x0, rs):
-    """``out[c, (y + y0)*rs + x + x0] = a[n, c, y, x]``; the rest of ``out`` is untouched."""
-    for c in range(a.shape[1]):
-        for y in range(a.shape[2]):
-            q = (y + y0) * rs + x0
-            for xx in range(a.shape[3]):
-                out[c, q + xx] = a[n, c, y, xx]
+def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
+    """Images ``src[n0:n0+m]`` (N, C, H, W) -> flat ``dst[c*ds + j*S + (top+y)*Wp +
+    left + x]``, zero elsewhere in each plane and in the ``tail`` values after the last
+    one; with ``use_mask`` a value is kept only where ``mask`` (like src) is > 0."""
+    C, H, W = src.shape[1], src.shape[2], src.shape[3]
+    for c in range(C):
+        for j in range(m):
+            base = c * ds + j * S
+            dst[base:base + top * Wp] = 0
+            for y in range(H):
+                r = base + (top + y) * Wp
+                dst[r:r + left] = 0
+                row = dst[r + left:r + left + W]
+                s = src[n0 + j, c, y]
+                if use_mask:
+                    mk = mask[n0 + j, c, y]
+                    for i in range(W):
+                        row[i] = s[i] if mk[i] > 0 else 0
+                else:
+                    row[:] = s
+                dst[r + left + W:r + Wp] = 0
+            dst[base + (top + H) * Wp:base + S] = 0
+        dst[c * ds + m * S:c * ds + m * S + tail] = 0
+
+
+@jit
+def _wide(x, xs, C, off, w, nfb, out, ldo, Q):
+    """``out[f*ldo + q]`` = sum over channels c < C and taps of
+    ``w[...] * x[c*xs + q + off[t]]`` for every filter block, q < Q rounded up to a block
+    (see ``_simd.wide_tap``; ``w`` from ``_conv_plan.pack_filters``)."""
+    ntap = off.shape[0]
+    step = WIDE_V * (VBYTES // x.itemsize)
+    for fb in range(nfb):
+        wb = fb * C * ntap * WIDE_F
+        for q0 in range(0, Q, step):
+            acc = wide_zeros(x)
+            wc = wb
+            for c in range(C):
+                xc = c * xs + q0
+                for t in range(ntap):
+                    acc = wide_tap(acc, x, xc + off[t], w, wc)
+                    wc += WIDE_F
+            wide_store(acc, out, fb * WIDE_F * ldo + q0, ldo)
+
+
+@jit
+def _unwide(wide, ldo, m, OH, OW, Wp, S, b, relu, dst, n0):
+    """Rows of the wide output -> ``dst[n0:n0+m]`` (N, F, OH, OW), plus ``b`` and ReLU."""
+    for j in range(m):
+        for f in range(dst.shape[1]):
+            bf = b[f]
+            for oy in range(OH):
+                src = wide[f * ldo + j * S + oy * Wp:f * ldo + j * S + oy * Wp + OW]
+                d = dst[n0 + j, f, oy]
+                for ox in range(OW):
+                    v = src[ox] + bf
+                    if relu and v < 0:
+                        v = 0
+                    d[ox] = v
+
+
+@jit
+def _dw(g, g0, gs, nfb, x, xs, ncb, off, dw, Q):
+    """``dw[(f*Cp + c)*T + t]`` += sum over q < Q of ``g[g0 + f*gs + q] * x[c*xs + q +
+    off[t]]`` (see ``_simd.dw_step``); Q is a multiple of the lanes."""
+    ntap = off.shape[0]
+    L = VBYTES // x.itemsize
+    Cp = ncb * DW_C
+    for t in range(ntap):
+        for fb in range(nfb):
+            for cb in range(ncb):
+                acc = dw_zeros(x)
+                gb = g0 + fb * DW_F * gs
+                xb = cb * DW_C * xs + off[t]
+                for q in range(0, Q, L):
+                    acc = dw_step(acc, g, gb + q, gs, x, xb + q, xs)
+                dw_add_sums(acc, dw, (fb * DW_F * Cp + cb * DW_C) * ntap + t, Cp * ntap, ntap)
 
 
 @pjit
-def _forward_flat(x, W, b, out, ph, pw, relu, nt):
+def _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt):
     N, C, H, Wd = x.shape
     FN, OH, OW = out.shape[1], out.shape[2], out.shape[3]
-    kh, kw = W.shape[2], W.shape[3]
-    Wp = Wd + 2 * pw
-    L = OH * Wp
+    Wp = Wd + pw
+    S = (H + ph) * Wp
+    xs = xbuf.shape[1] // C
+    ldo = wide.shape[1] // (-(-FN // WIDE_F) * WIDE_F)
+    ng = -(-N // G)
     for t in prange(nt):
-        xp = np.zeros((C, (H + 2 * ph + 1) * Wp), dtype=x.dtype)
-        acc = np.empty(L, dtype=x.dtype)
-        for n in range(t * N // nt, (t + 1) * N // nt):
-            _embed_image(x, n, xp, ph, pw, Wp)
-            for f in range(FN):
-                acc[:] = b[f]
-                for c in range(C):
-                    xr = xp[c]
-                    for ky in range(kh):
-                        for kx in range(kw):
-                            w = W[f, c, ky, kx]
-                            src = xr[ky * Wp + kx:ky * Wp + kx + L]
-                            for i in range(L):
-                                acc[i] += w * src[i]
-                for oy in range(OH):
-                    for ox in range(OW):
-                        v = acc[oy * Wp + ox]
-                        if relu and v < 0:
-                            v = 0
-                        out[n, f, oy, ox] = v
+        xb, wb = xbuf[t], wide[t]
+        n0, hi = min(N, t * ng // nt * G), min(N, (t + 1) * ng // nt * G)
+        while n0 < hi:
+            m = min(G, hi - n0)
+            _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
+            _wide(xb, xs, C, off, wpk, -(-FN // WIDE_F), wb, ldo, m * S)
+            _unwide(wb, ldo, m, OH, OW, Wp, S, b, relu, out, n0)
+            n0 += m
 
 
 @pjit
-def _backward_flat(dout, x, W, dx, acc, db_part, ph, pw, need_dx):
-    """dW as per-thread sums over 16 lanes ``acc[t, f, c, ky, kx, l]``: the fixed
-    16-lane inner loop vectorizes without reassociating a reduction (fastmath stays
-    off). dx image by image from the same padded dout."""
+def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
+                   xbuf, dbuf, wide, off, kh, kw, ph, pw, G, nt):
+    """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
+    padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
+    the weight-gradient kernel's g."""
     N, C, H, Wd = x.shape
-    FN, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
-    kh, kw = W.shape[2], W.shape[3]
-    nt = acc.shape[0]
-    Wp = Wd + 2 * pw
-    L = OH * Wp
-    L16 = (L + 15) // 16 * 16
+    FN = dout.shape[1]
+    Wp = Wd + pw
+    S = (H + ph) * Wp
+    top, left = kh - 1 - ph, kw - 1 - pw
+    shift = top * Wp + left
+    Cp, FNp = dW_part.shape[2], dW_part.shape[1]
+    xs = xbuf.shape[1] // Cp
+    ds = dbuf.shape[1] // FNp
+    L = VBYTES // x.itemsize
+    ng = -(-N // G)
     for t in prange(nt):
-        xp = np.zeros((C, (H + 2 * ph + 1) * Wp + L16 - L), dtype=x.dtype)
-        dp = np.zeros((FN, L16), dtype=x.dtype)
-        buf = np.empty((OH + kh) * Wp, dtype=x.dtype)
-        lanes = np.empty(16, dtype=x.dtype)
-        acc[t] = 0
+        xb, db_, wb = xbuf[t], dbuf[t], wide[t]
+        dw = dW_part[t].reshape(FNp * Cp * kh * kw)
+        dW_part[t] = 0
         db_part[t] = 0
-        for n in range(t * N // nt, (t + 1) * N // nt):
-            _embed_image(x, n, xp, ph, pw, Wp)
-            _embed_image(dout, n, dp, 0, 0, Wp)
+        n0, hi = min(N, t * ng // nt * G), min(N, (t + 1) * ng // nt * G)
+        while n0 < hi:
+            m = min(G, hi - n0)
+            _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
+            _pack(dout, rout, has_relu, n0, m, top, left, Wp, S, db_, ds, (top + 1) * Wp + L)
+            Q = -(-(m * S) // L) * L
             for f in range(FN):
-                dr = dp[f]
-                s = 0.0
-                for i in range(L):
-                    s += dr[i]
-                db_part[t, f] += s
-                for c in range(C):
-                    xr = xp[c]
-                    for ky in range(kh):
-                        for kx in range(kw):
-                            src = xr[ky * Wp + kx:ky * Wp + kx + L16]
-                            lanes[:] = 0
-                            for i0 in range(0, L16, 16):
-                                for l in range(16):
-                                    lanes[l] += dr[i0 + l] * src[i0 + l]
-                            for l in range(16):
-                                acc[t, f, c, ky, kx, l] += lanes[l]
+                db_part[t, f] += row_sum(db_, f * ds + shift, Q)
+            _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp // DW_C, off, dw, Q)
             if need_dx:
-                for c in range(C):
-                    buf[:] = 0
-                    for f in range(FN):
-                        dr = dp[f]
-                        for ky in range(kh):
-                            for kx in range(kw):
-                                w = W[f, c, ky, kx]
-                                dst = buf[ky * Wp + kx:ky * Wp + kx + L]
-                                for i in range(L):
-                                    dst[i] += w * dr[i]
-                    for y in range(H):
-                        for xx in range(Wd):
-                            dx[n, c, y, xx] = buf[(y + ph) * Wp + xx + pw]
+                ldo = wb.shape[0] // (-(-C // WIDE_F) * WIDE_F)
+                _wide(db_, ds, FN, off, wdx, -(-C // WIDE_F), wb, ldo, m * S)
+                _unwide(wb, ldo, m, H, Wd, Wp, S, zeros_c, False, dx, n0)
+            n0 += m
+
+
+def _conv2d_simd(x, W, b, ph, pw, relu, out):
+    N, C, H, Wd = x.shape
+    FN, _, kh, kw = W.shape
+    L = lanes(x.itemsize)
+    nt = numba.get_num_threads()
+    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
+    G = simd_chunk(N, C + FN, S, x.itemsize, nt)
+    nt = min(nt, -(-N // G))
+    xs = wide_buffer_width(G, S, Wp, ph, off, WIDE_V * L, L)
+    xbuf = np.zeros((nt, C * xs), dtype=x.dtype)
+    wide = np.empty((nt, -(-FN // WIDE_F) * WIDE_F * xs), dtype=x.dtype)
+    _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), WIDE_F), b, out, xbuf, wide,
+                  off, ph, pw, relu, G, nt)
+    return out
+
+
+def _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, need_dx):
+    N, C, H, Wd = x.shape
+    FN, _, kh, kw = W.shape
+    L = lanes(x.itemsize)
+    nt = numba.get_num_threads()
+    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
+    G = simd_chunk(N, C + FN, S, x.itemsize, nt)
+    nt = min(nt, -(-N // G))
+    xs = wide_buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, WIDE_V * L, L)
+    Cp, FNp = -(-C // DW_C) * DW_C, -(-FN // DW_F) * DW_F
+    xbuf = np.zeros((nt, Cp * xs), dtype=x.dtype)
+    dbuf = np.zeros((nt, FNp * xs), dtype=x.dtype)
+    dW_part = np.empty((nt, FNp, Cp, kh * kw), dtype=x.dtype)
+    db_part = np.empty((nt, FN), dtype=x.dtype)
+    if need_dx:
+        dx = np.empty_like(x)
+        wdx = pack_filters(flipped_filters(W), WIDE_F)
+        wide = np.empty((nt, -(-C // WIDE_F) * WIDE_F * xs), dtype=x.dtype)
+    else:
+        dx = np.empty((1, 1, 1, 1), x.dtype)
+        wdx = np.empty(1, x.dtype)
+        wide = np.empty((1, 1), x.dtype)
+    _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
+                   wdx, np.zeros(C, x.dtype), dx, bool(need_dx), dW_part, db_part, xbuf,
+                   dbuf, wide, off, kh, kw, ph, pw, G, nt)
+    dW = dW_part.sum(axis=0)[:FN, :C].reshape(FN, C, kh, kw)
+    return (dx if need_dx else None), dW, db_part.sum(axis=0)
 
 
 @pjit
@@ -364,8 +451,8 @@ def conv2d(x, W, b, sh, sw, ph, pw, relu=False, algorithm=None):
     OH, OW = _out_hw(H, Wd, kh, kw, sh, sw, ph, pw)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     if choose(algorithm, "numba", kh, kw, sh, sw, ph, pw) == "direct":
-        if sh == 1 and sw == 1:
-            _forward_flat(x, W, b, out, ph, pw, bool(relu), min(numba.get_num_threads(), N))
+        if sh == 1 and sw == 1 and ph < kh and pw < kw:
+            return _conv2d_simd(x, W, b, ph, pw, bool(relu), out)
         else:
             _forward_direct(x, W, b, out, sh, sw, ph, pw, bool(relu))
         return out
@@ -388,17 +475,13 @@ def conv2d_backward(dout, x, W, sh, sw, ph, pw, need_dx=True, algorithm=None,
     N, C, H, Wd = x.shape
     FN, _, kh, kw = W.shape
     OH, OW = dout.shape[2], dout.shape[3]
+    algorithm = choose(algorithm, "numba", kh, kw, sh, sw, ph, pw)
+    if algorithm == "direct" and sh == 1 and sw == 1 and ph < kh and pw < kw:
+        return _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, bool(need_dx))
     nt = min(numba.get_num_threads(), N)
     dx = np.empty_like(x) if need_dx else None
-    algorithm = choose(algorithm, "numba", kh, kw, sh, sw, ph, pw)
     if algorithm == "direct" and relu_out is not None:
         dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
-    if algorithm == "direct" and sh == 1 and sw == 1:
-        acc = np.empty((nt, FN, C, kh, kw, 16), dtype=x.dtype)
-        db_part = np.empty((nt, FN), dtype=x.dtype)
-        _backward_flat(dout, x, W, dx if need_dx else np.empty((1, 1, 1, 1), x.dtype),
-                       acc, db_part, ph, pw, bool(need_dx))
-        return dx, acc.sum(axis=(0, 5)), db_part.sum(axis=0)
     if algorithm == "direct":
         acc = np.empty((nt, FN, C, kh, kw, OW), dtype=x.dtype)
         _backward_direct_dw(dout, x, acc, kh, kw, sh, sw, ph, pw)

@@ -1,0 +1,218 @@
+"""Explicit SIMD for Numba: a vector type and the register-blocked steps of the direct
+convolution (``conv.py``), as LLVM IR written through ``numba.extending.intrinsic``.
+
+Numba has no vector types, and LLVM does not turn a block of accumulators held in an
+array into registers, so the blocked loops of the Cython kernels (``conv_simd.h``) are
+built here: a block's accumulators are a tuple of LLVM vectors (``<16 x float>`` or
+``<8 x double>``: 64 bytes, one AVX-512 register; LLVM splits them on narrower
+machines), each step is unrolled at compile time, and products are added with
+``llvm.fma``. On DeepConvNet's conv6 shape the forward block runs at 112 GFLOP/s on
+one thread here, the same as the C kernel built by GCC.
+
+The block shapes match the Cython kernels: the forward (``wide_*``) holds
+``WIDE_F`` filters x ``WIDE_V`` vectors of output positions, the weight gradient
+(``dw_*``) ``DW_F`` filters x ``DW_C`` channels of one tap.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+#: Bytes in one vector.
+VBYTES = 64
+WIDE_F, WIDE_V = 8, 3
+DW_F, DW_C = 4, 4
+
+_I64 = ir.IntType(64)
+
+
+def lanes(itemsize):
+    """Elements of ``itemsize`` bytes in one vector."""
+    return VBYTES // itemsize
+
+
+class Vector(types.Type):
+    """A 64-byte SIMD vector of ``dtype``."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.lanes = lanes(dtype.bitwidth // 8)
+        super().__init__(name=f"Vector({dtype} x {self.lanes})")
+
+
+@register_model(Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.lanes))
+
+
+def _at(context, builder, arrty, arr, index):
+    """Pointer to element ``index`` of the 1-D array ``arr``."""
+    return builder.gep(context.make_array(arrty)(context, builder, arr).data, [index])
+
+
+def _load(builder, ptr, vt, llvt, offset=0):
+    """Unaligned vector load at ``ptr + offset`` elements."""
+    if offset:
+        ptr = builder.gep(ptr, [ir.Constant(_I64, offset)])
+    value = builder.load(builder.bitcast(ptr, llvt.as_pointer()))
+    value.align = vt.dtype.bitwidth // 8
+    return value
+
+
+def _store(builder, value, ptr, vt, llvt, offset=0):
+    if offset:
+        ptr = builder.gep(ptr, [ir.Constant(_I64, offset)])
+    builder.store(value, builder.bitcast(ptr, llvt.as_pointer())).align = vt.dtype.bitwidth // 8
+
+
+def _fma(builder, vt, llvt):
+    name = f"llvm.fma.v{vt.lanes}{'f32' if vt.dtype.bitwidth == 32 else 'f64'}"
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(llvt, [llvt] * 3), name)
+
+
+def _broadcast(builder, scalar, vt, llvt):
+    one = builder.insert_element(ir.Constant(llvt, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
+    return builder.shuffle_vector(one, ir.Constant(llvt, ir.Undefined), mask)
+
+
+def _hsum(builder, value, vt):
+    total = builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+    for i in range(1, vt.lanes):
+        total = builder.fadd(total, builder.extract_element(value, ir.Constant(ir.IntType(32), i)))
+    return total
+
+
+def _zeros(arr, count):
+    vt = Vector(arr.dtype)
+    sig = types.UniTuple(vt, count)(arr)
+
+    def codegen(context, builder, signature, args):
+        zero = ir.Constant(context.get_value_type(vt), None)
+        return context.make_tuple(builder, signature.return_type, [zero] * count)
+
+    return sig, codegen
+
+
+@intrinsic
+def wide_zeros(typingctx, arr):
+    """Zeroed accumulators of a forward block, element type of ``arr``."""
+    return _zeros(arr, WIDE_F * WIDE_V)
+
+
+@intrinsic
+def wide_tap(typingctx, acc, x, xi, w, wi):
+    """``acc[f*WIDE_V + v] += w[wi + f] * x[xi + v*lanes : ...]``: one tap of one channel
+    for the whole block (WIDE_V loads, WIDE_F broadcasts, WIDE_F*WIDE_V FMAs)."""
+    vt = acc.dtype
+    sig = acc(acc, x, xi, w, wi)
+
+    def codegen(context, builder, signature, args):
+        accv, xa, xiv, wa, wiv = args
+        llvt = context.get_value_type(vt)
+        fma = _fma(builder, vt, llvt)
+        xp = _at(context, builder, signature.args[1], xa, xiv)
+        wp = _at(context, builder, signature.args[3], wa, wiv)
+        xs = [_load(builder, xp, vt, llvt, v * vt.lanes) for v in range(WIDE_V)]
+        out = [builder.extract_value(accv, i) for i in range(WIDE_F * WIDE_V)]
+        for f in range(WIDE_F):
+            wf = _broadcast(builder, builder.load(builder.gep(wp, [ir.Constant(_I64, f)])), vt, llvt)
+            for v in range(WIDE_V):
+                out[f * WIDE_V + v] = builder.call(fma, [xs[v], wf, out[f * WIDE_V + v]])
+        return context.make_tuple(builder, signature.return_type, out)
+
+    return sig, codegen
+
+
+@intrinsic
+def wide_store(typingctx, acc, out, oi, ldo):
+    """``out[oi + f*ldo + v*lanes : ...] = acc[f*WIDE_V + v]``."""
+    vt = acc.dtype
+    sig = types.none(acc, out, oi, ldo)
+
+    def codegen(context, builder, signature, args):
+        accv, oa, oiv, ldov = args
+        llvt = context.get_value_type(vt)
+        base = _at(context, builder, signature.args[1], oa, oiv)
+        for f in range(WIDE_F):
+            row = builder.gep(base, [builder.mul(ldov, ir.Constant(_I64, f))])
+            for v in range(WIDE_V):
+                _store(builder, builder.extract_value(accv, f * WIDE_V + v), row, vt, llvt,
+                       v * vt.lanes)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def dw_zeros(typingctx, arr):
+    """Zeroed accumulators of a weight-gradient block."""
+    return _zeros(arr, DW_F * DW_C)
+
+
+@intrinsic
+def dw_step(typingctx, acc, g, gi, gs, x, xi, xs):
+    """``acc[f*DW_C + c] += g[gi + f*gs : ...] * x[xi + c*xs : ...]``: one vector of
+    positions for the whole block (DW_F + DW_C loads, DW_F*DW_C FMAs)."""
+    vt = acc.dtype
+    sig = acc(acc, g, gi, gs, x, xi, xs)
+
+    def codegen(context, builder, signature, args):
+        accv, ga, giv, gsv, xa, xiv, xsv = args
+        llvt = context.get_value_type(vt)
+        fma = _fma(builder, vt, llvt)
+        gp = _at(context, builder, signature.args[1], ga, giv)
+        xp = _at(context, builder, signature.args[4], xa, xiv)
+        gv = [_load(builder, builder.gep(gp, [builder.mul(gsv, ir.Constant(_I64, f))]), vt, llvt)
+              for f in range(DW_F)]
+        xv = [_load(builder, builder.gep(xp, [builder.mul(xsv, ir.Constant(_I64, c))]), vt, llvt)
+              for c in range(DW_C)]
+        out = [builder.extract_value(accv, i) for i in range(DW_F * DW_C)]
+        for f in range(DW_F):
+            for c in range(DW_C):
+                out[f * DW_C + c] = builder.call(fma, [gv[f], xv[c], out[f * DW_C + c]])
+        return context.make_tuple(builder, signature.return_type, out)
+
+    return sig, codegen
+
+
+@intrinsic
+def dw_add_sums(typingctx, acc, dw, di, fstride, cstride):
+    """``dw[di + f*fstride + c*cstride] += sum of acc[f*DW_C + c]``'s lanes."""
+    vt = acc.dtype
+    sig = types.none(acc, dw, di, fstride, cstride)
+
+    def codegen(context, builder, signature, args):
+        accv, da, div, fs, cs = args
+        base = _at(context, builder, signature.args[1], da, div)
+        for f in range(DW_F):
+            for c in range(DW_C):
+                ptr = builder.gep(base, [builder.add(builder.mul(fs, ir.Constant(_I64, f)),
+                                                     builder.mul(cs, ir.Constant(_I64, c)))])
+                total = _hsum(builder, builder.extract_value(accv, f * DW_C + c), vt)
+                builder.store(builder.fadd(builder.load(ptr), total), ptr)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def row_sum(typingctx, a, start, count):
+    """Sum of ``a[start : start + count]`` (count a multiple of the lanes), accumulated
+    lane-wise in one vector: a float32 sum without the serial dependency chain."""
+    vt = Vector(a.dtype)
+    sig = a.dtype(a, start, count)
+
+    def codegen(context, builder, signature, args):
+        aa, startv, countv = args
+        llvt = context.get_value_type(vt)
+        base = _at(context, builder, signature.args[0], aa, startv)
+        acc = cgutils.alloca_once_value(builder, ir.Constant(llvt, None))
+        with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), countv,
+                                     ir.Constant(_I64, vt.lanes)) as (q, _):
+            builder.store(builder.fadd(builder.load(acc), _load(builder, builder.gep(base, [q]), vt, llvt)), acc)
+        return _hsum(builder, builder.load(acc), vt)
+
+    return sig, codegen
