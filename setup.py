@@ -77,7 +77,8 @@ def extensions():
             Extension(
                 f"fastconv._kernels.cython_backend.{pyx.stem}",
                 [str(pyx)],
-                include_dirs=[np.get_include()],
+                include_dirs=[np.get_include(), str(CYTHON_DIR)],
+                depends=[str(h) for h in sorted(CYTHON_DIR.glob("*.h"))],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                 extra_compile_args=compile_args,
                 extra_link_args=link_args,

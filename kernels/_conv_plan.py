@@ -1,15 +1,22 @@
-"""What both conv backends share: the per-shape algorithm rule.
+"""What both conv backends share: the per-shape algorithm rule and the wide-plane layout.
 
 Algorithms (``kernels/*_backend/conv``):
 
-- ``'direct'``: loops over output pixels, no col matrix, meant for windows that hold
-  few values (``C*KH*KW <= DIRECT_MAX_K``), where a GEMM with so short an inner
-  dimension runs below BLAS peak. Measured on DeepConvNet's first layer ((100,1,28,28)
-  -> 16, 3x3, pad 1, float32, one thread, CPU time of the calling thread, best of 5x10
-  on a loaded 2-core machine): Numba direct fwd 3.8 ms / bwd without dx 4.1 ms, gemm
-  1.3 / 3.9 ms; Cython direct 3.8 / 4.2 ms, gemm 3.0 / 2.6 ms. The direct kernels lose,
-  so ``DIRECT_MAX_K`` is 0 and the rule never picks them; they stay reachable with
-  ``algorithm='direct'`` (tested against the reference) for later tuning.
+- ``'direct'``, stride 1 with ``PH < KH`` and ``PW < KW`` (every DeepConvNet conv):
+  register-blocked kernels on "wide" planes, no col matrix. A thread packs a chunk of
+  images channel by channel into zero-padded planes laid end to end, neighbours sharing
+  their padding (a plane is (H + PH) x (W + PW), see ``wide_layout``), so window tap
+  (ky, kx) of output position q reads the input at ``q + ky*Wp + kx``: one shifted
+  contiguous vector load per tap. The forward keeps an 8-filter x 3-vector block of
+  outputs in registers for the whole reduction over channels and taps; the PW columns
+  and PH rows computed past each image's outputs are dropped by the compaction that
+  adds bias and ReLU. dx is the same forward kernel over dout packed with the padding
+  (KH-1-PH, KW-1-PW) and the flipped filters (``flipped_filters``); that packed dout,
+  read (KH-1-PH)*Wp + KW-1-PW values further on, is zero between outputs and aligned
+  with x's windows, and a 4-filter x 4-channel block per tap accumulates dW from it.
+  Cython writes the blocks in C with GCC vector extensions (``conv_simd.h``), Numba as
+  LLVM vector IR (``numba_backend/_simd.py``). Other geometries under ``'direct'`` run
+  plain loops (strided windows; tested, never chosen by the rule).
 - ``'gemm'``: im2col + GEMM without transposes. Each thread owns a contiguous share
   of the batch and walks it in groups of ``G`` images: it builds the group's col in
   (C*KH*KW, G*OH*OW) layout, one single-threaded BLAS call ``W(FN, K) @ col`` gives
@@ -17,12 +24,25 @@ Algorithms (``kernels/*_backend/conv``):
   block into the NCHW output. Backward gathers dout the same way, accumulates
   ``dW += dout_g @ col.T`` in a per-thread partial (reduced at the end: race-free) and
   folds ``W.T @ dout_g`` back into dx image by image (each image is owned by one
-  thread). ``G`` is chosen so the col group stays around ``COL_GROUP_BYTES``: large
-  enough for an efficient GEMM, small enough to stay in L2. Sweeping the group from
-  one image to each thread's whole share (one big GEMM per thread over a full col)
-  on DeepConvNet's convs 2-6, the whole-share col was slowest everywhere (backward up
-  to 2.7x slower, conv2: 88 vs 32 ms Numba, 48 vs 23 ms Cython, one thread), and groups
-  of 1 image to 512 KiB were within the machine's noise of each other.
+  thread). ``G`` is chosen so the col group stays around ``COL_GROUP_BYTES``; groups
+  from one image to 512 KiB measured within noise, one whole-share col per thread up
+  to 2.7x slower.
+
+The rule (``use_direct``): direct wherever its kernels apply, im2col + GEMM elsewhere.
+Measured on DeepConvNet's six convs (batch 100, float32, 2 threads, fused ReLU,
+median of 15; direct vs gemm in ms, forward / backward with dx / backward without dx):
+
+    layer                 Cython direct     Cython gemm        Numba direct      Numba gemm
+    1x28x28 -> 16         0.36/2.62/1.48    0.65/4.59/3.86     0.29/2.55/1.55    0.94/2.43/1.83
+    16x28x28 -> 16        2.46/5.93/3.73    6.68/16.1/9.95     4.33/9.42/5.91    12.8/25.2/10.1
+    16x14x14 -> 32        1.27/3.78/2.63    2.89/7.61/3.66     1.30/3.80/2.53    4.00/6.37/4.55
+    32x14x14 -> 32 p2     2.49/5.59/3.73    6.98/16.2/7.29     2.99/6.98/4.47    9.55/17.7/10.0
+    32x8x8 -> 64          1.64/3.64/2.12    2.62/6.21/4.06     1.89/5.34/3.04    3.61/6.77/4.41
+    64x8x8 -> 64          3.48/8.69/5.36    5.56/11.5/6.67     4.24/9.77/6.02    7.19/13.9/6.14
+
+The only case direct does not win is the first layer's backward *with* dx (C = 1 pads
+to an 8-channel block there), which a network never asks for: the input needs no
+gradient.
 """
 import numpy as np
 
@@ -30,19 +50,21 @@ import numpy as np
 COL_GROUP_BYTES = 512 * 1024
 
 #: Target size in bytes of one thread's packed images (input and output channels) for
-#: the Cython direct kernels (see ``simd_chunk``).
+#: the direct kernels (see ``simd_chunk``): chunks of 128 KiB to 2 MiB measured within
+#: 10% of each other on the six convs' backward (sum 30-34 ms, Cython, 2 threads), the
+#: smallest and largest slowest.
 SIMD_CHUNK_BYTES = 512 * 1024
 
 
-def use_direct(backend, kh, kw, sh, sw, ph, pw):
-    """The rule: True when ``backend``'s direct algorithm is chosen for this geometry."""
+def use_direct(kh, kw, sh, sw, ph, pw):
+    """The rule: True when the direct algorithm is chosen for this geometry."""
     return sh == 1 and sw == 1 and ph < kh and pw < kw
 
 
-def choose(algorithm, backend, kh, kw, sh, sw, ph, pw):
+def choose(algorithm, kh, kw, sh, sw, ph, pw):
     """``algorithm`` if given (``'direct'`` or ``'gemm'``), else the rule's choice."""
     if algorithm is None:
-        return "direct" if use_direct(backend, kh, kw, sh, sw, ph, pw) else "gemm"
+        return "direct" if use_direct(kh, kw, sh, sw, ph, pw) else "gemm"
     if algorithm not in ("direct", "gemm"):
         raise ValueError(f"algorithm must be None, 'direct' or 'gemm', got {algorithm!r}")
     return algorithm

@@ -611,7 +611,7 @@ def conv2d(x, W, b, int sh, int sw, int ph, int pw, relu=False, algorithm=None):
     cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (Wd + 2 * pw - kw) // sw + 1
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    if choose(algorithm, "cython", kh, kw, sh, sw, ph, pw) == "direct":
+    if choose(algorithm, kh, kw, sh, sw, ph, pw) == "direct":
         if sh == 1 and sw == 1 and ph < kh and pw < kw:
             return _conv2d_simd(x, W, b, ph, pw, bool(relu), out)
         _forward_direct(x, W, b, out, sh, sw, ph, pw, bool(relu))
@@ -638,7 +638,7 @@ def conv2d_backward(dout, x, W, int sh, int sw, int ph, int pw, need_dx=True,
     cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3]
     cdef int nt = min(get_num_threads(), N)
-    algorithm = choose(algorithm, "cython", kh, kw, sh, sw, ph, pw)
+    algorithm = choose(algorithm, kh, kw, sh, sw, ph, pw)
     if algorithm == "direct" and sh == 1 and sw == 1 and ph < kh and pw < kw:
         return _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, bool(need_dx))
     dx = np.empty_like(x) if need_dx else None

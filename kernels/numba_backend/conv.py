@@ -450,7 +450,7 @@ def conv2d(x, W, b, sh, sw, ph, pw, relu=False, algorithm=None):
     FN, _, kh, kw = W.shape
     OH, OW = _out_hw(H, Wd, kh, kw, sh, sw, ph, pw)
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    if choose(algorithm, "numba", kh, kw, sh, sw, ph, pw) == "direct":
+    if choose(algorithm, kh, kw, sh, sw, ph, pw) == "direct":
         if sh == 1 and sw == 1 and ph < kh and pw < kw:
             return _conv2d_simd(x, W, b, ph, pw, bool(relu), out)
         else:
@@ -475,7 +475,7 @@ def conv2d_backward(dout, x, W, sh, sw, ph, pw, need_dx=True, algorithm=None,
     N, C, H, Wd = x.shape
     FN, _, kh, kw = W.shape
     OH, OW = dout.shape[2], dout.shape[3]
-    algorithm = choose(algorithm, "numba", kh, kw, sh, sw, ph, pw)
+    algorithm = choose(algorithm, kh, kw, sh, sw, ph, pw)
     if algorithm == "direct" and sh == 1 and sw == 1 and ph < kh and pw < kw:
         return _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, bool(need_dx))
     nt = min(numba.get_num_threads(), N)
