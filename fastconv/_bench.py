@@ -12,7 +12,14 @@ Methodology
   Between two backends the bench sleeps ``SETTLE_S``: OpenMP (libgomp, used by the
   Cython kernels, Numba's omp layer and PyTorch) keeps its threads spinning for a
   while after a parallel region, and those spinning threads would steal the cores
-  from the next backend.
+  from the next backend. OpenBLAS's threads spin far longer after a BLAS call (the
+  NumPy reference's GEMMs), so after a reference sample the bench sleeps
+  ``BLAS_SETTLE_S``: measured, a 3.5 ms Cython conv took 9.6 ms (median of 20) when
+  started 5 ms after a 2-thread NumPy matmul, 3.7 ms with no matmul before it.
+- Each sample starts with one untimed call of the same backend when a call takes under
+  ``target`` seconds, so a sample times the steady state rather than threads and
+  caches waking up after the previous backend (the first call after 50 ms idle took up
+  to 2.6x a steady call here).
 - The reported time is the median of the samples. Speedup = reference time / backend
   time; "vs torch" = backend time / torch time (below 1: faster than PyTorch).
 - A row whose op does not exist in this fastconv yet is skipped with a note.
@@ -31,8 +38,10 @@ import numpy as np
 
 from ._progress import Progress
 
-#: Seconds slept between two backends' samples (see the module docstring).
+#: Seconds slept between two backends' samples, and after a sample of the NumPy
+#: reference, whose OpenBLAS threads keep spinning (see the module docstring).
 SETTLE_S = 0.005
+BLAS_SETTLE_S = 0.2
 
 #: Settings of a run: seconds per sample, samples per backend (max, min) and the
 #: time budget per backend and row that lowers the sample count of slow calls.
@@ -522,10 +531,14 @@ def time_case(case, backends, dtype, mode, seed=0):
                 continue
             time.sleep(SETTLE_S)
             fn, n = fns[b], number[b]
+            if n > 1:
+                fn()
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
             samples[b].append((time.perf_counter() - t0) / n)
+            if b == "numpy":
+                time.sleep(BLAS_SETTLE_S)
     return dict(
         kernel=case.kernel, family=case.family, ops=list(case.ops), shape=case.shape,
         dtype=np.dtype(dtype).name, flops=case.flops,

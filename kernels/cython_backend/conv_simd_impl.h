@@ -82,9 +82,9 @@ static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
                               FC_T* dw, ptrdiff_t Q)
 {
     const ptrdiff_t Cp = ncb * FC_DW_C;
-    for (ptrdiff_t t = 0; t < ntap; t++)
-        for (ptrdiff_t fb = 0; fb < nfb; fb++)
-            for (ptrdiff_t cb = 0; cb < ncb; cb++) {
+    for (ptrdiff_t fb = 0; fb < nfb; fb++)
+        for (ptrdiff_t cb = 0; cb < ncb; cb++)
+            for (ptrdiff_t t = 0; t < ntap; t++) {
                 const FC_T* gb = g + fb * FC_DW_F * gs;
                 const FC_T* xb = x + cb * FC_DW_C * xs + off[t];
                 FC_VEC acc[FC_DW_F][FC_DW_C];

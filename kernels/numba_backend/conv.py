@@ -246,6 +246,7 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
     left + x]``, zero elsewhere in each plane and in the ``tail`` values after the last
     one; with ``use_mask`` a value is kept only where ``mask`` (like src) is > 0."""
     C, H, W = src.shape[1], src.shape[2], src.shape[3]
+    zero = np.zeros(1, dst.dtype)[0]
     for c in range(C):
         for j in range(m):
             base = c * ds + j * S
@@ -258,7 +259,7 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
                 if use_mask:
                     mk = mask[n0 + j, c, y]
                     for i in range(W):
-                        row[i] = s[i] if mk[i] > 0 else 0
+                        row[i] = s[i] if mk[i] > 0 else zero
                 else:
                     row[:] = s
                 dst[r + left + W:r + Wp] = 0
@@ -289,17 +290,20 @@ def _wide(x, xs, C, off, w, nfb, out, ldo, Q):
 @jit
 def _unwide(wide, ldo, m, OH, OW, Wp, S, b, relu, dst, n0):
     """Rows of the wide output -> ``dst[n0:n0+m]`` (N, F, OH, OW), plus ``b`` and ReLU."""
+    zero = np.zeros(1, dst.dtype)[0]
     for j in range(m):
         for f in range(dst.shape[1]):
             bf = b[f]
             for oy in range(OH):
                 src = wide[f * ldo + j * S + oy * Wp:f * ldo + j * S + oy * Wp + OW]
                 d = dst[n0 + j, f, oy]
-                for ox in range(OW):
-                    v = src[ox] + bf
-                    if relu and v < 0:
-                        v = 0
-                    d[ox] = v
+                if relu:
+                    for ox in range(OW):
+                        v = src[ox] + bf
+                        d[ox] = zero if v < 0 else v  # NaN propagates, as np.maximum(v, 0)
+                else:
+                    for ox in range(OW):
+                        d[ox] = src[ox] + bf
 
 
 @jit
