@@ -313,9 +313,9 @@ def _dw(g, g0, gs, nfb, x, xs, ncb, off, dw, Q):
     ntap = off.shape[0]
     L = VBYTES // x.itemsize
     Cp = ncb * DW_C
-    for t in range(ntap):
-        for fb in range(nfb):
-            for cb in range(ncb):
+    for fb in range(nfb):
+        for cb in range(ncb):
+            for t in range(ntap):
                 acc = dw_zeros(x)
                 gb = g0 + fb * DW_F * gs
                 xb = cb * DW_C * xs + off[t]
