@@ -315,6 +315,24 @@ def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
         fc.conv2d_backward(**args)
 
 
+@pytest.mark.parametrize("geometry,direct", [
+    ((3, 3, 1, 1, 1, 1), True),    # every DeepConvNet conv
+    ((3, 3, 1, 1, 2, 2), True),
+    ((1, 1, 1, 1, 0, 0), True),
+    ((2, 3, 1, 1, 1, 2), True),    # pads up to KH-1 / KW-1
+    ((3, 3, 1, 1, 3, 1), False),   # pad >= KH: dx's padding would be negative
+    ((1, 1, 1, 1, 1, 0), False),
+    ((3, 3, 2, 1, 1, 1), False),   # strided windows
+    ((3, 3, 1, 3, 0, 0), False),
+])
+def test_rule_picks_direct_where_its_kernels_apply(geometry, direct):
+    from fastconv._kernels._conv_plan import choose, use_direct
+
+    assert use_direct(*geometry) is direct
+    assert choose(None, *geometry) == ("direct" if direct else "gemm")
+    assert choose("gemm", *geometry) == "gemm"
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_kernel_rejects_unknown_algorithm(backend):
     with pytest.raises(ValueError, match="algorithm must be None, 'direct' or 'gemm'"):
