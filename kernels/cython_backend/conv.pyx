@@ -34,10 +34,10 @@ cdef extern from "conv_simd.h" nogil:
                           Py_ssize_t ntap, const double* w, Py_ssize_t nfb, double* out,
                           Py_ssize_t ldo, Py_ssize_t Q)
     void fc_conv_dw_f32(const float* g, Py_ssize_t gs, Py_ssize_t nfb, const float* x,
-                        Py_ssize_t xs, Py_ssize_t ncb, const Py_ssize_t* off, Py_ssize_t ntap,
+                        Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off, Py_ssize_t ntap,
                         float* dw, Py_ssize_t Q)
     void fc_conv_dw_f64(const double* g, Py_ssize_t gs, Py_ssize_t nfb, const double* x,
-                        Py_ssize_t xs, Py_ssize_t ncb, const Py_ssize_t* off, Py_ssize_t ntap,
+                        Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off, Py_ssize_t ntap,
                         double* dw, Py_ssize_t Q)
 
 
@@ -453,12 +453,12 @@ cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_
 
 
 cdef inline void _dw(const floating* g, Py_ssize_t gs, Py_ssize_t nfb, const floating* x,
-                     Py_ssize_t xs, Py_ssize_t ncb, const Py_ssize_t* off, Py_ssize_t ntap,
+                     Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off, Py_ssize_t ntap,
                      floating* dw, Py_ssize_t Q) noexcept nogil:
     if floating is float:
-        fc_conv_dw_f32(g, gs, nfb, x, xs, ncb, off, ntap, dw, Q)
+        fc_conv_dw_f32(g, gs, nfb, x, xs, Cp, off, ntap, dw, Q)
     else:
-        fc_conv_dw_f64(g, gs, nfb, x, xs, ncb, off, ntap, dw, Q)
+        fc_conv_dw_f64(g, gs, nfb, x, xs, Cp, off, ntap, dw, Q)
 
 
 cdef inline void _add_row_sums(const floating* a, Py_ssize_t lda, Py_ssize_t rows,
@@ -527,7 +527,7 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
     cdef Py_ssize_t top = kh - 1 - ph, left = kw - 1 - pw, shift = top * Wp + left
     cdef Py_ssize_t xs = xbuf.shape[2], ds = dbuf.shape[2]
     cdef Py_ssize_t ldo = wide.shape[2], ncb_dx = wide.shape[1] // FC_FWD_F
-    cdef Py_ssize_t nfb = dbuf.shape[1] // FC_DW_F, ncb = xbuf.shape[1] // FC_DW_C
+    cdef Py_ssize_t nfb = dbuf.shape[1] // FC_DW_F, Cp = xbuf.shape[1]
     cdef Py_ssize_t lo, hi, n0, m, Q, L = _lanes(<floating>0)
     cdef const floating* mask
     cdef int t
@@ -547,7 +547,7 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                   &dbuf[t, 0, 0], ds, (top + 1) * Wp + L)
             Q = _round_up(m * S, L)
             _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[t, 0])
-            _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, ncb, &off[0], off.shape[0],
+            _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0], off.shape[0],
                 &dW_part[t, 0, 0, 0], Q)
             if need_dx:
                 _wide(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],

@@ -73,20 +73,71 @@ static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
     }
 }
 
+/* Sum of a vector's lanes. */
+static inline FC_T FC_FN(fc_hsum)(FC_VEC v)
+{
+    FC_T s = 0;
+    for (ptrdiff_t i = 0; i < FC_L; i++)
+        s += v[i];
+    return s;
+}
+
 /* dw[(f*Cp + c)*ntap + t] += sum over q < Q of g[f*gs + q] * x[c*xs + q + off[t]],
- * for f < nfb*FC_DW_F, c < ncb*FC_DW_C = Cp and every tap t. Q is a multiple of FC_L;
- * g is zero wherever it is not a real output position, and x is finite everywhere read. */
+ * for f < nfb*FC_DW_F, c < Cp (a multiple of FC_DW_C and FC_DW3_C) and every tap t.
+ * Q is a multiple of FC_L; g is zero wherever it is not a real output position, and x
+ * is finite everywhere read. Taps go three at a time (FC_DW_F filters x FC_DW3_C
+ * channels x 3 taps: one load of g serves three taps), the remainder one at a time
+ * (FC_DW_F x FC_DW_C). */
 static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
-                              const FC_T* x, ptrdiff_t xs, ptrdiff_t ncb,
+                              const FC_T* x, ptrdiff_t xs, ptrdiff_t Cp,
                               const ptrdiff_t* off, ptrdiff_t ntap,
                               FC_T* dw, ptrdiff_t Q)
 {
-    const ptrdiff_t Cp = ncb * FC_DW_C;
-    for (ptrdiff_t fb = 0; fb < nfb; fb++)
-        for (ptrdiff_t cb = 0; cb < ncb; cb++)
-            for (ptrdiff_t t = 0; t < ntap; t++) {
-                const FC_T* gb = g + fb * FC_DW_F * gs;
-                const FC_T* xb = x + cb * FC_DW_C * xs + off[t];
+    const ptrdiff_t ntap3 = ntap - ntap % 3;
+    for (ptrdiff_t fb = 0; fb < nfb; fb++) {
+        const FC_T* gb = g + fb * FC_DW_F * gs;
+        FC_T* db = dw + fb * FC_DW_F * Cp * ntap;
+        for (ptrdiff_t c0 = 0; c0 < Cp; c0 += FC_DW3_C)
+            for (ptrdiff_t t = 0; t < ntap3; t += 3) {
+                const FC_T* xb = x + c0 * xs;
+                FC_VEC acc[FC_DW_F][FC_DW3_C][3];
+#pragma GCC unroll 4
+                for (int f = 0; f < FC_DW_F; f++)
+#pragma GCC unroll 2
+                    for (int c = 0; c < FC_DW3_C; c++)
+#pragma GCC unroll 3
+                        for (int k = 0; k < 3; k++)
+                            acc[f][c][k] = (FC_VEC){0};
+                for (ptrdiff_t q = 0; q < Q; q += FC_L) {
+                    FC_VEC gv[FC_DW_F], xv[FC_DW3_C][3];
+#pragma GCC unroll 4
+                    for (int f = 0; f < FC_DW_F; f++) {
+                        gv[f] = *(const FC_UVEC*)(gb + f * gs + q);
+                        FC_IN_REGISTER(gv[f]);
+                    }
+#pragma GCC unroll 2
+                    for (int c = 0; c < FC_DW3_C; c++)
+#pragma GCC unroll 3
+                        for (int k = 0; k < 3; k++) {
+                            xv[c][k] = *(const FC_UVEC*)(xb + c * xs + q + off[t + k]);
+                            FC_IN_REGISTER(xv[c][k]);
+                        }
+#pragma GCC unroll 4
+                    for (int f = 0; f < FC_DW_F; f++)
+#pragma GCC unroll 2
+                        for (int c = 0; c < FC_DW3_C; c++)
+#pragma GCC unroll 3
+                            for (int k = 0; k < 3; k++)
+                                acc[f][c][k] += gv[f] * xv[c][k];
+                }
+                for (int f = 0; f < FC_DW_F; f++)
+                    for (int c = 0; c < FC_DW3_C; c++)
+                        for (int k = 0; k < 3; k++)
+                            db[(f * Cp + c0 + c) * ntap + t + k] += FC_FN(fc_hsum)(acc[f][c][k]);
+            }
+        for (ptrdiff_t c0 = 0; c0 < Cp; c0 += FC_DW_C)
+            for (ptrdiff_t t = ntap3; t < ntap; t++) {
+                const FC_T* xb = x + c0 * xs + off[t];
                 FC_VEC acc[FC_DW_F][FC_DW_C];
 #pragma GCC unroll 4
                 for (int f = 0; f < FC_DW_F; f++)
@@ -112,13 +163,10 @@ static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
                             acc[f][c] += gv[f] * xv[c];
                 }
                 for (int f = 0; f < FC_DW_F; f++)
-                    for (int c = 0; c < FC_DW_C; c++) {
-                        FC_T s = 0;
-                        for (ptrdiff_t i = 0; i < FC_L; i++)
-                            s += acc[f][c][i];
-                        dw[((fb * FC_DW_F + f) * Cp + cb * FC_DW_C + c) * ntap + t] += s;
-                    }
+                    for (int c = 0; c < FC_DW_C; c++)
+                        db[(f * Cp + c0 + c) * ntap + t] += FC_FN(fc_hsum)(acc[f][c]);
             }
+    }
 }
 
 #undef FC_FN
