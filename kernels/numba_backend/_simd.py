@@ -11,7 +11,8 @@ one thread here, the same as the C kernel built by GCC.
 
 The block shapes match the Cython kernels: the forward (``wide_*``) holds
 ``WIDE_F`` filters x ``WIDE_V`` vectors of output positions, the weight gradient
-(``dw_*``) ``DW_F`` filters x ``DW_C`` channels of one tap.
+``DW_F`` filters x ``DW3_C`` channels x 3 taps (``dw3_*``) or ``DW_F`` x ``DW_C`` of one
+leftover tap (``dw_*``).
 """
 from llvmlite import ir
 from numba import types
@@ -21,7 +22,7 @@ from numba.extending import intrinsic, models, register_model
 #: Bytes in one vector.
 VBYTES = 64
 WIDE_F, WIDE_V = 8, 3
-DW_F, DW_C = 4, 4
+DW_F, DW_C, DW3_C = 4, 4, 2
 
 _I64 = ir.IntType(64)
 
@@ -193,6 +194,65 @@ def dw_add_sums(typingctx, acc, dw, di, fstride, cstride):
                                                      builder.mul(cs, ir.Constant(_I64, c)))])
                 total = _hsum(builder, builder.extract_value(accv, f * DW_C + c), vt)
                 builder.store(builder.fadd(builder.load(ptr), total), ptr)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def dw3_zeros(typingctx, arr):
+    """Zeroed accumulators of a three-tap weight-gradient block."""
+    return _zeros(arr, DW_F * DW3_C * 3)
+
+
+@intrinsic
+def dw3_step(typingctx, acc, g, gi, gs, x, xi, xs, off, t):
+    """``acc[(f*DW3_C + c)*3 + k] += g[gi + f*gs : ...] * x[xi + c*xs + off[t+k] : ...]``
+    for k < 3: one vector of positions for three taps (DW_F + 3*DW3_C loads, 24 FMAs)."""
+    vt = acc.dtype
+    sig = acc(acc, g, gi, gs, x, xi, xs, off, t)
+
+    def codegen(context, builder, signature, args):
+        accv, ga, giv, gsv, xa, xiv, xsv, offa, tv = args
+        llvt = context.get_value_type(vt)
+        fma = _fma(builder, vt, llvt)
+        gp = _at(context, builder, signature.args[1], ga, giv)
+        xp = _at(context, builder, signature.args[4], xa, xiv)
+        op = _at(context, builder, signature.args[7], offa, tv)
+        offs = [builder.load(builder.gep(op, [ir.Constant(_I64, k)])) for k in range(3)]
+        gv = [_load(builder, builder.gep(gp, [builder.mul(gsv, ir.Constant(_I64, f))]), vt, llvt)
+              for f in range(DW_F)]
+        xv = [[_load(builder, builder.gep(xp, [builder.add(builder.mul(xsv, ir.Constant(_I64, c)),
+                                                            offs[k])]), vt, llvt)
+               for k in range(3)] for c in range(DW3_C)]
+        out = [builder.extract_value(accv, i) for i in range(DW_F * DW3_C * 3)]
+        for f in range(DW_F):
+            for c in range(DW3_C):
+                for k in range(3):
+                    i = (f * DW3_C + c) * 3 + k
+                    out[i] = builder.call(fma, [gv[f], xv[c][k], out[i]])
+        return context.make_tuple(builder, signature.return_type, out)
+
+    return sig, codegen
+
+
+@intrinsic
+def dw3_add_sums(typingctx, acc, dw, di, fstride, cstride):
+    """``dw[di + f*fstride + c*cstride + k] += sum of acc[(f*DW3_C + c)*3 + k]``'s lanes."""
+    vt = acc.dtype
+    sig = types.none(acc, dw, di, fstride, cstride)
+
+    def codegen(context, builder, signature, args):
+        accv, da, div, fs, cs = args
+        base = _at(context, builder, signature.args[1], da, div)
+        for f in range(DW_F):
+            for c in range(DW3_C):
+                row = builder.add(builder.mul(fs, ir.Constant(_I64, f)),
+                                  builder.mul(cs, ir.Constant(_I64, c)))
+                for k in range(3):
+                    ptr = builder.gep(base, [builder.add(row, ir.Constant(_I64, k))])
+                    total = _hsum(builder, builder.extract_value(accv, (f * DW3_C + c) * 3 + k), vt)
+                    builder.store(builder.fadd(builder.load(ptr), total), ptr)
         return context.get_dummy_value()
 
     return sig, codegen
