@@ -44,6 +44,8 @@ The only case direct does not win is the first layer's backward *with* dx (C = 1
 to an 8-channel block there), which a network never asks for: the input needs no
 gradient.
 """
+import math
+
 import numpy as np
 
 #: Target size in bytes of one thread's col group (see ``group_size``).
@@ -112,6 +114,14 @@ def flipped_filters(W):
     cross-correlated with W flipped in both axes and channels and filters swapped)."""
     FN, C, kh, kw = W.shape
     return np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, FN, kh * kw)
+
+
+def dw_channels(C, ntap, block_c, block3_c):
+    """Channels the weight-gradient kernels run over, C rounded up to whole blocks: of
+    ``block3_c`` when every tap goes in a three-tap block, else of both block widths
+    (zero channels are computed and dropped; C = 1 with 3x3 taps pads to 2, not 4)."""
+    step = block3_c if ntap % 3 == 0 else math.lcm(block_c, block3_c)
+    return -(-C // step) * step
 
 
 def simd_chunk(N, channels, S, itemsize, n_threads):

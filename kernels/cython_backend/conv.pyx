@@ -15,12 +15,12 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (choose, flipped_filters, group_size, pack_filters, simd_chunk,
-                          wide_buffer_width, wide_layout)
+from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack_filters,
+                          simd_chunk, wide_buffer_width, wide_layout)
 from ._runtime import get_num_threads
 
 cdef extern from "conv_simd.h" nogil:
-    int FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C
+    int FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C, FC_DW3_C
     Py_ssize_t fc_lanes_f32()
     void fc_add_row_sums_f32(const float* a, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t Q,
                              float* sums)
@@ -582,7 +582,7 @@ def _conv2d_backward_simd(dout, relu_out, x, W, Py_ssize_t ph, Py_ssize_t pw, bi
     cdef Py_ssize_t G = simd_chunk(N, C + FN, S, x.itemsize, nt)
     nt = min(nt, (N + G - 1) // G)
     xs = wide_buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, FC_FWD_V * L, L)
-    xbuf = np.zeros((nt, _round_up(C, FC_DW_C), xs), dtype=x.dtype)
+    xbuf = np.zeros((nt, dw_channels(C, kh * kw, FC_DW_C, FC_DW3_C), xs), dtype=x.dtype)
     dbuf = np.zeros((nt, _round_up(FN, FC_DW_F), xs), dtype=x.dtype)
     dW_part = np.empty((nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)
     db_part = np.empty((nt, FN), dtype=x.dtype)

@@ -14,8 +14,8 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (choose, flipped_filters, group_size, pack_filters, simd_chunk,
-                          wide_buffer_width, wide_layout)
+from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack_filters,
+                          simd_chunk, wide_buffer_width, wide_layout)
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, VBYTES, WIDE_F, WIDE_V, dw3_add_sums, dw3_step,
                     dw3_zeros, dw_add_sums, dw_step, dw_zeros, lanes, row_sum, wide_store,
@@ -416,7 +416,7 @@ def _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, need_dx):
     G = simd_chunk(N, C + FN, S, x.itemsize, nt)
     nt = min(nt, -(-N // G))
     xs = wide_buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, WIDE_V * L, L)
-    Cp, FNp = -(-C // DW_C) * DW_C, -(-FN // DW_F) * DW_F
+    Cp, FNp = dw_channels(C, kh * kw, DW_C, DW3_C), -(-FN // DW_F) * DW_F
     xbuf = np.zeros((nt, Cp * xs), dtype=x.dtype)
     dbuf = np.zeros((nt, FNp * xs), dtype=x.dtype)
     dW_part = np.empty((nt, FNp, Cp, kh * kw), dtype=x.dtype)
