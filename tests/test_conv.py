@@ -1,5 +1,9 @@
 """conv2d / conv2d_backward: the reference against a naive loop and finite differences,
 every backend and both compiled algorithms against the reference, and every bad input."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -361,3 +365,41 @@ def test_fused_relu_propagates_nan(backend):
     x = np.full((1, 1, 3, 3), np.nan, np.float32)
     out = fc.conv2d(x, np.ones((2, 1, 3, 3), np.float32), relu=True, backend=backend)
     assert np.isnan(out).all()
+
+
+NARROW_VECTORS = """
+import sys
+import numpy as np
+from fastconv._kernels.numba_backend import _simd
+_simd.VBYTES = int(sys.argv[1])
+from fastconv._kernels.numba_backend import conv as k
+from fastconv.reference import conv as ref
+rng = np.random.default_rng(1)
+worst = 0.0
+for dt in (np.float32, np.float64):
+    for N, C, H, W, FN, kh, kw, p in [(5, 3, 9, 7, 10, 3, 3, 1), (4, 2, 6, 6, 5, 2, 2, 1)]:
+        x = rng.standard_normal((N, C, H, W)).astype(dt)
+        Wt = rng.standard_normal((FN, C, kh, kw)).astype(dt)
+        b = rng.standard_normal(FN).astype(dt)
+        out = k.conv2d(x, Wt, b, 1, 1, p, p, True, algorithm="direct")
+        want = ref.conv2d(x, Wt, b, 1, p, True)
+        dout = rng.standard_normal(out.shape).astype(dt)
+        got = k.conv2d_backward(dout, x, Wt, 1, 1, p, p, True, algorithm="direct", relu_out=out)
+        pairs = [(out, want)] + list(zip(got, ref.conv2d_backward(dout, x, Wt, 1, p, True, want)))
+        tol = 1e-5 if dt == np.float32 else 1e-12
+        for g, w in pairs:
+            worst = max(worst, float(np.abs(g - w).max() / np.abs(w).max()) / tol)
+print(worst)
+"""
+
+
+@pytest.mark.skipif("numba" not in COMPILED, reason="Numba is not installed")
+@pytest.mark.parametrize("vbytes", [32, 16])
+def test_numba_direct_kernels_on_narrower_vectors(vbytes, tmp_path):
+    """The Numba direct kernels built for AVX (32-byte) and SSE (16-byte) registers, as on
+    machines without AVX-512, in a fresh process with its own compile cache."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    res = subprocess.run([sys.executable, "-c", NARROW_VECTORS, str(vbytes)],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert float(res.stdout.strip()) < 1.0, res.stdout

@@ -3,10 +3,10 @@ convolution (``conv.py``), as LLVM IR written through ``numba.extending.intrinsi
 
 Numba has no vector types, and LLVM does not turn a block of accumulators held in an
 array into registers, so the blocked loops of the Cython kernels (``conv_simd.h``) are
-built here: a block's accumulators are a tuple of LLVM vectors (``<16 x float>`` or
-``<8 x double>``: 64 bytes, one AVX-512 register; LLVM splits them on narrower
-machines), each step is unrolled at compile time, and products are added with
-``llvm.fma``. On DeepConvNet's conv6 shape the forward block runs at 112 GFLOP/s on
+built here: a block's accumulators are a tuple of LLVM vectors as wide as the host's
+registers (``VBYTES``: 64 bytes with AVX-512, ``<16 x float>`` or ``<8 x double>``; 32
+with AVX, 16 otherwise), each step is unrolled at compile time, and products are added
+with ``llvm.fma``. On DeepConvNet's conv6 shape the forward block runs at 112 GFLOP/s on
 one thread here, the same as the C kernel built by GCC.
 
 The block shapes match the Cython kernels: the forward (``wide_*``) holds
@@ -14,13 +14,24 @@ The block shapes match the Cython kernels: the forward (``wide_*``) holds
 ``DW_F`` filters x ``DW3_C`` channels x 3 taps (``dw3_*``) or ``DW_F`` x ``DW_C`` of one
 leftover tap (``dw_*``).
 """
+from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
+
+
+def _host_vector_bytes():
+    """Width of the host's widest float vector registers, as Numba's LLVM sees them."""
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 64
+    return 32 if features.get("avx") else 16
+
+
 #: Bytes in one vector.
-VBYTES = 64
+VBYTES = _host_vector_bytes()
 WIDE_F, WIDE_V = 8, 3
 DW_F, DW_C, DW3_C = 4, 4, 2
 
