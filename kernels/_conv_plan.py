@@ -98,6 +98,19 @@ def wide_buffer_width(G, S, Wp, top, off, step, lanes):
     return -(-n // lanes) * lanes
 
 
+def wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads, step, lanes, backward):
+    """Sizes of one direct-kernel call: ``(Wp, S, off, G, nt, width)``: the plane
+    geometry (``wide_layout``), images per chunk, threads used and the packed buffers'
+    row length (for the backward, also wide enough for dout packed with dx's padding)."""
+    N, C, H, W = x_shape
+    FN, _, kh, kw = W_shape
+    Wp, S, off = wide_layout(H, W, kh, kw, ph, pw)
+    G = simd_chunk(N, C + FN, S, itemsize, n_threads)
+    nt = min(n_threads, -(-N // G))
+    top = max(ph, kh - 1 - ph) if backward else ph
+    return Wp, S, off, G, nt, wide_buffer_width(G, S, Wp, top, off, step, lanes)
+
+
 def pack_filters(W3, F):
     """(FN, C, T) filters -> (ceil(FN/F), C, T, F) blocks, zero-padded, flat: the layout
     the forward kernels read, F broadcasts per tap."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._blas import single_threaded_blas
 from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack_filters,
-                          simd_chunk, wide_buffer_width, wide_layout)
+                          wide_plan)
 from ._runtime import get_num_threads
 
 cdef extern from "conv_simd.h" nogil:
@@ -120,6 +120,20 @@ cdef void _col2im_t(const floating* col, Py_ssize_t ldc, floating* img, Py_ssize
                             dst[ox * sw] += src[oy * OW + ox]
 
 
+cdef inline void _bias_relu(const floating* src, floating* dst, Py_ssize_t n, floating bf,
+                            bint relu) noexcept nogil:
+    """``dst[:n] = src[:n] + bf``, then ReLU when ``relu``."""
+    cdef Py_ssize_t i
+    cdef floating val
+    if relu:
+        for i in range(n):
+            val = src[i] + bf
+            dst[i] = 0 if val < 0 else val  # NaN propagates, as np.maximum(v, 0)
+    else:
+        for i in range(n):
+            dst[i] = src[i] + bf
+
+
 # ------------------------------------------------------------------ im2col + GEMM
 
 cdef void _forward_share(const floating* x, const floating* Wm, const floating* b,
@@ -129,10 +143,7 @@ cdef void _forward_share(const floating* x, const floating* Wm, const floating* 
                          Py_ssize_t OH, Py_ssize_t OW, int kh, int kw, int sh, int sw,
                          int ph, int pw, bint relu) noexcept nogil:
     cdef Py_ssize_t P = OH * OW, K = C * kh * kw
-    cdef Py_ssize_t n0, m, j, f, p
-    cdef floating bf, val
-    cdef floating* dst
-    cdef const floating* src
+    cdef Py_ssize_t n0, m, j, f
     n0 = n_begin
     while n0 < n_end:
         m = min(G, n_end - n0)
@@ -142,16 +153,8 @@ cdef void _forward_share(const floating* x, const floating* Wm, const floating* 
         _gemm(c'N', c'N', FN, m * P, K, 1, Wm, K, col, m * P, 0, res, m * P)
         for j in range(m):
             for f in range(FN):
-                bf = b[f]
-                src = res + f * m * P + j * P
-                dst = out + ((n0 + j) * FN + f) * P
-                if relu:
-                    for p in range(P):
-                        val = src[p] + bf
-                        dst[p] = 0 if val < 0 else val  # NaN propagates, as np.maximum(v, 0)
-                else:
-                    for p in range(P):
-                        dst[p] = src[p] + bf
+                _bias_relu(res + f * m * P + j * P, out + ((n0 + j) * FN + f) * P, P, b[f],
+                           relu)
         n0 += m
 
 
@@ -424,23 +427,14 @@ cdef void _unwide(const floating* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t
                   const floating* b, bint relu, floating* dst) noexcept nogil:
     """Rows of the wide output -> ``dst`` (m, F, OH, OW), plus bias (``b`` or NULL) and
     ReLU."""
-    cdef Py_ssize_t j, f, oy, ox
-    cdef const floating* src
-    cdef floating* d
-    cdef floating bf, val
+    cdef Py_ssize_t j, f, oy
+    cdef floating bf
     for j in range(m):
         for f in range(F):
             bf = 0 if b == NULL else b[f]
             for oy in range(OH):
-                src = wide + f * ldo + j * S + oy * Wp
-                d = dst + ((j * F + f) * OH + oy) * OW
-                if relu:
-                    for ox in range(OW):
-                        val = src[ox] + bf
-                        d[ox] = 0 if val < 0 else val  # NaN propagates, as np.maximum(v, 0)
-                else:
-                    for ox in range(OW):
-                        d[ox] = src[ox] + bf
+                _bias_relu(wide + f * ldo + j * S + oy * Wp, dst + ((j * F + f) * OH + oy) * OW,
+                           OW, bf, relu)
 
 
 cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
@@ -558,14 +552,10 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
 
 
 def _conv2d_simd(x, W, b, Py_ssize_t ph, Py_ssize_t pw, bint relu, out):
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], Wd = x.shape[3]
-    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
+    cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
-    cdef int nt = get_num_threads()
-    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
-    cdef Py_ssize_t G = simd_chunk(N, C + FN, S, x.itemsize, nt)
-    nt = min(nt, (N + G - 1) // G)
-    xs = wide_buffer_width(G, S, Wp, ph, off, FC_FWD_V * L, L)
+    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize, get_num_threads(),
+                                     FC_FWD_V * L, L, False)
     xbuf = np.zeros((nt, C, xs), dtype=x.dtype)
     wide = np.empty((nt, _round_up(FN, FC_FWD_F), xs), dtype=x.dtype)
     _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), FC_FWD_F), b, out, xbuf, wide,
@@ -574,14 +564,10 @@ def _conv2d_simd(x, W, b, Py_ssize_t ph, Py_ssize_t pw, bint relu, out):
 
 
 def _conv2d_backward_simd(dout, relu_out, x, W, Py_ssize_t ph, Py_ssize_t pw, bint need_dx):
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], Wd = x.shape[3]
-    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
+    cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
     cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
-    cdef int nt = get_num_threads()
-    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
-    cdef Py_ssize_t G = simd_chunk(N, C + FN, S, x.itemsize, nt)
-    nt = min(nt, (N + G - 1) // G)
-    xs = wide_buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, FC_FWD_V * L, L)
+    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize, get_num_threads(),
+                                     FC_FWD_V * L, L, True)
     xbuf = np.zeros((nt, dw_channels(C, kh * kw, FC_DW_C, FC_DW3_C), xs), dtype=x.dtype)
     dbuf = np.zeros((nt, _round_up(FN, FC_DW_F), xs), dtype=x.dtype)
     dW_part = np.empty((nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)

@@ -82,6 +82,54 @@ static inline FC_T FC_FN(fc_hsum)(FC_VEC v)
     return s;
 }
 
+/* One weight-gradient block: FC_DW_F filters x CB channels x TB taps (at most
+ * FC_DW_C x 3), dw[f*fstride + c*ntap + k] += sum over q < Q of
+ * g[f*gs + q] * x[c*xs + q + off[k]]. Called with constant CB and TB, so after inlining
+ * its loops unroll and the accumulators live in registers. */
+static inline __attribute__((always_inline)) void FC_FN(fc_dw_block)(
+    const FC_T* g, ptrdiff_t gs, const FC_T* x, ptrdiff_t xs, const ptrdiff_t* off,
+    ptrdiff_t Q, FC_T* dw, ptrdiff_t fstride, ptrdiff_t ntap, const int CB, const int TB)
+{
+    FC_VEC acc[FC_DW_F][FC_DW_C][3];
+#pragma GCC unroll 4
+    for (int f = 0; f < FC_DW_F; f++)
+#pragma GCC unroll 4
+        for (int c = 0; c < CB; c++)
+#pragma GCC unroll 3
+            for (int k = 0; k < TB; k++)
+                acc[f][c][k] = (FC_VEC){0};
+    for (ptrdiff_t q = 0; q < Q; q += FC_L) {
+        FC_VEC gv[FC_DW_F], xv[FC_DW_C][3];
+#pragma GCC unroll 4
+        for (int f = 0; f < FC_DW_F; f++) {
+            gv[f] = *(const FC_UVEC*)(g + f * gs + q);
+            FC_IN_REGISTER(gv[f]);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < CB; c++)
+#pragma GCC unroll 3
+            for (int k = 0; k < TB; k++) {
+                xv[c][k] = *(const FC_UVEC*)(x + c * xs + q + off[k]);
+                FC_IN_REGISTER(xv[c][k]);
+            }
+#pragma GCC unroll 4
+        for (int f = 0; f < FC_DW_F; f++)
+#pragma GCC unroll 4
+            for (int c = 0; c < CB; c++)
+#pragma GCC unroll 3
+                for (int k = 0; k < TB; k++)
+                    acc[f][c][k] += gv[f] * xv[c][k];
+    }
+    for (int f = 0; f < FC_DW_F; f++)
+        for (int c = 0; c < CB; c++)
+            for (int k = 0; k < TB; k++) {
+                FC_T s = 0;
+                for (ptrdiff_t i = 0; i < FC_L; i++)
+                    s += acc[f][c][k][i];
+                dw[f * fstride + c * ntap + k] += s;
+            }
+}
+
 /* dw[(f*Cp + c)*ntap + t] += sum over q < Q of g[f*gs + q] * x[c*xs + q + off[t]],
  * for f < nfb*FC_DW_F, c < Cp (a multiple of FC_DW_C and FC_DW3_C) and every tap t.
  * Q is a multiple of FC_L; g is zero wherever it is not a real output position, and x
@@ -98,74 +146,13 @@ static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
         const FC_T* gb = g + fb * FC_DW_F * gs;
         FC_T* db = dw + fb * FC_DW_F * Cp * ntap;
         for (ptrdiff_t c0 = 0; c0 < Cp; c0 += FC_DW3_C)
-            for (ptrdiff_t t = 0; t < ntap3; t += 3) {
-                const FC_T* xb = x + c0 * xs;
-                FC_VEC acc[FC_DW_F][FC_DW3_C][3];
-#pragma GCC unroll 4
-                for (int f = 0; f < FC_DW_F; f++)
-#pragma GCC unroll 2
-                    for (int c = 0; c < FC_DW3_C; c++)
-#pragma GCC unroll 3
-                        for (int k = 0; k < 3; k++)
-                            acc[f][c][k] = (FC_VEC){0};
-                for (ptrdiff_t q = 0; q < Q; q += FC_L) {
-                    FC_VEC gv[FC_DW_F], xv[FC_DW3_C][3];
-#pragma GCC unroll 4
-                    for (int f = 0; f < FC_DW_F; f++) {
-                        gv[f] = *(const FC_UVEC*)(gb + f * gs + q);
-                        FC_IN_REGISTER(gv[f]);
-                    }
-#pragma GCC unroll 2
-                    for (int c = 0; c < FC_DW3_C; c++)
-#pragma GCC unroll 3
-                        for (int k = 0; k < 3; k++) {
-                            xv[c][k] = *(const FC_UVEC*)(xb + c * xs + q + off[t + k]);
-                            FC_IN_REGISTER(xv[c][k]);
-                        }
-#pragma GCC unroll 4
-                    for (int f = 0; f < FC_DW_F; f++)
-#pragma GCC unroll 2
-                        for (int c = 0; c < FC_DW3_C; c++)
-#pragma GCC unroll 3
-                            for (int k = 0; k < 3; k++)
-                                acc[f][c][k] += gv[f] * xv[c][k];
-                }
-                for (int f = 0; f < FC_DW_F; f++)
-                    for (int c = 0; c < FC_DW3_C; c++)
-                        for (int k = 0; k < 3; k++)
-                            db[(f * Cp + c0 + c) * ntap + t + k] += FC_FN(fc_hsum)(acc[f][c][k]);
-            }
+            for (ptrdiff_t t = 0; t < ntap3; t += 3)
+                FC_FN(fc_dw_block)(gb, gs, x + c0 * xs, xs, off + t, Q, db + c0 * ntap + t,
+                                   Cp * ntap, ntap, FC_DW3_C, 3);
         for (ptrdiff_t c0 = 0; c0 < Cp; c0 += FC_DW_C)
-            for (ptrdiff_t t = ntap3; t < ntap; t++) {
-                const FC_T* xb = x + c0 * xs + off[t];
-                FC_VEC acc[FC_DW_F][FC_DW_C];
-#pragma GCC unroll 4
-                for (int f = 0; f < FC_DW_F; f++)
-#pragma GCC unroll 4
-                    for (int c = 0; c < FC_DW_C; c++)
-                        acc[f][c] = (FC_VEC){0};
-                for (ptrdiff_t q = 0; q < Q; q += FC_L) {
-                    FC_VEC gv[FC_DW_F], xv[FC_DW_C];
-#pragma GCC unroll 4
-                    for (int f = 0; f < FC_DW_F; f++) {
-                        gv[f] = *(const FC_UVEC*)(gb + f * gs + q);
-                        FC_IN_REGISTER(gv[f]);
-                    }
-#pragma GCC unroll 4
-                    for (int c = 0; c < FC_DW_C; c++) {
-                        xv[c] = *(const FC_UVEC*)(xb + c * xs + q);
-                        FC_IN_REGISTER(xv[c]);
-                    }
-#pragma GCC unroll 4
-                    for (int f = 0; f < FC_DW_F; f++)
-#pragma GCC unroll 4
-                        for (int c = 0; c < FC_DW_C; c++)
-                            acc[f][c] += gv[f] * xv[c];
-                }
-                for (int f = 0; f < FC_DW_F; f++)
-                    for (int c = 0; c < FC_DW_C; c++)
-                        db[(f * Cp + c0 + c) * ntap + t] += FC_FN(fc_hsum)(acc[f][c]);
-            }
+            for (ptrdiff_t t = ntap3; t < ntap; t++)
+                FC_FN(fc_dw_block)(gb, gs, x + c0 * xs, xs, off + t, Q, db + c0 * ntap + t,
+                                   Cp * ntap, ntap, FC_DW_C, 1);
     }
 }
 

@@ -191,26 +191,6 @@ def dw_step(typingctx, acc, g, gi, gs, x, xi, xs):
 
 
 @intrinsic
-def dw_add_sums(typingctx, acc, dw, di, fstride, cstride):
-    """``dw[di + f*fstride + c*cstride] += sum of acc[f*DW_C + c]``'s lanes."""
-    vt = acc.dtype
-    sig = types.none(acc, dw, di, fstride, cstride)
-
-    def codegen(context, builder, signature, args):
-        accv, da, div, fs, cs = args
-        base = _at(context, builder, signature.args[1], da, div)
-        for f in range(DW_F):
-            for c in range(DW_C):
-                ptr = builder.gep(base, [builder.add(builder.mul(fs, ir.Constant(_I64, f)),
-                                                     builder.mul(cs, ir.Constant(_I64, c)))])
-                total = _hsum(builder, builder.extract_value(accv, f * DW_C + c), vt)
-                builder.store(builder.fadd(builder.load(ptr), total), ptr)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
 def dw3_zeros(typingctx, arr):
     """Zeroed accumulators of a three-tap weight-gradient block."""
     return _zeros(arr, DW_F * DW3_C * 3)
@@ -247,26 +227,38 @@ def dw3_step(typingctx, acc, g, gi, gs, x, xi, xs, off, t):
     return sig, codegen
 
 
-@intrinsic
-def dw3_add_sums(typingctx, acc, dw, di, fstride, cstride):
-    """``dw[di + f*fstride + c*cstride + k] += sum of acc[(f*DW3_C + c)*3 + k]``'s lanes."""
-    vt = acc.dtype
-    sig = types.none(acc, dw, di, fstride, cstride)
+def _add_sums(channels, taps):
+    """Intrinsic ``(acc, dw, di, fstride, cstride)``: ``dw[di + f*fstride + c*cstride + k]
+    += sum of acc[(f*channels + c)*taps + k]``'s lanes, for a block of DW_F filters x
+    ``channels`` x ``taps``."""
 
-    def codegen(context, builder, signature, args):
-        accv, da, div, fs, cs = args
-        base = _at(context, builder, signature.args[1], da, div)
-        for f in range(DW_F):
-            for c in range(DW3_C):
-                row = builder.add(builder.mul(fs, ir.Constant(_I64, f)),
-                                  builder.mul(cs, ir.Constant(_I64, c)))
-                for k in range(3):
-                    ptr = builder.gep(base, [builder.add(row, ir.Constant(_I64, k))])
-                    total = _hsum(builder, builder.extract_value(accv, (f * DW3_C + c) * 3 + k), vt)
-                    builder.store(builder.fadd(builder.load(ptr), total), ptr)
-        return context.get_dummy_value()
+    @intrinsic
+    def add_sums(typingctx, acc, dw, di, fstride, cstride):
+        vt = acc.dtype
+        sig = types.none(acc, dw, di, fstride, cstride)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            accv, da, div, fs, cs = args
+            base = _at(context, builder, signature.args[1], da, div)
+            for f in range(DW_F):
+                for c in range(channels):
+                    row = builder.add(builder.mul(fs, ir.Constant(_I64, f)),
+                                      builder.mul(cs, ir.Constant(_I64, c)))
+                    for k in range(taps):
+                        ptr = builder.gep(base, [builder.add(row, ir.Constant(_I64, k))])
+                        i = (f * channels + c) * taps + k
+                        total = _hsum(builder, builder.extract_value(accv, i), vt)
+                        builder.store(builder.fadd(builder.load(ptr), total), ptr)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return add_sums
+
+
+#: Sums of a one-tap and of a three-tap weight-gradient block into dW.
+dw_add_sums = _add_sums(DW_C, 1)
+dw3_add_sums = _add_sums(DW3_C, 3)
 
 
 @intrinsic

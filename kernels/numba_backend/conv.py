@@ -15,7 +15,7 @@ from numba import prange
 
 from .._blas import single_threaded_blas
 from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack_filters,
-                          simd_chunk, wide_buffer_width, wide_layout)
+                          wide_plan)
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, VBYTES, WIDE_F, WIDE_V, dw3_add_sums, dw3_step,
                     dw3_zeros, dw_add_sums, dw_step, dw_zeros, lanes, row_sum, wide_store,
@@ -392,14 +392,10 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
 
 
 def _conv2d_simd(x, W, b, ph, pw, relu, out):
-    N, C, H, Wd = x.shape
-    FN, _, kh, kw = W.shape
+    FN, C, kh, kw = W.shape
     L = lanes(x.itemsize)
-    nt = numba.get_num_threads()
-    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
-    G = simd_chunk(N, C + FN, S, x.itemsize, nt)
-    nt = min(nt, -(-N // G))
-    xs = wide_buffer_width(G, S, Wp, ph, off, WIDE_V * L, L)
+    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize,
+                                     numba.get_num_threads(), WIDE_V * L, L, False)
     xbuf = np.zeros((nt, C * xs), dtype=x.dtype)
     wide = np.empty((nt, -(-FN // WIDE_F) * WIDE_F * xs), dtype=x.dtype)
     _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), WIDE_F), b, out, xbuf, wide,
@@ -408,14 +404,10 @@ def _conv2d_simd(x, W, b, ph, pw, relu, out):
 
 
 def _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, need_dx):
-    N, C, H, Wd = x.shape
-    FN, _, kh, kw = W.shape
+    FN, C, kh, kw = W.shape
     L = lanes(x.itemsize)
-    nt = numba.get_num_threads()
-    Wp, S, off = wide_layout(H, Wd, kh, kw, ph, pw)
-    G = simd_chunk(N, C + FN, S, x.itemsize, nt)
-    nt = min(nt, -(-N // G))
-    xs = wide_buffer_width(G, S, Wp, max(ph, kh - 1 - ph), off, WIDE_V * L, L)
+    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize,
+                                     numba.get_num_threads(), WIDE_V * L, L, True)
     Cp, FNp = dw_channels(C, kh * kw, DW_C, DW3_C), -(-FN // DW_F) * DW_F
     xbuf = np.zeros((nt, Cp * xs), dtype=x.dtype)
     dbuf = np.zeros((nt, FNp * xs), dtype=x.dtype)
