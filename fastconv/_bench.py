@@ -16,10 +16,9 @@ Methodology
   NumPy reference's GEMMs), so after a reference sample the bench sleeps
   ``BLAS_SETTLE_S``: measured, a 3.5 ms Cython conv took 9.6 ms (median of 20) when
   started 5 ms after a 2-thread NumPy matmul, 3.7 ms with no matmul before it.
-- Each sample starts with one untimed call of the same backend when a call takes under
-  ``target`` seconds, so a sample times the steady state rather than threads and
-  caches waking up after the previous backend (the first call after 50 ms idle took up
-  to 2.6x a steady call here).
+- Each sample starts with one untimed call of the same backend, so a sample times the
+  steady state rather than threads and caches waking up after the previous backend (the
+  first call after 50 ms idle took up to 2.6x a steady call here).
 - The reported time is the median of the samples. Speedup = reference time / backend
   time; "vs torch" = backend time / torch time (below 1: faster than PyTorch).
 - A row whose op does not exist in this fastconv yet is skipped with a note.
@@ -531,8 +530,7 @@ def time_case(case, backends, dtype, mode, seed=0):
                 continue
             time.sleep(SETTLE_S)
             fn, n = fns[b], number[b]
-            if n > 1:
-                fn()
+            fn()
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
