@@ -93,6 +93,13 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
     dW : ndarray of shape (FN, C, KH, KW)
     db : ndarray of shape (FN,)
         dtype ``np.result_type(dout, x, W)`` (float16 computed in float32).
+
+    Notes
+    -----
+    With an infinite value in ``x``, the compiled backends' stride-1 kernels can return
+    NaN in a ``dW`` entry where the reference returns a finite number: they multiply
+    zeros of ``dout`` by neighbouring input values at positions between outputs
+    (``0 * inf``). Finite inputs give the reference's results.
     """
     op = "conv2d_backward"
     dout = v.check_array(dout, "dout", op, ndim=4)
