@@ -52,9 +52,9 @@ import numpy as np
 COL_GROUP_BYTES = 512 * 1024
 
 #: Target size in bytes of one thread's packed images (input and output channels) for
-#: the direct kernels (see ``simd_chunk``): chunks of 128 KiB to 2 MiB measured within
-#: 10% of each other on the six convs' backward (sum 30-34 ms, Cython, 2 threads), the
-#: smallest and largest slowest.
+#: the direct kernels (see ``simd_chunk``). On the six convs' backward (Cython, 2
+#: threads, one run each) 512 KiB and 1 MiB gave the same sum, 33.5 ms; 128 KiB (38.7
+#: ms) and 2 MiB (39.5 ms) were slower.
 SIMD_CHUNK_BYTES = 512 * 1024
 
 
