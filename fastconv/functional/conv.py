@@ -96,10 +96,11 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
 
     Notes
     -----
-    With an infinite value in ``x``, the compiled backends' stride-1 kernels can return
-    NaN in a ``dW`` entry where the reference returns a finite number: they multiply
-    zeros of ``dout`` by neighbouring input values at positions between outputs
-    (``0 * inf``). Finite inputs give the reference's results.
+    With a non-finite value (inf or NaN) in ``x``, the compiled backends' stride-1
+    kernels can return NaN in ``dW`` entries where the reference's are finite: they
+    multiply zeros of ``dout`` by neighbouring input values at positions between outputs
+    (``0 * inf``), and such a value can linger in a packed buffer for later images of
+    the call. Finite inputs give the reference's results.
     """
     op = "conv2d_backward"
     dout = v.check_array(dout, "dout", op, ndim=4)

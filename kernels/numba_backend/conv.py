@@ -18,8 +18,8 @@ from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack
                           wide_plan)
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, VBYTES, WIDE_F, WIDE_V, dw3_add_sums, dw3_step,
-                    dw3_zeros, dw_add_sums, dw_step, dw_zeros, lanes, row_sum, wide_store,
-                    wide_tap, wide_zeros)
+                    dw3_zeros, dw_add_sums, dw_step, dw_zeros, row_sum, wide_store, wide_tap,
+                    wide_zeros)
 
 
 @jit
@@ -333,6 +333,23 @@ def _dw(g, g0, gs, nfb, x, xs, Cp, off, dw, Q):
                 dw_add_sums(acc, dw, db + c0 * ntap + t, Cp * ntap, ntap)
 
 
+@jit
+def _lanes_of(x):
+    """Lanes of the vectors the kernels of this module were compiled for, as they are
+    cached: the drivers size buffers with it, so a cache compiled where ``_simd.VBYTES``
+    differed cannot disagree with them."""
+    return VBYTES // x.itemsize
+
+
+@jit
+def _check_width(width, G, S, Wp, top, off, L):
+    """Refuse a packed buffer too short for the compiled kernels (the kernels run
+    without bounds checks)."""
+    if width < G * S + (top + 1) * Wp + L + WIDE_V * L + off[-1] + 1:
+        raise ValueError("fastconv: packed buffer too short for the compiled conv kernels; "
+                         "clear Numba's cache for fastconv and retry")
+
+
 @pjit
 def _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt):
     N, C, H, Wd = x.shape
@@ -341,6 +358,7 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt):
     S = (H + ph) * Wp
     xs = xbuf.shape[1] // C
     ldo = wide.shape[1] // (-(-FN // WIDE_F) * WIDE_F)
+    _check_width(min(xs, ldo), G, S, Wp, ph, off, VBYTES // x.itemsize)
     ng = -(-N // G)
     for t in prange(nt):
         xb, wb = xbuf[t], wide[t]
@@ -369,6 +387,9 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
     xs = xbuf.shape[1] // Cp
     ds = dbuf.shape[1] // FNp
     L = VBYTES // x.itemsize
+    _check_width(min(xs, ds), G, S, Wp, max(ph, top), off, L)
+    if need_dx:
+        _check_width(wide.shape[1] // (-(-C // WIDE_F) * WIDE_F), G, S, Wp, max(ph, top), off, L)
     ng = -(-N // G)
     for t in prange(nt):
         xb, db_, wb = xbuf[t], dbuf[t], wide[t]
@@ -393,7 +414,7 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
 
 def _conv2d_simd(x, W, b, ph, pw, relu, out):
     FN, C, kh, kw = W.shape
-    L = lanes(x.itemsize)
+    L = _lanes_of(x)
     _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize,
                                      numba.get_num_threads(), WIDE_V * L, L, False)
     xbuf = np.zeros((nt, C * xs), dtype=x.dtype)
@@ -405,7 +426,7 @@ def _conv2d_simd(x, W, b, ph, pw, relu, out):
 
 def _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, need_dx):
     FN, C, kh, kw = W.shape
-    L = lanes(x.itemsize)
+    L = _lanes_of(x)
     _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize,
                                      numba.get_num_threads(), WIDE_V * L, L, True)
     Cp, FNp = dw_channels(C, kh * kw, DW_C, DW3_C), -(-FN // DW_F) * DW_F
@@ -420,7 +441,7 @@ def _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, need_dx):
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)
-        wide = np.empty((1, 1), x.dtype)
+        wide = np.empty((nt, 1), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, np.zeros(C, x.dtype), dx, bool(need_dx), dW_part, db_part, xbuf,
                    dbuf, wide, off, kh, kw, ph, pw, G, nt)
