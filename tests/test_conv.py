@@ -403,3 +403,21 @@ def test_numba_direct_kernels_on_narrower_vectors(vbytes, tmp_path):
                          capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert float(res.stdout.strip()) < 1.0, res.stdout
+
+
+@pytest.mark.skipif("numba" not in COMPILED, reason="Numba is not installed")
+def test_numba_direct_kernels_refuse_short_buffers():
+    """The unchecked Numba loops refuse packed buffers sized for other vector widths (a
+    stale cache compiled on another CPU) instead of writing past them."""
+    from fastconv._kernels import _conv_plan as plan
+    from fastconv._kernels.numba_backend import conv as nc
+
+    x, W, b = _inputs((1, 1, 1, 1), (8, 1, 1), np.float32)
+    Wp, S, off = plan.wide_layout(1, 1, 1, 1, 0, 0)
+    L = nc._lanes_of(x)
+    short = plan.wide_buffer_width(1, S, Wp, 0, off, 3 * L, L) - L  # a vector too short
+    out = np.empty((1, 8, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="packed buffer too short"):
+        nc._forward_simd(x, plan.pack_filters(W.reshape(8, 1, 1), 8), b, out,
+                         np.zeros((1, short), np.float32), np.zeros((1, 8 * short), np.float32),
+                         off, 0, 0, False, 1, 1)
