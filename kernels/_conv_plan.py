@@ -13,7 +13,8 @@ Algorithms (``kernels/*_backend/conv``):
   adds bias and ReLU. dx is the same forward kernel over dout packed with the padding
   (KH-1-PH, KW-1-PW) and the flipped filters (``flipped_filters``); that packed dout,
   read (KH-1-PH)*Wp + KW-1-PW values further on, is zero between outputs and aligned
-  with x's windows, and a 4-filter x 4-channel block per tap accumulates dW from it.
+  with x's windows: dW accumulates from it in blocks of 4 filters x 2 channels x 3 taps
+  (4 x 4 x 1 for taps left over).
   Cython writes the blocks in C with GCC vector extensions (``conv_simd.h``), Numba as
   LLVM vector IR (``numba_backend/_simd.py``). Other geometries under ``'direct'`` run
   plain loops (strided windows; tested, never chosen by the rule).
