@@ -255,14 +255,16 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
             for y in range(H):
                 r = base + (top + y) * Wp
                 dst[r:r + left] = 0
-                row = dst[r + left:r + left + W]
                 s = src[n0 + j, c, y]
                 if use_mask:
+                    # indexing dst itself: through a row slice this loop measured 1.5x
+                    # slower (16x28x28 planes, one thread)
                     mk = mask[n0 + j, c, y]
+                    d0 = r + left
                     for i in range(W):
-                        row[i] = s[i] if mk[i] > 0 else zero
+                        dst[d0 + i] = s[i] if mk[i] > 0 else zero
                 else:
-                    row[:] = s
+                    dst[r + left:r + left + W] = s
                 dst[r + left + W:r + Wp] = 0
             dst[base + (top + H) * Wp:base + S] = 0
         dst[c * ds + m * S:c * ds + m * S + tail] = 0
