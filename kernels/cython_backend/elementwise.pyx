@@ -253,121 +253,70 @@ cdef inline void _adam_chunk(floating* p, const floating* g, floating* m, floati
         p[i] = <floating>(p[i] - lr_t * mi / (sqrt(vi) + eps))
 
 
-cdef void _sgd_update(floating[::1] p, const floating[::1] g, double lr):
-    cdef Py_ssize_t c, lo, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
+cdef enum Rule:
+    SGD, MOMENTUM, NESTEROV, ADAGRAD, RMSPROP, ADAM
+
+
+cdef void _update(Rule rule, floating[::1] p, const floating[::1] g, floating[::1] s1,
+                  floating[::1] s2, double a, double b, double c, double d):
+    """One optimizer step over flat ``p`` with gradient ``g`` and state ``s1``/``s2``
+    (unused ones may alias ``p``), chunk by chunk in parallel; ``a..d`` are the rule's
+    scalars in the order of its ``*_chunk`` function."""
+    cdef Py_ssize_t ch, lo, m, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
     cdef floating* pp = &p[0]
     cdef const floating* gp = &g[0]
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n >= _PARALLEL_MIN):
-        lo = c * CHUNK
-        _sgd_chunk(pp + lo, gp + lo, min(CHUNK, n - lo), lr)
+    cdef floating* s1p = &s1[0]
+    cdef floating* s2p = &s2[0]
+    for ch in prange(nchunks, nogil=True, schedule="static",
+                     use_threads_if=n >= _PARALLEL_MIN):
+        lo = ch * CHUNK
+        m = min(CHUNK, n - lo)
+        if rule == SGD:
+            _sgd_chunk(pp + lo, gp + lo, m, a)
+        elif rule == MOMENTUM:
+            _momentum_chunk(pp + lo, gp + lo, s1p + lo, m, a, b)
+        elif rule == NESTEROV:
+            _nesterov_chunk(pp + lo, gp + lo, s1p + lo, m, a, b)
+        elif rule == ADAGRAD:
+            _adagrad_chunk(pp + lo, gp + lo, s1p + lo, m, a, b)
+        elif rule == RMSPROP:
+            _rmsprop_chunk(pp + lo, gp + lo, s1p + lo, m, a, b, c)
+        else:
+            _adam_chunk(pp + lo, gp + lo, s1p + lo, s2p + lo, m, a, b, c, d)
 
 
-cdef void _momentum_update(floating[::1] p, const floating[::1] g, floating[::1] v,
-                    double lr, double momentum):
-    cdef Py_ssize_t c, lo, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
-    cdef floating* pp = &p[0]
-    cdef const floating* gp = &g[0]
-    cdef floating* vp = &v[0]
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n >= _PARALLEL_MIN):
-        lo = c * CHUNK
-        _momentum_chunk(pp + lo, gp + lo, vp + lo, min(CHUNK, n - lo), lr, momentum)
-
-
-cdef void _nesterov_update(floating[::1] p, const floating[::1] g, floating[::1] v,
-                    double lr, double momentum):
-    cdef Py_ssize_t c, lo, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
-    cdef floating* pp = &p[0]
-    cdef const floating* gp = &g[0]
-    cdef floating* vp = &v[0]
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n >= _PARALLEL_MIN):
-        lo = c * CHUNK
-        _nesterov_chunk(pp + lo, gp + lo, vp + lo, min(CHUNK, n - lo), lr, momentum)
-
-
-cdef void _adagrad_update(floating[::1] p, const floating[::1] g, floating[::1] h,
-                   double lr, double eps):
-    cdef Py_ssize_t c, lo, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
-    cdef floating* pp = &p[0]
-    cdef const floating* gp = &g[0]
-    cdef floating* hp = &h[0]
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n >= _PARALLEL_MIN):
-        lo = c * CHUNK
-        _adagrad_chunk(pp + lo, gp + lo, hp + lo, min(CHUNK, n - lo), lr, eps)
-
-
-cdef void _rmsprop_update(floating[::1] p, const floating[::1] g, floating[::1] h,
-                   double lr, double decay_rate, double eps):
-    cdef Py_ssize_t c, lo, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
-    cdef floating* pp = &p[0]
-    cdef const floating* gp = &g[0]
-    cdef floating* hp = &h[0]
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n >= _PARALLEL_MIN):
-        lo = c * CHUNK
-        _rmsprop_chunk(pp + lo, gp + lo, hp + lo, min(CHUNK, n - lo), lr, decay_rate, eps)
-
-
-cdef void _adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
-                double lr_t, double beta1, double beta2, double eps):
-    cdef Py_ssize_t c, lo, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
-    cdef floating* pp = &p[0]
-    cdef const floating* gp = &g[0]
-    cdef floating* mp = &m[0]
-    cdef floating* vp = &v[0]
-    for c in prange(nchunks, nogil=True, schedule="static",
-                    use_threads_if=n >= _PARALLEL_MIN):
-        lo = c * CHUNK
-        _adam_chunk(pp + lo, gp + lo, mp + lo, vp + lo, min(CHUNK, n - lo),
-                    lr_t, beta1, beta2, eps)
+def _step(Rule rule, p, g, s1, s2, double a, double b=0, double c=0, double d=0):
+    if p.dtype == np.float32:
+        _update[float](rule, p, g, s1, s2, a, b, c, d)
+    else:
+        _update[double](rule, p, g, s1, s2, a, b, c, d)
 
 
 def sgd_update(p, g, double lr):
     """``p -= lr * g`` (flat arrays, same dtype)."""
-    if p.dtype == np.float32:
-        _sgd_update[float](p, g, lr)
-    else:
-        _sgd_update[double](p, g, lr)
+    _step(SGD, p, g, p, p, lr)
 
 
 def momentum_update(p, g, v, double lr, double momentum):
     """``v = momentum*v - lr*g; p += v``."""
-    if p.dtype == np.float32:
-        _momentum_update[float](p, g, v, lr, momentum)
-    else:
-        _momentum_update[double](p, g, v, lr, momentum)
+    _step(MOMENTUM, p, g, v, v, lr, momentum)
 
 
 def nesterov_update(p, g, v, double lr, double momentum):
     """``v = momentum*v - lr*g; p += momentum**2 * v - (1 + momentum)*lr*g`` (the book's)."""
-    if p.dtype == np.float32:
-        _nesterov_update[float](p, g, v, lr, momentum)
-    else:
-        _nesterov_update[double](p, g, v, lr, momentum)
+    _step(NESTEROV, p, g, v, v, lr, momentum)
 
 
 def adagrad_update(p, g, h, double lr, double eps):
     """``h += g*g; p -= lr*g / (sqrt(h) + eps)``."""
-    if p.dtype == np.float32:
-        _adagrad_update[float](p, g, h, lr, eps)
-    else:
-        _adagrad_update[double](p, g, h, lr, eps)
+    _step(ADAGRAD, p, g, h, h, lr, eps)
 
 
 def rmsprop_update(p, g, h, double lr, double decay_rate, double eps):
     """``h = decay_rate*h + (1 - decay_rate)*g*g; p -= lr*g / (sqrt(h) + eps)``."""
-    if p.dtype == np.float32:
-        _rmsprop_update[float](p, g, h, lr, decay_rate, eps)
-    else:
-        _rmsprop_update[double](p, g, h, lr, decay_rate, eps)
+    _step(RMSPROP, p, g, h, h, lr, decay_rate, eps)
 
 
 def adam_update(p, g, m, v, double lr_t, double beta1, double beta2, double eps):
     """``m += (1-beta1)*(g-m); v += (1-beta2)*(g*g-v); p -= lr_t*m / (sqrt(v) + eps)``."""
-    if p.dtype == np.float32:
-        _adam_update[float](p, g, m, v, lr_t, beta1, beta2, eps)
-    else:
-        _adam_update[double](p, g, m, v, lr_t, beta1, beta2, eps)
+    _step(ADAM, p, g, m, v, lr_t, beta1, beta2, eps)
