@@ -73,12 +73,17 @@ def choose(algorithm, kh, kw, sh, sw, ph, pw):
     return algorithm
 
 
-def group_size(N, K, P, itemsize, n_threads):
-    """Images per GEMM for col groups of about ``COL_GROUP_BYTES``, at least 1, and no
-    more than each thread's share of the batch."""
-    g = max(1, COL_GROUP_BYTES // max(1, K * P * itemsize))
+def _images_per_chunk(N, image_bytes, target_bytes, n_threads):
+    """Images whose ``image_bytes`` each fill about ``target_bytes``: at least 1, at most
+    each thread's share of the batch."""
+    g = max(1, target_bytes // max(1, image_bytes))
     share = -(-N // max(1, n_threads))
     return max(1, min(g, share))
+
+
+def group_size(N, K, P, itemsize, n_threads):
+    """Images per GEMM for col groups of about ``COL_GROUP_BYTES``."""
+    return _images_per_chunk(N, K * P * itemsize, COL_GROUP_BYTES, n_threads)
 
 
 def wide_layout(H, W, kh, kw, top, left):
@@ -140,7 +145,5 @@ def dw_channels(C, ntap, block_c, block3_c):
 
 def simd_chunk(N, channels, S, itemsize, n_threads):
     """Images per packed chunk of the direct kernels: ``channels`` planes of ``S`` values
-    per image in about ``SIMD_CHUNK_BYTES``, at least 1, at most each thread's share."""
-    g = max(1, SIMD_CHUNK_BYTES // max(1, channels * S * itemsize))
-    share = -(-N // max(1, n_threads))
-    return max(1, min(g, share))
+    per image in about ``SIMD_CHUNK_BYTES``."""
+    return _images_per_chunk(N, channels * S * itemsize, SIMD_CHUNK_BYTES, n_threads)

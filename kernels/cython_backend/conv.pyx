@@ -134,6 +134,13 @@ cdef inline void _bias_relu(const floating* src, floating* dst, Py_ssize_t n, fl
             dst[i] = src[i] + bf
 
 
+cdef inline Py_ssize_t _share_start(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N,
+                                    Py_ssize_t G) noexcept nogil:
+    """First image of thread t's share: whole chunks of G, split evenly (thread t owns
+    images [_share_start(t), _share_start(t + 1)))."""
+    return min(N, t * ((N + G - 1) // G) // nt * G)
+
+
 # ------------------------------------------------------------------ im2col + GEMM
 
 cdef void _forward_share(const floating* x, const floating* Wm, const floating* b,
@@ -216,12 +223,11 @@ def _forward_gemm(const floating[:, :, :, ::1] x, const floating[:, ::1] Wm,
                   Py_ssize_t G, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t n_groups = (N + G - 1) // G
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
         _forward_share(&x[0, 0, 0, 0], &Wm[0, 0], &b[0], &out[0, 0, 0, 0],
                        &col_ws[t, 0], &res_ws[t, 0],
-                       min(N, t * n_groups // nt * G), min(N, (t + 1) * n_groups // nt * G),
+                       _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G),
                        G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, relu)
 
 
@@ -235,13 +241,12 @@ def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                    bint has_relu, Py_ssize_t G, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
-    cdef Py_ssize_t n_groups = (N + G - 1) // G
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
         _backward_share(&dout[0, 0, 0, 0], &rout[0, 0, 0, 0], &x[0, 0, 0, 0], &Wm[0, 0],
                         &dx[0, 0, 0, 0], &dW_part[t, 0, 0], &db_part[t, 0],
                         &col_ws[t, 0], &dg_ws[t, 0], &dcol_ws[t, 0],
-                        min(N, t * n_groups // nt * G), min(N, (t + 1) * n_groups // nt * G),
+                        _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G),
                         G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx, has_relu)
 
 
@@ -468,13 +473,6 @@ cdef inline Py_ssize_t _lanes(floating dummy) noexcept nogil:
         return fc_lanes_f32()
     else:
         return fc_lanes_f64()
-
-
-cdef inline Py_ssize_t _share_start(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N,
-                                    Py_ssize_t G) noexcept nogil:
-    """First image of thread t's share: whole chunks of G, split evenly (thread t owns
-    images [_share_start(t), _share_start(t + 1)))."""
-    return min(N, t * ((N + G - 1) // G) // nt * G)
 
 
 def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,

@@ -336,6 +336,13 @@ def _dw(g, g0, gs, nfb, x, xs, Cp, off, dw, Q):
 
 
 @jit
+def _share_start(t, nt, N, G):
+    """First image of thread t's share: whole chunks of G, split evenly (thread t owns
+    images [_share_start(t), _share_start(t + 1)))."""
+    return min(N, t * (-(-N // G)) // nt * G)
+
+
+@jit
 def _lanes_of(x):
     """Lanes of the vectors the kernels of this module were compiled for, as they are
     cached: the drivers size buffers with it, so a cache compiled where ``_simd.VBYTES``
@@ -361,10 +368,9 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt):
     xs = xbuf.shape[1] // C
     ldo = wide.shape[1] // (-(-FN // WIDE_F) * WIDE_F)
     _check_width(min(xs, ldo), G, S, Wp, ph, off, VBYTES // x.itemsize)
-    ng = -(-N // G)
     for t in prange(nt):
         xb, wb = xbuf[t], wide[t]
-        n0, hi = min(N, t * ng // nt * G), min(N, (t + 1) * ng // nt * G)
+        n0, hi = _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G)
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
@@ -392,13 +398,12 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
     _check_width(min(xs, ds), G, S, Wp, max(ph, top), off, L)
     if need_dx:
         _check_width(wide.shape[1] // (-(-C // WIDE_F) * WIDE_F), G, S, Wp, max(ph, top), off, L)
-    ng = -(-N // G)
     for t in prange(nt):
         xb, db_, wb = xbuf[t], dbuf[t], wide[t]
         dw = dW_part[t].reshape(FNp * Cp * kh * kw)
         dW_part[t] = 0
         db_part[t] = 0
-        n0, hi = min(N, t * ng // nt * G), min(N, (t + 1) * ng // nt * G)
+        n0, hi = _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G)
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
