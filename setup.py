@@ -46,16 +46,6 @@ def _compiler_has_openmp():
     )
 
 
-def _arch_flags():
-    """``-march=native`` unless FASTCONV_PORTABLE is set: the extensions are built on the
-    machine that runs them (pip builds from source), and the elementwise kernels' sqrt and
-    select loops only vectorize past SSE2 with it. Set FASTCONV_PORTABLE=1 when building a
-    wheel for other machines."""
-    if os.environ.get("FASTCONV_PORTABLE") or not _compiles(["-march=native"]):
-        return []
-    return ["-march=native"]
-
-
 def extensions():
     openmp = _compiler_has_openmp()
     if not openmp:
@@ -66,7 +56,10 @@ def extensions():
             stacklevel=1,
         )
     # -fno-math-errno lets gcc vectorize sqrt (Adam's update) instead of calling libm.
-    compile_args = ["-O3", "-fno-math-errno", *_arch_flags()]
+    # No -march: the build runs on any CPU of its architecture; the vector kernels are
+    # compiled once per instruction-set level (conv_simd_<level>.c, target attributes)
+    # and the level is chosen at import (kernels/_isa.py).
+    compile_args = ["-O3", "-fno-math-errno"]
     link_args = []
     if openmp:
         compile_args.append("-fopenmp")
@@ -76,7 +69,7 @@ def extensions():
         exts.append(
             Extension(
                 f"fastconv._kernels.cython_backend.{pyx.stem}",
-                [str(pyx)],
+                [str(pyx), *(str(c) for c in sorted(CYTHON_DIR.glob(f"{pyx.stem}_simd_*.c")))],
                 include_dirs=[np.get_include(), str(CYTHON_DIR)],
                 depends=[str(h) for h in sorted(CYTHON_DIR.glob("*.h"))],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

@@ -2,6 +2,7 @@
 PyTorch's profiler on the same network.
 
     python bench/profile_step.py [--backend cython] [--threads 2] [--steps 20] [--no-torch]
+                                 [--isa sse|avx2|avx512]
 
 Prints, for fastconv: the median time of every layer's forward and backward, the softmax
 loss, the Adam update and what is left (Python, allocation, copies) as a share of the
@@ -19,11 +20,12 @@ import numpy as np
 
 import fastconv as fc
 from fastconv import models, optim
+from fastconv._bench import add_isa_argument, isa_line, run_at_isa
 
 BATCH = 100
 
 
-def sgemm_gflops(n=1024, repeat=20):
+def sgemm_gflops(n=2048, repeat=5):
     """This machine's float32 GEMM rate through NumPy's BLAS, GFLOP/s (best of ``repeat``)."""
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
     b = a.T.copy()
@@ -161,7 +163,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--no-torch", action="store_true")
+    add_isa_argument(parser)
     args = parser.parse_args(argv)
+    run_at_isa(args.isa)
 
     fc.set_num_threads(args.threads)
     dtype = np.dtype(args.dtype).type
@@ -171,7 +175,8 @@ def main(argv=None):
     peak = sgemm_gflops()
     backend = fc._backend.resolve(args.backend)
     print("\n".join(fc._info.describe()) if hasattr(fc, "_info") else "")
-    print(f"SGEMM 1024^3 through NumPy's BLAS: {peak:.0f} GFLOP/s on {args.threads} threads")
+    print(isa_line(False))
+    print(f"SGEMM 2048^3 through NumPy's BLAS: {peak:.0f} GFLOP/s on {args.threads} threads")
     net, opt = fastconv_profile(backend, dtype, args.steps, x, t, peak)
 
     torch = None
@@ -181,6 +186,7 @@ def main(argv=None):
         except ImportError:
             print("\nPyTorch not installed: `pip install torch==2.13.0` for the comparison")
     if torch is not None:
+        print(isa_line(True))
         torch.set_num_threads(args.threads)
         torch_step = torch_profile(torch, dtype, args.steps, x, t)
         fc_times, torch_times = [], []

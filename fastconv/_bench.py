@@ -22,6 +22,10 @@ Methodology
 - The reported time is the median of the samples. Speedup = reference time / backend
   time; "vs torch" = backend time / torch time (below 1: faster than PyTorch).
 - A row whose op does not exist in this fastconv yet is skipped with a note.
+- Instruction-set level: ``--isa`` (or ``FASTCONV_ISA``) runs fastconv at a lower level
+  than the host's, and PyTorch at the same one (``ONEDNN_MAX_CPU_ISA`` and
+  ``ATEN_CPU_CAPABILITY``, see ``peer_env``), so an AVX-512 host also measures the AVX2
+  path against an AVX2 peer. The header says which levels ran.
 """
 import importlib
 import json
@@ -52,6 +56,42 @@ MODES = {
 
 #: Relative errors against the reference above these are listed under the table.
 REL_ERR_NOTE = {"float32": 1e-4, "float64": 1e-10}
+
+
+#: PyTorch's settings that hold oneDNN and ATen's own kernels to a level of fastconv's.
+PEER_ENV = {
+    "sse": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"},
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+}
+
+
+def run_at_isa(level):
+    """Make this process run at instruction-set ``level`` (None: as it is): fastconv's
+    level is fixed when its kernels load, so when ``level`` differs from
+    ``FASTCONV_ISA`` the process starts again with it set. PyTorch, not imported yet,
+    is held to the same level."""
+    from fastconv._kernels import _isa
+
+    if level is not None and os.environ.get(_isa.ENV) != level:
+        os.environ[_isa.ENV] = level
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    lvl = _isa.level()
+    if lvl != _isa.host_levels()[-1]:
+        for key, value in PEER_ENV[lvl].items():
+            os.environ.setdefault(key, value)
+
+
+def isa_line(with_torch):
+    """'isa: fastconv avx2 (host: sse, avx2, avx512); torch avx2' for a header."""
+    from fastconv._kernels import _isa
+
+    line = f"isa: fastconv {_isa.level()} (host runs {', '.join(_isa.host_levels())})"
+    if with_torch:
+        import torch
+
+        line += f"; torch {torch.backends.cpu.get_cpu_capability()}"
+    return line
 
 
 class Unavailable(Exception):
@@ -651,9 +691,19 @@ def configure_parser(parser):
                              "thread count, FASTCONV_NUM_THREADS or the CPU count)")
     parser.add_argument("--batch", type=int, default=100, help="batch size N (default 100)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    add_isa_argument(parser)
+
+
+def add_isa_argument(parser):
+    from fastconv._kernels._isa import LEVELS
+
+    parser.add_argument("--isa", choices=LEVELS, default=None,
+                        help="instruction-set level for fastconv and PyTorch (default: "
+                             "FASTCONV_ISA, else the host's highest)")
 
 
 def run(args):
+    run_at_isa(args.isa)
     import fastconv as fc
 
     t_start = time.perf_counter()
@@ -683,6 +733,7 @@ def run(args):
           f"{', '.join(backends)})")
     for line in machine_info(threads, backends)["describe"][:2]:
         print("  " + line)
+    print("  " + isa_line("torch" in backends))
     if torch_note:
         print("  " + torch_note)
     sys.stdout.flush()

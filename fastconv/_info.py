@@ -1,9 +1,24 @@
 """``fastconv info``: what this installation runs on."""
+import os
 import platform
 
 
 def configure_parser(parser):
     parser.add_argument("--threads", type=int, default=None, help="apply set_num_threads first")
+
+
+def _isa_line():
+    from fastconv._kernels import _conv_plan, _isa
+
+    forced = os.environ.get(_isa.ENV)
+    try:
+        level = _isa.level()
+    except ValueError as err:
+        return f"isa: {err}"
+    b = _conv_plan.BLOCKS[level]
+    return (f"isa: {level}{f' (forced by {_isa.ENV})' if forced else ''}; host runs "
+            f"{', '.join(_isa.host_levels())}; direct conv blocks: forward {b.fwd_f} filters x "
+            f"{b.fwd_v} vectors, dW {b.dw_f} x {b.dw3_c} x 3 taps ({b.vbytes}-byte vectors)")
 
 
 def describe():
@@ -17,6 +32,7 @@ def describe():
         f"backends available: {', '.join(fc.available_backends())}",
         f"current backend: {fc.get_backend()} -> {fc._backend.resolve()}",
         f"threads: {fc.get_num_threads()}",
+        _isa_line(),
     ]
     if "numba" in fc.available_backends():
         import numba

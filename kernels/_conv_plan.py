@@ -46,8 +46,32 @@ to an 8-channel block there), which a network never asks for: the input needs no
 gradient.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
+
+
+class Blocks(NamedTuple):
+    """Register-block shapes of the direct kernels at one instruction-set level."""
+
+    vbytes: int  #: bytes in a vector
+    fwd_f: int  #: forward/dx block: filters ...
+    fwd_v: int  #: ... x vectors of output positions
+    dw_f: int  #: weight-gradient blocks: filters ...
+    dw_c: int  #: ... x channels, one tap
+    dw3_c: int  #: ... x channels, three taps
+
+
+#: Block shapes per level (``kernels/_isa.py``), the same in both backends (Cython
+#: compiles them into ``cython_backend/conv_simd_<level>.c``). A forward block keeps
+#: fwd_f*fwd_v accumulators, fwd_v input vectors and one broadcast filter value in
+#: registers; a three-tap dW block dw_f*dw3_c*3 accumulators, dw3_c*3 input vectors and
+#: one vector of dout. See the module docstring for the measurements behind each.
+BLOCKS = {
+    "sse": Blocks(16, 4, 2, 4, 2, 1),
+    "avx2": Blocks(32, 4, 3, 4, 2, 1),
+    "avx512": Blocks(64, 8, 3, 4, 4, 2),
+}
 
 #: Target size in bytes of one thread's col group (see ``group_size``).
 COL_GROUP_BYTES = 512 * 1024

@@ -10,35 +10,76 @@
 # image of a group, so W(FN, K) @ col is already in NCHW order.
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
 from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack_filters,
                           wide_plan)
+from .._isa import level as isa_level
 from ._runtime import get_num_threads
 
 cdef extern from "conv_simd.h" nogil:
-    int FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C, FC_DW3_C
-    Py_ssize_t fc_lanes_f32()
-    void fc_add_row_sums_f32(const float* a, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t Q,
-                             float* sums)
-    void fc_add_row_sums_f64(const double* a, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t Q,
-                             double* sums)
-    Py_ssize_t fc_lanes_f64()
-    void fc_conv_wide_f32(const float* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
-                          Py_ssize_t ntap, const float* w, Py_ssize_t nfb, float* out,
-                          Py_ssize_t ldo, Py_ssize_t Q)
-    void fc_conv_wide_f64(const double* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
-                          Py_ssize_t ntap, const double* w, Py_ssize_t nfb, double* out,
-                          Py_ssize_t ldo, Py_ssize_t Q)
-    void fc_conv_dw_f32(const float* g, Py_ssize_t gs, Py_ssize_t nfb, const float* x,
-                        Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off, Py_ssize_t ntap,
-                        float* dw, Py_ssize_t Q)
-    void fc_conv_dw_f64(const double* g, Py_ssize_t gs, Py_ssize_t nfb, const double* x,
-                        Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off, Py_ssize_t ntap,
-                        double* dw, Py_ssize_t Q)
+    ctypedef struct fc_simd_level:
+        const char* name
+        int vbytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c
+        void (*conv_wide_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
+                              const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
+                              Py_ssize_t nfb, float* out, Py_ssize_t ldo,
+                              Py_ssize_t Q) noexcept nogil
+        void (*conv_wide_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
+                              const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
+                              Py_ssize_t nfb, double* out, Py_ssize_t ldo,
+                              Py_ssize_t Q) noexcept nogil
+        void (*conv_dw_f32)(const float* g, Py_ssize_t gs, Py_ssize_t nfb, const float* x,
+                            Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off,
+                            Py_ssize_t ntap, float* dw, Py_ssize_t Q) noexcept nogil
+        void (*conv_dw_f64)(const double* g, Py_ssize_t gs, Py_ssize_t nfb, const double* x,
+                            Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off,
+                            Py_ssize_t ntap, double* dw, Py_ssize_t Q) noexcept nogil
+        void (*pack_f32)(const float* src, const float* mask, Py_ssize_t m, Py_ssize_t C,
+                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t top, Py_ssize_t left,
+                         Py_ssize_t Wp, Py_ssize_t S, float* dst, Py_ssize_t ds,
+                         Py_ssize_t tail) noexcept nogil
+        void (*pack_f64)(const double* src, const double* mask, Py_ssize_t m, Py_ssize_t C,
+                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t top, Py_ssize_t left,
+                         Py_ssize_t Wp, Py_ssize_t S, double* dst, Py_ssize_t ds,
+                         Py_ssize_t tail) noexcept nogil
+        void (*unwide_f32)(const float* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
+                           Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
+                           const float* b, int relu, float* dst) noexcept nogil
+        void (*unwide_f64)(const double* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
+                           Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
+                           const double* b, int relu, double* dst) noexcept nogil
+        void (*add_row_sums_f32)(const float* a, Py_ssize_t lda, Py_ssize_t rows,
+                                 Py_ssize_t Q, float* sums) noexcept nogil
+        void (*add_row_sums_f64)(const double* a, Py_ssize_t lda, Py_ssize_t rows,
+                                 Py_ssize_t Q, double* sums) noexcept nogil
+    const fc_simd_level fc_simd_sse, fc_simd_avx2, fc_simd_avx512
+    int fc_simd_cpu_supports(const fc_simd_level* level)
+
+
+cdef const fc_simd_level* _level_table(str name) except NULL:
+    cdef const fc_simd_level* k = &fc_simd_sse
+    if name == "avx2":
+        k = &fc_simd_avx2
+    elif name == "avx512":
+        k = &fc_simd_avx512
+    if not fc_simd_cpu_supports(k):
+        raise ValueError(f"the {name} kernels cannot run on this CPU (not built for its "
+                         f"architecture, or the CPU lacks the instructions)")
+    return k
+
+
+#: The direct kernels of the level in force (kernels/_isa.py).
+cdef const fc_simd_level* _K = _level_table(isa_level())
+
+
+def block_shapes():
+    """The compiled block shapes of the level in force, as ``kernels._conv_plan.BLOCKS``
+    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c)``."""
+    return (_K.name.decode(), _K.vbytes, _K.fwd_f, _K.fwd_v, _K.dw_f, _K.dw_c, _K.dw3_c)
 
 
 cdef inline void _gemm(char ta, char tb, int M, int N, int K, floating alpha,
@@ -394,85 +435,49 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
 
 
-cdef void _pack(const floating* src, const floating* mask, Py_ssize_t m, Py_ssize_t C,
-                Py_ssize_t H, Py_ssize_t W, Py_ssize_t top, Py_ssize_t left,
-                Py_ssize_t Wp, Py_ssize_t S, floating* dst, Py_ssize_t ds,
-                Py_ssize_t tail) noexcept nogil:
-    """Images ``src`` (m, C, H, W) -> ``dst[c*ds + j*S + (top + y)*Wp + left + x]``, zero
-    elsewhere in each plane of S values and in the ``tail`` values after the last plane
-    (at least the last image's bottom pad and the wrap of its last row, ``top + 1``
-    rows). ``mask`` (like src) or NULL: keep a value only where mask > 0 (the fused
-    ReLU's backward)."""
-    cdef Py_ssize_t j, c, y, i, bottom = top + H
-    cdef const floating* s
-    cdef const floating* mk
-    cdef floating* plane
-    cdef floating* row
-    for c in range(C):
-        for j in range(m):
-            plane = dst + c * ds + j * S
-            s = src + (j * C + c) * H * W
-            memset(plane, 0, top * Wp * sizeof(floating))
-            for y in range(H):
-                row = plane + (top + y) * Wp
-                memset(row, 0, left * sizeof(floating))
-                if mask == NULL:
-                    memcpy(row + left, s + y * W, W * sizeof(floating))
-                else:
-                    mk = mask + (j * C + c) * H * W + y * W
-                    for i in range(W):
-                        row[left + i] = 0 if mk[i] <= 0 else s[y * W + i]
-                memset(row + left + W, 0, (Wp - left - W) * sizeof(floating))
-            memset(plane + bottom * Wp, 0, (S - bottom * Wp) * sizeof(floating))
-        memset(dst + c * ds + m * S, 0, tail * sizeof(floating))
+cdef inline void _pack(const floating* src, const floating* mask, Py_ssize_t m,
+                       Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t top,
+                       Py_ssize_t left, Py_ssize_t Wp, Py_ssize_t S, floating* dst,
+                       Py_ssize_t ds, Py_ssize_t tail) noexcept nogil:
+    if floating is float:
+        _K.pack_f32(src, mask, m, C, H, W, top, left, Wp, S, dst, ds, tail)
+    else:
+        _K.pack_f64(src, mask, m, C, H, W, top, left, Wp, S, dst, ds, tail)
 
 
-cdef void _unwide(const floating* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
-                  Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
-                  const floating* b, bint relu, floating* dst) noexcept nogil:
-    """Rows of the wide output -> ``dst`` (m, F, OH, OW), plus bias (``b`` or NULL) and
-    ReLU."""
-    cdef Py_ssize_t j, f, oy
-    cdef floating bf
-    for j in range(m):
-        for f in range(F):
-            bf = 0 if b == NULL else b[f]
-            for oy in range(OH):
-                _bias_relu(wide + f * ldo + j * S + oy * Wp, dst + ((j * F + f) * OH + oy) * OW,
-                           OW, bf, relu)
+cdef inline void _unwide(const floating* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
+                         Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
+                         const floating* b, bint relu, floating* dst) noexcept nogil:
+    if floating is float:
+        _K.unwide_f32(wide, ldo, m, F, OH, OW, Wp, S, b, relu, dst)
+    else:
+        _K.unwide_f64(wide, ldo, m, F, OH, OW, Wp, S, b, relu, dst)
 
 
 cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
                        Py_ssize_t ntap, const floating* w, Py_ssize_t nfb, floating* out,
                        Py_ssize_t ldo, Py_ssize_t Q) noexcept nogil:
     if floating is float:
-        fc_conv_wide_f32(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
+        _K.conv_wide_f32(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
     else:
-        fc_conv_wide_f64(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
+        _K.conv_wide_f64(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
 
 
 cdef inline void _dw(const floating* g, Py_ssize_t gs, Py_ssize_t nfb, const floating* x,
                      Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off, Py_ssize_t ntap,
                      floating* dw, Py_ssize_t Q) noexcept nogil:
     if floating is float:
-        fc_conv_dw_f32(g, gs, nfb, x, xs, Cp, off, ntap, dw, Q)
+        _K.conv_dw_f32(g, gs, nfb, x, xs, Cp, off, ntap, dw, Q)
     else:
-        fc_conv_dw_f64(g, gs, nfb, x, xs, Cp, off, ntap, dw, Q)
+        _K.conv_dw_f64(g, gs, nfb, x, xs, Cp, off, ntap, dw, Q)
 
 
 cdef inline void _add_row_sums(const floating* a, Py_ssize_t lda, Py_ssize_t rows,
                                Py_ssize_t Q, floating* sums) noexcept nogil:
     if floating is float:
-        fc_add_row_sums_f32(a, lda, rows, Q, sums)
+        _K.add_row_sums_f32(a, lda, rows, Q, sums)
     else:
-        fc_add_row_sums_f64(a, lda, rows, Q, sums)
-
-
-cdef inline Py_ssize_t _lanes(floating dummy) noexcept nogil:
-    if floating is float:
-        return fc_lanes_f32()
-    else:
-        return fc_lanes_f64()
+        _K.add_row_sums_f64(a, lda, rows, Q, sums)
 
 
 def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
@@ -483,7 +488,7 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
-    cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2], nfb = wide.shape[1] // FC_FWD_F
+    cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2], nfb = wide.shape[1] // _K.fwd_f
     cdef Py_ssize_t lo, hi, n0, m
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
@@ -518,9 +523,9 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
     cdef Py_ssize_t top = kh - 1 - ph, left = kw - 1 - pw, shift = top * Wp + left
     cdef Py_ssize_t xs = xbuf.shape[2], ds = dbuf.shape[2]
-    cdef Py_ssize_t ldo = wide.shape[2], ncb_dx = wide.shape[1] // FC_FWD_F
-    cdef Py_ssize_t nfb = dbuf.shape[1] // FC_DW_F, Cp = xbuf.shape[1]
-    cdef Py_ssize_t lo, hi, n0, m, Q, L = _lanes(<floating>0)
+    cdef Py_ssize_t ldo = wide.shape[2], ncb_dx = wide.shape[1] // _K.fwd_f
+    cdef Py_ssize_t nfb = dbuf.shape[1] // _K.dw_f, Cp = xbuf.shape[1]
+    cdef Py_ssize_t lo, hi, n0, m, Q, L = _K.vbytes // sizeof(floating)
     cdef const floating* mask
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
@@ -551,29 +556,29 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
 
 def _conv2d_simd(x, W, b, Py_ssize_t ph, Py_ssize_t pw, bint relu, out):
     cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
-    cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
+    cdef Py_ssize_t L = _K.vbytes // x.itemsize
     _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize, get_num_threads(),
-                                     FC_FWD_V * L, L, False)
+                                     _K.fwd_v * L, L, False)
     xbuf = np.zeros((nt, C, xs), dtype=x.dtype)
-    wide = np.empty((nt, _round_up(FN, FC_FWD_F), xs), dtype=x.dtype)
-    _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), FC_FWD_F), b, out, xbuf, wide,
+    wide = np.empty((nt, _round_up(FN, _K.fwd_f), xs), dtype=x.dtype)
+    _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), _K.fwd_f), b, out, xbuf, wide,
                   off, ph, pw, relu, G, nt)
     return out
 
 
 def _conv2d_backward_simd(dout, relu_out, x, W, Py_ssize_t ph, Py_ssize_t pw, bint need_dx):
     cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
-    cdef Py_ssize_t L = fc_lanes_f32() if x.dtype == np.float32 else fc_lanes_f64()
+    cdef Py_ssize_t L = _K.vbytes // x.itemsize
     _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize, get_num_threads(),
-                                     FC_FWD_V * L, L, True)
-    xbuf = np.zeros((nt, dw_channels(C, kh * kw, FC_DW_C, FC_DW3_C), xs), dtype=x.dtype)
-    dbuf = np.zeros((nt, _round_up(FN, FC_DW_F), xs), dtype=x.dtype)
+                                     _K.fwd_v * L, L, True)
+    xbuf = np.zeros((nt, dw_channels(C, kh * kw, _K.dw_c, _K.dw3_c), xs), dtype=x.dtype)
+    dbuf = np.zeros((nt, _round_up(FN, _K.dw_f), xs), dtype=x.dtype)
     dW_part = np.empty((nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)
     db_part = np.empty((nt, FN), dtype=x.dtype)
     if need_dx:
         dx = np.empty_like(x)
-        wdx = pack_filters(flipped_filters(W), FC_FWD_F)
-        wide = np.empty((nt, _round_up(C, FC_FWD_F), xs), dtype=x.dtype)
+        wdx = pack_filters(flipped_filters(W), _K.fwd_f)
+        wide = np.empty((nt, _round_up(C, _K.fwd_f), xs), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)

@@ -1,4 +1,5 @@
-/* Register-blocked convolution kernels for conv.pyx's 'direct' algorithm (stride 1).
+/* Register-blocked convolution kernels for conv.pyx's 'direct' algorithm (stride 1),
+ * compiled once per instruction-set level and chosen at run time.
  *
  * Both kernels work on "wide" planes: a padded image (Hp, Wp) is stored flat, so the
  * window tap (ky, kx) of output position q = oy*Wp + ox reads the input at q + ky*Wp + kx,
@@ -6,56 +7,75 @@
  * thrown away (the caller compacts them); this costs (Wp - OW) / Wp of the work and buys
  * unit-stride vector loads with no im2col matrix.
  *
- * Written with GCC vector extensions, so the same source builds for AVX-512 (16 floats a
- * register, with -march=native), AVX or SSE; the accumulators of a block stay in
- * registers for the whole reduction over channels and taps.
+ * The kernels are written once (conv_simd_impl.h) with GCC/Clang vector extensions and
+ * built by one translation unit per level (conv_simd_sse.c, _avx2.c, _avx512.c), each
+ * with its own vector width, block shapes (the table and its measurements are in
+ * kernels/_conv_plan.py) and target attributes, so the extension itself needs no
+ * -march flag and runs on any x86-64 CPU. Each unit exports one fc_simd_level table.
  */
 #ifndef FASTCONV_CONV_SIMD_H
 #define FASTCONV_CONV_SIMD_H
 #include <stddef.h>
+#include <string.h>
 
-#if defined(__AVX512F__)
-#define FC_VBYTES 64
-#elif defined(__AVX__)
-#define FC_VBYTES 32
-#else
-#define FC_VBYTES 16
-#endif
+typedef struct {
+    const char* name;   /* NULL: this level is not built for this architecture */
+    int vbytes;         /* bytes in one vector */
+    int fwd_f, fwd_v;   /* forward block: filters x vectors of positions */
+    int dw_f, dw_c;     /* weight-gradient block of one tap: filters x channels */
+    int dw3_c;          /* channels of the three-tap weight-gradient block (dw_f filters) */
+    void (*conv_wide_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
+                          ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
+                          ptrdiff_t ldo, ptrdiff_t Q);
+    void (*conv_wide_f64)(const double* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
+                          ptrdiff_t ntap, const double* w, ptrdiff_t nfb, double* out,
+                          ptrdiff_t ldo, ptrdiff_t Q);
+    void (*conv_dw_f32)(const float* g, ptrdiff_t gs, ptrdiff_t nfb, const float* x,
+                        ptrdiff_t xs, ptrdiff_t Cp, const ptrdiff_t* off, ptrdiff_t ntap,
+                        float* dw, ptrdiff_t Q);
+    void (*conv_dw_f64)(const double* g, ptrdiff_t gs, ptrdiff_t nfb, const double* x,
+                        ptrdiff_t xs, ptrdiff_t Cp, const ptrdiff_t* off, ptrdiff_t ntap,
+                        double* dw, ptrdiff_t Q);
+    void (*pack_f32)(const float* src, const float* mask, ptrdiff_t m, ptrdiff_t C,
+                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t top, ptrdiff_t left, ptrdiff_t Wp,
+                     ptrdiff_t S, float* dst, ptrdiff_t ds, ptrdiff_t tail);
+    void (*pack_f64)(const double* src, const double* mask, ptrdiff_t m, ptrdiff_t C,
+                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t top, ptrdiff_t left, ptrdiff_t Wp,
+                     ptrdiff_t S, double* dst, ptrdiff_t ds, ptrdiff_t tail);
+    void (*unwide_f32)(const float* wide, ptrdiff_t ldo, ptrdiff_t m, ptrdiff_t F,
+                       ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t Wp, ptrdiff_t S, const float* b,
+                       int relu, float* dst);
+    void (*unwide_f64)(const double* wide, ptrdiff_t ldo, ptrdiff_t m, ptrdiff_t F,
+                       ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t Wp, ptrdiff_t S, const double* b,
+                       int relu, double* dst);
+    void (*add_row_sums_f32)(const float* a, ptrdiff_t lda, ptrdiff_t rows, ptrdiff_t Q,
+                             float* sums);
+    void (*add_row_sums_f64)(const double* a, ptrdiff_t lda, ptrdiff_t rows, ptrdiff_t Q,
+                             double* sums);
+} fc_simd_level;
 
-/* Forward block: FC_FWD_F filters x FC_FWD_V vectors of positions (24 of the 32
- * AVX-512 registers hold accumulators; 3 hold the shifted input vectors). */
-#define FC_FWD_F 8
-#define FC_FWD_V 3
-/* Weight-gradient blocks: FC_DW_F filters x FC_DW3_C channels x 3 taps (24
- * accumulators, 10 loads per 24 FMAs), and FC_DW_F x FC_DW_C for one leftover tap.
- * Against one tap at a time everywhere (4 x 4), the 3-tap block measured 5-25% faster on
- * DeepConvNet's conv2-6 shapes, one thread. */
-#define FC_DW_F 4
-#define FC_DW_C 4
-#define FC_DW3_C 2
+extern const fc_simd_level fc_simd_sse, fc_simd_avx2, fc_simd_avx512;
 
-/* Keeps a loaded vector in a register: without it GCC folds the load into every FMA
- * that uses it (4 loads per FMA block instead of 1 in the weight-gradient loop, measured
- * measured 30-48 -> 89-95 GFLOP/s, one thread, conv6's shape). */
+/* 1 when this CPU (and its OS) runs the level's instructions: the guard that keeps an
+ * illegal instruction out, whatever level is asked for. */
+static inline int fc_simd_cpu_supports(const fc_simd_level* level)
+{
+    if (level->name == NULL)
+        return 0;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define FC_IN_REGISTER(v) __asm__("" : "+v"(v))
-#else
-#define FC_IN_REGISTER(v) ((void)0)
+    __builtin_cpu_init();
+    if (level == &fc_simd_avx512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+               && __builtin_cpu_supports("fma");
+    if (level == &fc_simd_avx2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
+    return 1;
+}
 
+#define FC_CAT3_(a, b, c) a##_##b##_##c
+#define FC_CAT3(a, b, c) FC_CAT3_(a, b, c)
 #define FC_CAT_(a, b) a##_##b
 #define FC_CAT(a, b) FC_CAT_(a, b)
-
-#define FC_T float
-#define FC_SUF f32
-#include "conv_simd_impl.h"
-#undef FC_T
-#undef FC_SUF
-
-#define FC_T double
-#define FC_SUF f64
-#include "conv_simd_impl.h"
-#undef FC_T
-#undef FC_SUF
 
 #endif

@@ -3,37 +3,32 @@ convolution (``conv.py``), as LLVM IR written through ``numba.extending.intrinsi
 
 Numba has no vector types, and LLVM does not turn a block of accumulators held in an
 array into registers, so the blocked loops of the Cython kernels (``conv_simd.h``) are
-built here: a block's accumulators are a tuple of LLVM vectors as wide as the host's
-registers (``VBYTES``: 64 bytes with AVX-512, ``<16 x float>`` or ``<8 x double>``; 32
-with AVX, 16 otherwise), each step is unrolled at compile time, and products are added
+built here: a block's accumulators are a tuple of LLVM vectors as wide as the registers
+of the instruction-set level in force (``VBYTES``: 64 bytes at AVX-512, ``<16 x float>``
+or ``<8 x double>``; 32 at AVX2, 16 at SSE; Numba compiles for that level, see
+``kernels/_isa.py``), each step is unrolled at compile time, and products are added
 with ``llvm.fma``. On DeepConvNet's conv6 shape the forward block runs at 112 GFLOP/s on
-one thread here, the same as the C kernel built by GCC.
+one thread (AVX-512), the same as the C kernel built by GCC.
 
-The block shapes match the Cython kernels: the forward (``wide_*``) holds
+The block shapes are the Cython kernels', per level (``_conv_plan.BLOCKS``): the
+forward (``wide_*``) holds
 ``WIDE_F`` filters x ``WIDE_V`` vectors of output positions, the weight gradient
 ``DW_F`` filters x ``DW3_C`` channels x 3 taps (``dw3_*``) or ``DW_F`` x ``DW_C`` of one
 leftover tap (``dw_*``).
 """
-from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
+from .. import _isa
+from .._conv_plan import BLOCKS
 
-
-def _host_vector_bytes():
-    """Width of the host's widest float vector registers, as Numba's LLVM sees them."""
-    features = llvm.get_host_cpu_features()
-    if features.get("avx512f"):
-        return 64
-    return 32 if features.get("avx") else 16
-
-
-#: Bytes in one vector.
-VBYTES = _host_vector_bytes()
-WIDE_F, WIDE_V = 8, 3
-DW_F, DW_C, DW3_C = 4, 4, 2
+#: The level the kernels are compiled for, its vector bytes and block shapes.
+LEVEL = _isa.level()
+VBYTES = BLOCKS[LEVEL].vbytes
+WIDE_F, WIDE_V = BLOCKS[LEVEL].fwd_f, BLOCKS[LEVEL].fwd_v
+DW_F, DW_C, DW3_C = BLOCKS[LEVEL].dw_f, BLOCKS[LEVEL].dw_c, BLOCKS[LEVEL].dw3_c
 
 _I64 = ir.IntType(64)
 
@@ -199,7 +194,8 @@ def dw3_zeros(typingctx, arr):
 @intrinsic
 def dw3_step(typingctx, acc, g, gi, gs, x, xi, xs, off, t):
     """``acc[(f*DW3_C + c)*3 + k] += g[gi + f*gs : ...] * x[xi + c*xs + off[t+k] : ...]``
-    for k < 3: one vector of positions for three taps (DW_F + 3*DW3_C loads, 24 FMAs)."""
+    for k < 3: one vector of positions for three taps (DW_F + 3*DW3_C loads,
+    DW_F*DW3_C*3 FMAs; one vector of g live at a time)."""
     vt = acc.dtype
     sig = acc(acc, g, gi, gs, x, xi, xs, off, t)
 
@@ -211,17 +207,16 @@ def dw3_step(typingctx, acc, g, gi, gs, x, xi, xs, off, t):
         xp = _at(context, builder, signature.args[4], xa, xiv)
         op = _at(context, builder, signature.args[7], offa, tv)
         offs = [builder.load(builder.gep(op, [ir.Constant(_I64, k)])) for k in range(3)]
-        gv = [_load(builder, builder.gep(gp, [builder.mul(gsv, ir.Constant(_I64, f))]), vt, llvt)
-              for f in range(DW_F)]
         xv = [[_load(builder, builder.gep(xp, [builder.add(builder.mul(xsv, ir.Constant(_I64, c)),
                                                             offs[k])]), vt, llvt)
                for k in range(3)] for c in range(DW3_C)]
         out = [builder.extract_value(accv, i) for i in range(DW_F * DW3_C * 3)]
         for f in range(DW_F):
+            gv = _load(builder, builder.gep(gp, [builder.mul(gsv, ir.Constant(_I64, f))]), vt, llvt)
             for c in range(DW3_C):
                 for k in range(3):
                     i = (f * DW3_C + c) * 3 + k
-                    out[i] = builder.call(fma, [gv[f], xv[c][k], out[i]])
+                    out[i] = builder.call(fma, [gv, xv[c][k], out[i]])
         return context.make_tuple(builder, signature.return_type, out)
 
     return sig, codegen

@@ -1,0 +1,66 @@
+"""Time the direct convolution kernels on DeepConvNet's six convs at the instruction-set
+level in force: the measurement behind the block shapes of ``kernels/_conv_plan.BLOCKS``.
+
+    FASTCONV_ISA=avx2 python bench/conv_blocks.py [--backend cython] [--repeat 15]
+
+Prints, per layer, the median ms of the forward (fused ReLU), of the backward with dx
+(without for the first layer, as a network runs it) and their GFLOP/s, then the sums.
+Change a level's shapes in ``cython_backend/conv_simd_<level>.c`` (Cython) or in
+``BLOCKS`` (Numba), rebuild, and run again to compare.
+"""
+import argparse
+import time
+
+import numpy as np
+
+import fastconv as fc
+from fastconv._bench import DEEPCONVNET_CONVS
+
+
+def _median_ms(fn, repeat):
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="cython", choices=("cython", "numba"))
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    fc.set_num_threads(args.threads)
+    from fastconv._kernels import _isa
+
+    print(f"direct conv kernels, {args.backend}, level {_isa.level()} (host: "
+          f"{', '.join(_isa.host_levels())}), {args.threads} threads, float32, "
+          f"batch {args.batch}, median of {args.repeat}")
+    rng = np.random.default_rng(0)
+    tot_f = tot_b = 0.0
+    for i, (C, H, W, FN, p) in enumerate(DEEPCONVNET_CONVS):
+        x = rng.random((args.batch, C, H, W), dtype=np.float32)
+        Wt = (rng.standard_normal((FN, C, 3, 3)) * 0.1).astype(np.float32)
+        b = np.zeros(FN, np.float32)
+        y = fc.conv2d(x, Wt, b, pad=p, relu=True, backend=args.backend)
+        dout = rng.standard_normal(y.shape).astype(np.float32)
+        mod = fc._backend.kernels(args.backend, "conv")
+        need_dx = i > 0
+        fwd = _median_ms(lambda: fc.conv2d(x, Wt, b, pad=p, relu=True, backend=args.backend),
+                         args.repeat)
+        bwd = _median_ms(lambda: mod.conv2d_backward(dout, x, Wt, 1, 1, p, p, need_dx=need_dx,
+                                                     relu_out=y), args.repeat)
+        flop = 2.0 * y.size * C * 9
+        tot_f, tot_b = tot_f + fwd, tot_b + bwd
+        print(f"  {C:2d}x{H}x{W} -> {FN:2d} p{p}  fwd {fwd:6.2f} ms {flop / fwd / 1e6:6.1f} GFLOP/s"
+              f"   bwd{'' if need_dx else ' (no dx)'} {bwd:6.2f} ms "
+              f"{flop * (2 if need_dx else 1) / bwd / 1e6:6.1f} GFLOP/s")
+    print(f"  sum: fwd {tot_f:.2f} ms, bwd {tot_b:.2f} ms, total {tot_f + tot_b:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
