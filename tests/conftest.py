@@ -43,7 +43,36 @@ BACKENDS = fastconv.available_backends()
 COMPILED = tuple(b for b in BACKENDS if b != "numpy")
 
 
+#: Unit round-off of each dtype's arithmetic (float16 is accumulated in float32).
+EPS = {
+    np.dtype(np.float32): 2.0**-24,
+    np.dtype(np.float64): 2.0**-53,
+    np.dtype(np.float16): 2.0**-24,
+}
+
+
+def assert_sum_close(actual, expected, terms, dtype=None):
+    """Reduction results (GEMM, convolution, their gradients, sums), each element a sum
+    of up to ``terms`` products, against the reference.
+
+    Two correct implementations add the terms in different orders (BLAS builds pick
+    kernels per CPU; the vector kernels sum lane-wise), and the difference scales with
+    the magnitude of the terms and with sqrt(terms), not with the possibly cancelled
+    element itself. So the absolute tolerance is the largest expected magnitude (the
+    scale of the terms for these tests' data) times max(rtol, 4 * eps * sqrt(terms)):
+    an elementwise tolerance failed on an AVX2 host for a 1024-term float32 sum
+    (0.3163041 against 0.3163093 in a row reaching 50)."""
+    dt = np.dtype(dtype or expected.dtype)
+    assert actual.shape == expected.shape
+    rtol = TOL[dt]["rtol"]
+    scale = float(np.max(np.abs(expected), initial=0.0))
+    atol = max(rtol, 4 * EPS[dt] * float(np.sqrt(terms))) * scale + TOL[dt]["atol"]
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
 def assert_close(actual, expected, dtype=None):
-    """``np.testing.assert_allclose`` with the tolerance row of ``dtype`` (default: expected's)."""
+    """``np.testing.assert_allclose`` with the tolerance row of ``dtype`` (default:
+    expected's), for results computed elementwise (copies, pooling, activations);
+    reductions use :func:`assert_sum_close`."""
     dt = np.dtype(dtype or expected.dtype)
     np.testing.assert_allclose(actual, expected, **TOL[dt])

@@ -13,7 +13,7 @@ import fastconv as fc
 from fastconv import _backend
 from fastconv import reference as ref
 
-from conftest import BACKENDS, COMPILED, TOL
+from conftest import BACKENDS, COMPILED, TOL, assert_sum_close
 
 DTYPES = [np.float32, np.float64]
 ALGORITHMS = ["direct", "gemm"]
@@ -46,17 +46,12 @@ def _inputs(shape, filt, dtype, seed=0):
             _data((FN,), dtype, seed + 2))
 
 
-def assert_near(actual, expected, dtype):
-    """Relative to the array's scale: ``|a - e| <= rtol * (|e| + max|e|)``.
+#: The longest reduction of any case (an output, dx or dW element as a sum of products).
+TERMS = max(max(C * KH * KW, FN * KH * KW, N * H * W) for (N, C, H, W), (FN, KH, KW), _, _ in CASES)
 
-    A conv output is a sum of C*KH*KW products whose rounding error scales with the
-    magnitude of the terms, not with the (possibly cancelled) result, so the absolute
-    part of the tolerance is ``rtol`` times the largest expected value.
-    """
-    rtol = TOL[np.dtype(dtype)]["rtol"]
-    assert actual.shape == expected.shape
-    np.testing.assert_allclose(actual, expected, rtol=rtol,
-                               atol=rtol * float(np.max(np.abs(expected), initial=1.0)))
+
+def assert_near(actual, expected, dtype):
+    assert_sum_close(actual, expected, TERMS, dtype)
 
 
 def _naive_conv(x, W, b, stride, pad):
@@ -412,12 +407,13 @@ def test_numba_direct_kernels_refuse_short_buffers():
     from fastconv._kernels import _conv_plan as plan
     from fastconv._kernels.numba_backend import conv as nc
 
-    x, W, b = _inputs((1, 1, 1, 1), (8, 1, 1), np.float32)
+    F = nc.WIDE_F
+    x, W, b = _inputs((1, 1, 1, 1), (F, 1, 1), np.float32)
     Wp, S, off = plan.wide_layout(1, 1, 1, 1, 0, 0)
     L = nc._lanes_of(x)
-    short = plan.wide_buffer_width(1, S, Wp, 0, off, 3 * L, L) - L  # a vector too short
-    out = np.empty((1, 8, 1, 1), np.float32)
+    short = plan.wide_buffer_width(1, S, Wp, 0, off, nc.WIDE_V * L, L) - L  # a vector too short
+    out = np.empty((1, F, 1, 1), np.float32)
     with pytest.raises(ValueError, match="packed buffer too short"):
-        nc._forward_simd(x, plan.pack_filters(W.reshape(8, 1, 1), 8), b, out,
-                         np.zeros((1, short), np.float32), np.zeros((1, 8 * short), np.float32),
+        nc._forward_simd(x, plan.pack_filters(W.reshape(F, 1, 1), F), b, out,
+                         np.zeros((1, short), np.float32), np.zeros((1, F * short), np.float32),
                          off, 0, 0, False, 1, 1)
