@@ -483,6 +483,39 @@ def build_cases(N=100):
     return cases
 
 
+def im2col_floor(N, dtype, backends, repeats):
+    """im2col of DeepConvNet's conv2 input into a preallocated ``out=`` and into a fresh
+    array, against ``np.copyto`` of as many bytes between two preallocated arrays (the
+    memory floor): medians of interleaved calls, ms and multiples of the copy."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, 16, 28, 28)).astype(dtype)
+    src = rng.standard_normal((N * 28 * 28, 16 * 9)).astype(dtype)
+    dst = np.empty_like(src)
+    calls = {"np.copyto": lambda: np.copyto(dst, src)}
+    f = _op("im2col")
+    for b in backends:
+        out = np.empty_like(src)
+        calls[f"{b} out="] = lambda b=b, out=out: f(x, 3, 3, 1, 1, out=out, backend=b)
+        calls[b] = lambda b=b: f(x, 3, 3, 1, 1, backend=b)
+    times = {k: [] for k in calls}
+    for fn in calls.values():
+        fn()
+    for _ in range(max(5, repeats)):
+        for k, fn in calls.items():
+            fn()
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+            time.sleep(SETTLE_S)
+    ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    copy = ms["np.copyto"]
+    lines = [f"im2col {_fmt(x.shape)} 3x3 p1 against the memory floor "
+             f"({src.nbytes / 1e6:.0f} MB copied by np.copyto: {copy:.2f} ms)"]
+    lines += [f"  {k:<14}{v:8.2f} ms  {v / copy:5.2f}x the copy" for k, v in ms.items()
+              if k != "np.copyto"]
+    return dict(ms=ms, text="\n".join(lines))
+
+
 def covered_ops():
     """The public ops that ``fastconv bench`` times (tests check every public kernel is here)."""
     return sorted({op for case in build_cases() for op in case.ops})
@@ -772,13 +805,19 @@ def run(args):
         print("\nskipped / notes:")
         for n in notes:
             print("  " + n)
+    floor = None
+    if any(c.family == "im2col" for c in cases):
+        floor = im2col_floor(args.batch, dtype, [b for b in backends if b not in ("numpy", "torch")],
+                             MODES[mode]["repeats"])
+        print("\n" + floor["text"])
     wall = time.perf_counter() - t_start
     print(f"\nwall time {wall:.1f} s")
     if args.json:
         doc = dict(machine=machine_info(threads, backends),
                    config=dict(mode=mode, dtype=args.dtype, batch=args.batch,
                                kernels=names, settle_s=SETTLE_S, **MODES[mode]),
-                   rows=rows, skipped_rows=skipped_rows, wall_s=wall)
+                   rows=rows, skipped_rows=skipped_rows, wall_s=wall,
+                   im2col_floor=None if floor is None else floor["ms"])
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
         print(f"wrote {args.json}")
