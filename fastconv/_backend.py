@@ -199,6 +199,10 @@ def get_num_threads():
 
 
 def _init_from_env():
+    if os.environ.get("FASTCONV_ISA"):
+        from ._kernels import _isa
+
+        _isa.level()  # a level that is not one, or that this CPU lacks: refused here
     env_backend = os.environ.get("FASTCONV_BACKEND")
     if env_backend:
         try:

@@ -11,10 +11,7 @@ def _isa_line():
     from fastconv._kernels import _conv_plan, _isa
 
     forced = os.environ.get(_isa.ENV)
-    try:
-        level = _isa.level()
-    except ValueError as err:
-        return f"isa: {err}"
+    level = _isa.level()
     b = _conv_plan.BLOCKS[level]
     return (f"isa: {level}{f' (forced by {_isa.ENV})' if forced else ''}; host runs "
             f"{', '.join(_isa.host_levels())}; direct conv blocks: forward {b.fwd_f} filters x "

@@ -29,9 +29,9 @@ Adam       263 / 127 / 247                   1571 / 448 / 980
 
 Numba's fused pass is 1.1-2x faster than NumPy on DeepConvNet and 2-3.5x on a large
 parameter. Cython's is faster for the rules without a square root and on par with
-NumPy for AdaGrad, RMSprop and Adam (measured when the extensions were still built for
-baseline x86-64 SSE2; setup.py now adds -march=native. On DeepConvNet it also pays
-~2 us per parameter to acquire the memoryviews). Being never slower, the fused pass runs for every rule on
+NumPy for AdaGrad, RMSprop and Adam (measured with the extensions built for baseline
+x86-64 SSE2, as they are again: the portable build has no -march flag. On DeepConvNet
+it also pays ~2 us per parameter to acquire the memoryviews). Being never slower, the fused pass runs for every rule on
 both compiled backends. For DeepConvNet the whole update is under 0.3 ms either way,
 about 1% of a training step.
 

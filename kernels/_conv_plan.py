@@ -7,15 +7,17 @@ Algorithms (``kernels/*_backend/conv``):
   images channel by channel into zero-padded planes laid end to end, neighbours sharing
   their padding (a plane is (H + PH) x (W + PW), see ``wide_layout``), so window tap
   (ky, kx) of output position q reads the input at ``q + ky*Wp + kx``: one shifted
-  contiguous vector load per tap. The forward keeps an 8-filter x 3-vector block of
-  outputs in registers for the whole reduction over channels and taps; the PW columns
+  contiguous vector load per tap. The forward keeps a block of filters x vectors of
+  output positions in registers for the whole reduction over channels and taps (its
+  shape per instruction-set level: ``BLOCKS``, below); the PW columns
   and PH rows computed past each image's outputs are dropped by the compaction that
   adds bias and ReLU. dx is the same forward kernel over dout packed with the padding
   (KH-1-PH, KW-1-PW) and the flipped filters (``flipped_filters``); that packed dout,
   read (KH-1-PH)*Wp + KW-1-PW values further on, is zero between outputs and aligned
-  with x's windows: dW accumulates from it in blocks of 4 filters x 2 channels x 3 taps
-  (4 x 4 x 1 for taps left over).
-  Cython writes the blocks in C with GCC vector extensions (``conv_simd.h``), Numba as
+  with x's windows: dW accumulates from it in blocks of filters x channels x 3 taps
+  (filters x channels x 1 for taps left over).
+  Cython writes the blocks in C with GCC vector extensions (``conv_simd.h``, one unit
+  per level), Numba as
   LLVM vector IR (``numba_backend/_simd.py``). Other geometries under ``'direct'`` run
   plain loops (strided windows; tested, never chosen by the rule).
 - ``'gemm'``: im2col + GEMM without transposes. Each thread owns a contiguous share
@@ -40,6 +42,8 @@ median of 15; direct vs gemm in ms, forward / backward with dx / backward withou
     32x14x14 -> 32 p2     2.49/5.59/3.73    6.98/16.2/7.29     2.99/6.98/4.47    9.55/17.7/10.0
     32x8x8 -> 64          1.64/3.64/2.12    2.62/6.21/4.06     1.89/5.34/3.04    3.61/6.77/4.41
     64x8x8 -> 64          3.48/8.69/5.36    5.56/11.5/6.67     4.24/9.77/6.02    7.19/13.9/6.14
+
+(Those were taken with the AVX-512 blocks on an AVX-512 host, build with -march=native.)
 
 The only case direct does not win is the first layer's backward *with* dx (C = 1 pads
 to an 8-channel block there), which a network never asks for: the input needs no
@@ -66,7 +70,22 @@ class Blocks(NamedTuple):
 #: compiles them into ``cython_backend/conv_simd_<level>.c``). A forward block keeps
 #: fwd_f*fwd_v accumulators, fwd_v input vectors and one broadcast filter value in
 #: registers; a three-tap dW block dw_f*dw3_c*3 accumulators, dw3_c*3 input vectors and
-#: one vector of dout. See the module docstring for the measurements behind each.
+#: one vector of dout (loaded one filter at a time).
+#:
+#: - avx512 (32 registers): 24 + 3 + 1 forward, 24 + 6 + 1 dW; the shapes tuned before
+#:   the levels existed (see the table above).
+#: - avx2 (16 registers): the AVX-512 shapes spill here (24 accumulators). Measured with
+#:   ``FASTCONV_ISA=avx2 python bench/conv_blocks.py`` (Cython, six convs' forward +
+#:   backward summed, 2 threads, float32, batch 100, on an AVX-512 host (Sapphire
+#:   Rapids) forced to AVX2; the host is noisy, so candidates were alternated in one
+#:   sitting): fwd 8x3 / dW 4x2x3 (the AVX-512 shapes) 108 ms; fwd 4x3 / dW 2x2x3
+#:   99-104 ms; fwd 4x3 / dW 4x1x3 79-82 ms; fwd 6x2 / dW 4x1x3 68-101 ms, and in
+#:   alternation with 4x3: 101/85/101 against 90/91/99 (2 threads) and 178/191/167/167
+#:   against 146/181/116/165 ms (1 thread). 4x3 (oneDNN's AVX2 direct kernel keeps 12
+#:   accumulators too, 3 positions x 4 vectors of channels) and 4x1x3 are kept.
+#: - sse (16 registers, no FMA: a product needs a temporary): fwd 4x2 (12 registers)
+#:   against 4x3 (17, one spill) alternated three times: 163/213/159 against
+#:   160/256/192 ms; 4x2 kept. dW as avx2.
 BLOCKS = {
     "sse": Blocks(16, 4, 2, 4, 2, 1),
     "avx2": Blocks(32, 4, 3, 4, 2, 1),
