@@ -673,14 +673,24 @@ def format_table(rows, backends):
     return "\n".join(out)
 
 
-LEGEND = (
-    "ms: median time per call.  '<b> x' = reference ms / <b> ms (speedup over the NumPy "
-    "reference).\n"
-    "'<b>/torch' = <b> ms / torch ms: below 1.00 fastconv is faster than PyTorch.  "
-    "GFLOP/s: the faster compiled backend.\n"
-    "'+bwd' rows time forward + backward; torch runs F.* ops with autograd "
-    "(forward rows under inference_mode)."
-)
+def legend(backends):
+    """What the printed columns mean (the torch sentences only when torch ran)."""
+    lines = ["ms: median time per call.  '<b> x' = reference ms / <b> ms (speedup over the "
+             "NumPy reference).  GFLOP/s: the faster compiled backend."]
+    if "torch" in backends:
+        lines.append("'<b>/torch' = <b> ms / torch ms: below 1.00 fastconv is faster than "
+                     "PyTorch.  torch runs F.* ops with autograd (forward rows under "
+                     "inference_mode).")
+    lines.append("'+bwd' rows time forward + backward.")
+    return "\n".join(lines)
+
+
+def row_line(i, n, row):
+    """One finished row as a line, printed as it finishes when stdout is a log or a pipe
+    (the table comes at the end; a terminal gets the bar on stderr)."""
+    times = ", ".join(f"{'ref' if b == 'numpy' else b} {v * 1e3:.2f} ms"
+                      for b, v in row["time_s"].items())
+    return f"[{i}/{n}] {row['kernel']} {row['shape']}: {times or 'skipped'}"
 
 
 def machine_info(threads, backends):
@@ -776,6 +786,8 @@ def run(args):
         for case in cases:
             bar.set_postfix(f"{case.kernel} {case.shape}")
             row = _derived(time_case(case, backends, dtype, mode))
+            if not sys.stdout.isatty():
+                print(row_line(len(rows) + len(skipped_rows) + 1, len(cases), row), flush=True)
             if not row["time_s"]:
                 skipped_rows.append(row)
             else:
@@ -786,7 +798,7 @@ def run(args):
     if rows:
         print(format_table(rows, backends))
         print()
-        print(LEGEND)
+        print(legend(backends))
     notes = {}  # (kernel, backend, text) -> rows, so one missing kernel is one line
     for r in skipped_rows:
         notes.setdefault((r["kernel"], "", r["skipped"]["numpy"]), []).append(r["shape"])

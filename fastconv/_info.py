@@ -49,10 +49,14 @@ def describe():
     from threadpoolctl import threadpool_info
 
     for pool in threadpool_info():
-        lines.append(
-            f"{pool['user_api']}: {pool['internal_api']} {pool.get('version')} "
-            f"({pool.get('architecture')}), {pool['num_threads']} threads, {pool['filepath']}"
-        )
+        name = pool["internal_api"]
+        if pool["user_api"] == "openmp":
+            # threadpoolctl reads no version from OpenMP runtimes; the file names it.
+            name = os.path.basename(pool["filepath"]).split(".so")[0]
+        details = ", ".join(v for v in (pool.get("version") or "version unknown",
+                                        pool.get("architecture")) if v)
+        lines.append(f"{pool['user_api']}: {name}, {details}, "
+                     f"{pool['num_threads']} threads, {pool['filepath']}")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""``python -m fastconv`` / ``fastconv``: bench, info, train, evaluate."""
+"""python -m fastconv (or fastconv): bench, info, train, evaluate."""
 import argparse
 import importlib
 import sys

@@ -99,6 +99,23 @@ def test_bench_quick_im2col_json(tmp_path):
                 assert row["speedup_vs_reference"][b] == pytest.approx(
                     row["time_s"]["numpy"] / row["time_s"][b])
                 assert row["max_rel_err"][b] <= 1e-5  # float32 copies and 9-term sums
+    # stdout is a pipe here: one line per finished row, before the table
+    lines = proc.stdout.splitlines()
+    done = [i for i, line in enumerate(lines) if line.startswith("[")]
+    assert [lines[i].split()[:2] for i in done] == [["[1/2]", "im2col"], ["[2/2]", "col2im"]]
+    assert done[-1] < next(i for i, line in enumerate(lines) if line.startswith("kernel"))
+    assert "ms" in lines[done[0]]
+    # the im2col rows come with the memory floor, saved in the JSON too
+    assert "against the memory floor" in proc.stdout
+    assert doc["im2col_floor"]["np.copyto"] > 0
+
+
+@pytest.mark.parametrize("backends,has_torch", [(["numpy", "cython"], False),
+                                                (["numpy", "cython", "torch"], True)])
+def test_legend_describes_only_printed_columns(backends, has_torch):
+    text = _bench.legend(backends)
+    assert ("torch" in text) == has_torch
+    assert "'<b> x'" in text
 
 
 # --------------------------------------------------------------------------- progress
