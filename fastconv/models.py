@@ -25,6 +25,23 @@ Differences from the book, all additive:
 - ``load_params`` checks names and shapes, reads ``.npz`` and the book's ``.pkl``
   through :mod:`fastconv.params_io` (a restricted unpickler), and casts to the net's
   dtype; ``save_params`` writes ``.npz`` (or ``.pkl`` when the name ends so).
+
+Input checks. Every public entry that takes images (``predict``, ``loss``, ``accuracy``,
+``gradient``, ``loss_and_gradient``) checks them first, in one helper, and names the
+net and the method in its message (the book's nets fail deep inside, or not at all):
+
+- ``x`` must be a NumPy ndarray of shape ``(N, *input_dim)`` with N >= 1, e.g.
+  ``(N, 1, 28, 28)``: anything else is a ``TypeError`` (convert with ``np.asarray``), and
+  the book's flattened ``(N, 784)`` is a ``ValueError`` that says how to reshape it.
+- ``x`` must be floating point. Integer input (raw uint8 pixels 0-255, int64, ...) is a
+  ``TypeError``: convert and scale it, ``x.astype(np.float32) / 255``. The book's nets
+  would run on raw pixels and give wrong answers without a word.
+- Float input is *not* range-checked: images that are float but still 0-255 run, and the
+  pretrained weights then give nonsense. A range check would also refuse legitimately
+  standardised data (mean 0, values beyond [0, 1]), so scaling floats is left to the
+  caller.
+- Labels ``t`` (array_like) must be integer class indices ``(N,)`` in ``[0, output_size)``
+  or one-hot rows ``(N, output_size)``, with the N of ``x``.
 """
 from collections import OrderedDict
 
@@ -144,9 +161,11 @@ class _Net:
     """What both networks share; subclasses build ``params``, ``layers`` and
     ``_weight_layers`` (the layer owning ``W{i+1}``/``b{i+1}`` at position i)."""
 
-    def _init_common(self, dtype, rng):
+    def _init_common(self, dtype, rng, input_dim, output_size):
         self.dtype = _float_dtype(dtype)
         self.rng = _generator(rng)
+        self.input_dim = tuple(int(d) for d in input_dim)
+        self.output_size = int(output_size)
 
     @property
     def compute_dtype(self):
@@ -162,11 +181,105 @@ class _Net:
             layer.W = self.params[f"W{i + 1}"].astype(self.compute_dtype, copy=False)
             layer.b = self.params[f"b{i + 1}"].astype(self.compute_dtype, copy=False)
 
-    def _input(self, x):
-        x = np.asarray(x)
+    def _check(self, method, x, t=None, train=False):
+        """The checks of every public entry point (see the module docstring, "Input
+        checks"), with ``Net.method`` in each message. Returns ``t`` as an ndarray
+        (None when not given); ``x`` is checked, not converted (see :meth:`_cast`).
+        """
+        where = f"{type(self).__name__}.{method}"
+        if train and self.dtype == np.float16:
+            raise TypeError(
+                f"{where}: this net is float16, which fastconv uses for inference only; "
+                f"train in float32 or float64 (net.astype(np.float32))"
+            )
+        C, H, W = self.input_dim
+        want = f"(N, {C}, {H}, {W})"
+        if not isinstance(x, np.ndarray):
+            raise TypeError(
+                f"{where}: x must be a NumPy ndarray of images of shape {want}, got "
+                f"{type(x).__name__}; convert it with np.asarray(x, dtype=np.float32)"
+            )
+        if x.dtype.kind in "iu":
+            raise TypeError(
+                f"{where}: x has integer dtype {x.dtype}; the network takes floating-point "
+                f"images scaled to [0, 1]. Convert and scale raw 0-255 pixels with "
+                f"x.astype(np.float32) / 255 (load_mnist(..., normalize=True) does this)"
+            )
+        if x.dtype.kind != "f":
+            raise TypeError(
+                f"{where}: x has dtype {x.dtype}; the network takes float16, float32 or "
+                f"float64 images; convert with x.astype(np.float32)"
+            )
+        if x.shape[1:] != self.input_dim:  # implies ndim 4
+            msg = f"{where}: x has shape {x.shape}; the network takes images of shape {want}"
+            if x.ndim == 2 and x.shape[1] == C * H * W:
+                fix = f": reshape with x.reshape(-1, {C}, {H}, {W})"
+                if self.input_dim == (1, 28, 28):
+                    fix += " or load the data with load_mnist(..., flatten=False)"
+            elif x.shape == self.input_dim:
+                fix = ": for a single image add the batch axis, x[np.newaxis]"
+            elif x.ndim == 3 and C == 1 and x.shape[1:] == (H, W):
+                fix = ": add the channel axis with x[:, np.newaxis]"
+            elif x.ndim == 4 and x.shape[1:] == (H, W, C):
+                fix = ": x looks channels-last (N, H, W, C); use x.transpose(0, 3, 1, 2)"
+            elif x.ndim == 4:
+                fix = (f", the input_dim it was built with; resize the images or build the "
+                       f"net with input_dim={x.shape[1:]}")
+            else:
+                fix = f"; pass a 4-dimensional array of shape {want}"
+            raise ValueError(msg + fix)
+        N = x.shape[0]
+        if N == 0:
+            raise ValueError(f"{where}: x has shape {x.shape}, no images; pass at least one")
+        if t is None:
+            return None
+        t = np.asarray(t)
+        K = self.output_size
+        if t.ndim == 1:
+            if t.dtype.kind not in "iu":
+                raise TypeError(
+                    f"{where}: t has dtype {t.dtype}; labels must be integer class indices "
+                    f"(N,) or one-hot rows (N, {K}); convert indices with t.astype(np.int64)"
+                )
+            if t.shape[0] != N:
+                raise ValueError(
+                    f"{where}: t holds {t.shape[0]} labels for the {N} images of x; pass "
+                    f"one label per image"
+                )
+            lo, hi = int(t.min()), int(t.max())
+            if lo < 0 or hi >= K:
+                raise ValueError(
+                    f"{where}: class indices t must lie in [0, {K}) for this net's {K} "
+                    f"outputs, got values in [{lo}, {hi}]"
+                )
+        elif t.ndim == 2:
+            if t.shape != (N, K):
+                raise ValueError(
+                    f"{where}: one-hot t has shape {t.shape}; expected ({N}, {K}), one row "
+                    f"per image of x and one column per class"
+                )
+            if t.dtype.kind not in "biuf":
+                raise TypeError(f"{where}: one-hot t has dtype {t.dtype}; pass numbers")
+        else:
+            raise ValueError(
+                f"{where}: t has shape {t.shape}; expected class indices of shape ({N},) "
+                f"or one-hot rows of shape ({N}, {K})"
+            )
+        return t
+
+    def _cast(self, x):
+        """A checked ``x`` in ``compute_dtype`` (rounded to float16 first for a float16 net)."""
         if self.dtype == np.float16:
             x = x.astype(np.float16, copy=False)
         return x.astype(self.compute_dtype, copy=False)
+
+    def _forward(self, x, train_flg):
+        for layer in self._sequence():
+            if isinstance(layer, Dropout):
+                x = layer.forward(x, train_flg)
+            else:
+                x = layer.forward(x)
+        return x
 
     def astype(self, dtype):
         """Cast the parameters to ``dtype`` in place of the old ones; returns ``self``.
@@ -184,47 +297,62 @@ class _Net:
 
         Parameters
         ----------
-        x : ndarray of shape (N, C, H, W)
+        x : ndarray of shape (N, C, H, W), (C, H, W) = ``input_dim``
+            Floating-point images, e.g. float32 of shape (N, 1, 28, 28) scaled to
+            [0, 1]. Cast to ``compute_dtype``. Float values are not range-checked (raw
+            0-255 pixels stored as float run and give nonsense: divide them by 255).
         train_flg : bool
             True: dropout draws masks (training); False: dropout scales by 1 - ratio.
 
         Returns
         -------
         ndarray of shape (N, output_size), dtype ``compute_dtype``
+
+        Raises
+        ------
+        TypeError
+            ``x`` is not an ndarray (a list, ...), or has an integer dtype (raw uint8
+            pixels: ``x.astype(np.float32) / 255``) or another non-float dtype.
+        ValueError
+            ``x`` is not of shape (N, C, H, W) with N >= 1, e.g. the book's flattened
+            (N, 784): ``x.reshape(-1, 1, 28, 28)``.
+
+        The same checks, naming the method, guard :meth:`loss`, :meth:`accuracy`,
+        :meth:`gradient` and :meth:`loss_and_gradient`.
         """
-        x = self._input(x)
-        for layer in self._sequence():
-            if isinstance(layer, Dropout):
-                x = layer.forward(x, train_flg)
-            else:
-                x = layer.forward(x)
-        return x
+        self._check("predict", x)
+        return self._forward(self._cast(x), train_flg)
 
     def loss(self, x, t):
         """Mean cross-entropy of ``predict(x, train_flg=True)`` against labels ``t``
-        (indices (N,) or one-hot (N, K)); a float."""
-        return self.last_layer.forward(self.predict(x, train_flg=True), np.asarray(t))
+        (array_like: integer indices (N,) or one-hot (N, output_size)); a float.
+        ``x`` as for :meth:`predict`; bad ``x`` or ``t`` raise as described there."""
+        t = self._check("loss", x, t)
+        return self._loss(self._cast(x), t)
+
+    def _loss(self, x, t):
+        return self.last_layer.forward(self._forward(x, True), t)
 
     def accuracy(self, x, t, batch_size=100):
         """Fraction of ``x`` classified as ``t`` (indices or one-hot), in inference mode,
-        ``batch_size`` images at a time; the last partial batch counts too."""
-        t = np.asarray(t)
+        ``batch_size`` images at a time; the last partial batch counts too. ``x`` and
+        ``t`` as for :meth:`loss`; each batch is cast to ``compute_dtype`` in turn."""
+        t = self._check("accuracy", x, t)
         if t.ndim != 1:
             t = np.argmax(t, axis=1)
         hits = 0
         for i in range(0, x.shape[0], batch_size):
-            y = self.predict(x[i:i + batch_size], train_flg=False)
+            y = self._forward(self._cast(x[i:i + batch_size]), False)
             hits += int(np.sum(np.argmax(y, axis=1) == t[i:i + batch_size]))
         return hits / x.shape[0]
 
     def loss_and_gradient(self, x, t):
         """One forward and backward pass: ``(loss, grads)`` (see :meth:`gradient`)."""
-        if self.dtype == np.float16:
-            raise TypeError(
-                "this net is float16, which fastconv uses for inference only; train in "
-                "float32 or float64 (net.astype(np.float32))"
-            )
-        loss = self.loss(x, t)
+        t = self._check("loss_and_gradient", x, t, train=True)
+        return self._loss_and_gradient(self._cast(x), t)
+
+    def _loss_and_gradient(self, x, t):
+        loss = self._loss(x, t)
         dout = self.last_layer.backward(1)
         for layer in reversed(list(self._sequence())):
             dout = layer.backward(dout)
@@ -237,12 +365,16 @@ class _Net:
     def gradient(self, x, t):
         """Gradients of :meth:`loss` by backpropagation.
 
+        ``x`` and ``t`` as for :meth:`loss`; a float16 net raises TypeError (inference
+        only).
+
         Returns
         -------
         dict
             ``'W1'``, ``'b1'``, ... each shaped like its parameter.
         """
-        return self.loss_and_gradient(x, t)[1]
+        t = self._check("gradient", x, t, train=True)
+        return self._loss_and_gradient(self._cast(x), t)[1]
 
     def save_params(self, file_name="params.npz"):
         """Write ``params`` to ``file_name``: ``.npz``, or the book's pickle for ``.pkl``."""
@@ -254,10 +386,17 @@ class _Net:
 
         Raises
         ------
+        FileNotFoundError
+            No file at ``file_name`` (other ``OSError`` subclasses when it cannot be
+            read); the message names the net, the path and the files expected.
         ValueError
-            The file lacks one of this net's parameters or holds one of another shape.
+            The file lacks one of this net's parameters or holds one of another shape,
+            or is not a valid parameter file (see :func:`fastconv.params_io.load_params`).
         """
-        loaded = params_io.load_params(file_name)
+        try:
+            loaded = params_io.load_params(file_name)
+        except OSError as exc:
+            raise type(exc)(f"{type(self).__name__}.load_params: {exc}") from exc
         for key, val in self.params.items():
             if key not in loaded:
                 raise ValueError(
@@ -314,7 +453,7 @@ class DeepConvNet(_Net):
                  conv_param_5={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
                  conv_param_6={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
                  hidden_size=50, output_size=10, dtype=np.float64, rng=None):
-        self._init_common(dtype, rng)
+        self._init_common(dtype, rng, input_dim, output_size)
         conv_params = [conv_param_1, conv_param_2, conv_param_3,
                        conv_param_4, conv_param_5, conv_param_6]
         C, H, W = input_dim
@@ -380,7 +519,7 @@ class SimpleConvNet(_Net):
                  conv_param={'filter_num': 30, 'filter_size': 5, 'pad': 0, 'stride': 1},
                  hidden_size=100, output_size=10, weight_init_std=0.01,
                  dtype=np.float64, rng=None):
-        self._init_common(dtype, rng)
+        self._init_common(dtype, rng, input_dim, output_size)
         fn, k = conv_param['filter_num'], conv_param['filter_size']
         p, s = conv_param['pad'], conv_param['stride']
         C, H, W = input_dim

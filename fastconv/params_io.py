@@ -157,6 +157,31 @@ def _kind(path):
     )
 
 
+_EXPECTED = ("a parameter file: the book's pickled dict of arrays (.pkl, e.g. "
+             "deep_convnet_params.pkl) or an .npz written by fastconv's save_params")
+
+
+def _open(path):
+    """``open(path, "rb")``; an OSError is raised again, same type, with a message naming
+    the path and the file that was expected instead of a bare ``[Errno 2]``."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            what = "no such file"
+            if not path.is_absolute():
+                what += f" (relative to the working directory {os.getcwd()})"
+        elif isinstance(exc, IsADirectoryError):
+            what = "is a directory, not a file"
+        elif isinstance(exc, PermissionError):
+            what = "cannot be read: permission denied"
+        else:
+            what = f"cannot be read: {exc.strerror or exc}"
+        raise type(exc)(
+            f"{path}: {what}; load_params expects {_EXPECTED}. Check the path"
+        ) from exc
+
+
 def load_params(path):
     """Load a dict of parameter arrays from ``.npz`` or the book's ``.pkl``.
 
@@ -185,7 +210,9 @@ def load_params(path):
         An unknown suffix; a corrupt file; content that is not a dict of
         ``str`` to plain (non-object) NumPy arrays.
     FileNotFoundError
-        ``path`` does not exist.
+        ``path`` does not exist. Other ``OSError`` subclasses (``IsADirectoryError``,
+        ``PermissionError``, ...) when it cannot be opened; each message names the
+        path and the kind of file expected.
 
     Notes
     -----
@@ -199,12 +226,11 @@ def load_params(path):
     path = Path(os.fspath(path))
     kind = _kind(path)
     if kind == "npz":
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such parameter file")
         # np.load is given an open file: given a path, it leaks the handle when
         # the archive is corrupt.
+        f = _open(path)
         try:
-            with open(path, "rb") as f:
+            with f:
                 loaded = np.load(f, allow_pickle=False)
                 if not isinstance(loaded, np.lib.npyio.NpzFile):
                     raise ValueError("it holds a single array, not an .npz archive")
@@ -214,7 +240,7 @@ def load_params(path):
             raise ValueError(f"{path}: not a valid .npz parameter file: {exc}") from exc
         return _check_params(params, path)
 
-    with open(path, "rb") as f:
+    with _open(path) as f:
         data = f.read()
     _prescan(data, path)
     try:

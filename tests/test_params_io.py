@@ -162,8 +162,43 @@ def test_npz_reserved_names(tmp_path):
 
 @pytest.mark.parametrize("name", ["missing.npz", "missing.pkl"])
 def test_missing_file(tmp_path, name):
-    with pytest.raises(FileNotFoundError):
-        load_params(tmp_path / name)
+    """Not a bare [Errno 2]: the path, and the kind of file expected."""
+    path = tmp_path / name
+    with pytest.raises(FileNotFoundError) as info:
+        load_params(path)
+    msg = str(info.value)
+    assert str(path) in msg and "no such file" in msg
+    assert ".pkl" in msg and ".npz written by fastconv" in msg
+    assert "Errno" not in msg
+
+
+def test_missing_file_relative_path_names_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"relative to the working directory {tmp_path}"):
+        load_params("params.npz")
+
+
+@pytest.mark.parametrize("name", ["dir.npz", "dir.pkl"])
+def test_directory_is_not_a_parameter_file(tmp_path, name):
+    path = tmp_path / name
+    path.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        load_params(path)
+    msg = str(info.value)
+    assert str(path) in msg and "is a directory" in msg and ".npz written by fastconv" in msg
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads files whatever their mode")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "locked.pkl"
+    save_params({"a": np.ones(2)}, path)
+    path.chmod(0)
+    try:
+        with pytest.raises(PermissionError, match="locked.pkl: cannot be read: permission denied"):
+            load_params(path)
+    finally:
+        path.chmod(0o600)
 
 
 def test_corrupt_npz(tmp_path):
