@@ -3,6 +3,21 @@
 >>> import fastconv as fc
 >>> col = fc.im2col(x, 3, 3, stride=1, pad=1)
 """
+import importlib as _importlib
+import os as _os
+
+try:
+    _importlib.import_module(f"{__name__}._kernels")  # kernels/, installed under this name
+except ModuleNotFoundError as _err:
+    if _err.name != f"{__name__}._kernels":
+        raise
+    _root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    raise ImportError(
+        f"fastconv was imported from {_os.path.dirname(_os.path.abspath(__file__))}, a "
+        f"source tree that is not installed there: its kernels (fastconv._kernels, built "
+        f"from kernels/) are missing. Run `python -m pip install -e .` in {_root}, or start "
+        f"Python from another folder so that the installed fastconv is imported."
+    ) from None
 from ._backend import (
     BackendUnavailableError,
     available_backends,

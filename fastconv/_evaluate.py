@@ -3,16 +3,22 @@
 
 ``--dtype float16`` rounds the weights and the input images to float16 and computes in
 float32 (fastconv's float16 rule), which is what the book's float16 experiment measures.
+
+Which test set it is (MNIST or Fashion-MNIST: titles and class names) comes from the test
+images' checksum (:func:`fastconv.datasets.detect_kind`) when ``--kind`` is not given; a
+``--kind`` that the checksum contradicts is kept, with a warning on stderr. Images that
+are neither test set are reported as ``--kind`` (default mnist), without a warning.
 """
 import sys
 
-from ._train import _positive_int, add_data_arguments, load_data, predict_labels, setup_backend
+from ._train import (_positive_int, add_data_arguments, load_data, plural, predict_labels,
+                     setup_backend)
 
 
 def configure_parser(parser):
     parser.add_argument("--params", required=True, metavar="FILE",
                         help="parameter file: .npz (fastconv train) or the book's .pkl")
-    add_data_arguments(parser)
+    add_data_arguments(parser, detect_kind=True)
     parser.add_argument("--dtype", choices=("float16", "float32", "float64"),
                         default="float64", help="default: float64 (the book's)")
     parser.add_argument("--batch-size", type=_positive_int, default=500,
@@ -26,14 +32,26 @@ def run(args):
     import numpy as np
 
     from fastconv import _plots
+    from fastconv.datasets import detect_kind
     from fastconv.models import DeepConvNet
 
     err = sys.stderr
     backend = setup_backend(args)
-    data = load_data(args, err)
+    data = load_data(args, err, normalize=False)
     if data is None:
         return 1
-    _, (x_test, t_test) = data
+    _, (x_raw, t_test) = data
+    found = detect_kind(x_raw)  # the loaded bytes themselves: no second read
+    kind = args.kind or found or "mnist"
+    if args.kind is not None and found is not None and found != args.kind:
+        where = args.data if args.data is not None else "the data found"
+        print(f"fastconv evaluate: warning: --kind {args.kind}, but the test images in "
+              f"{where} are the {found} test set (by their checksum); reporting as "
+              f"{args.kind} anyway: pass --kind {found} or leave --kind out", file=err)
+    # load_mnist's normalization, done here so that detect_kind saw the raw pixels
+    x_test = x_raw.astype(np.float32)
+    x_test /= np.float32(255.0)
+    del x_raw
     net = DeepConvNet(input_dim=x_test.shape[1:], dtype=args.dtype)
     try:
         net.load_params(args.params)
@@ -43,15 +61,17 @@ def run(args):
     pred = predict_labels(net, x_test, args.batch_size)
     t = t_test.astype(np.int64)
     hits = pred == t
-    names = _plots.class_names(args.kind)
-    print(f"{args.params} on {args.kind} test set ({t.size} images), {args.dtype}, "
+    names = _plots.class_names(kind)
+    how = ", recognised from the files" if args.kind is None and found is not None else ""
+    print(f"{args.params} on {kind} test set ({plural(t.size, 'image')}{how}), {args.dtype}, "
           f"backend {backend}")
     print(f"accuracy {hits.mean():.4f} ({int(hits.sum())}/{t.size})")
     labels = [name if name == str(c) else f"{c} {name}" for c, name in enumerate(names)]
-    width = max(len(s) for s in labels)
+    width = max(len(s) for s in labels + ["class"])
+    print(f"  {'class':<{width}}  accuracy  correct/images")
     for c, label in enumerate(labels):
         mask = t == c
         if mask.any():
-            print(f"  {label:<{width}}  {hits[mask].mean():.4f}  "
-                  f"({int(hits[mask].sum())}/{int(mask.sum())})")
+            print(f"  {label:<{width}}  {hits[mask].mean():>8.4f}  "
+                  f"{int(hits[mask].sum())}/{int(mask.sum())}")
     return 0

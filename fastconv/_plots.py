@@ -43,6 +43,11 @@ def plot_curves(step_loss, steps_per_epoch, train_acc, test_acc, path):
         Accuracy after each epoch (train on a fixed sample, test on the whole test set).
     path : str or os.PathLike
         The PNG to write.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written (its axes: loss, accuracy).
     """
     fig = _figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
@@ -57,13 +62,44 @@ def plot_curves(step_loss, steps_per_epoch, train_acc, test_acc, path):
     ax_loss.set_yscale("log")
     ax_loss.legend()
     ep = np.arange(1, len(test_acc) + 1)
-    ax_acc.plot(ep, train_acc, "o-", label="train (sample)")
-    ax_acc.plot(ep, test_acc, "s-", label="test")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    ax_acc.xaxis.get_major_locator().set_params(integer=True)
+    # Markers, unclipped (an accuracy of 1.0 sits on the top edge): with one or two
+    # epochs the points are the whole plot. The legend gives the last values.
+    ax_acc.plot(ep, train_acc, "o-", label=f"train (sample): {train_acc[-1]:.4f}",
+                clip_on=False, zorder=3)
+    ax_acc.plot(ep, test_acc, "s-", label=f"test: {test_acc[-1]:.4f}", clip_on=False,
+                zorder=3)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy",
+               xlim=(0.5, ep.size + 0.5), ylim=accuracy_range(list(train_acc) + list(test_acc)))
+    if ep.size <= 10:
+        ax_acc.set_xticks(ep)
+    else:
+        ax_acc.xaxis.get_major_locator().set_params(integer=True)
     ax_acc.grid(alpha=0.3)
-    ax_acc.legend()
+    ax_acc.legend(title="last epoch")
     fig.savefig(path, dpi=100)
+    return fig
+
+
+def accuracy_range(values, min_span=0.1):
+    """The y range of an accuracy plot: the values with a margin, at least ``min_span``
+    wide, inside [0, 1] (matplotlib's default around lone equal points is +-4 %, e.g.
+    0.96-1.04: accuracies above 1).
+
+    >>> accuracy_range([0.99, 0.99])
+    (0.9, 1.0)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (0.0, 1.0)
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(0.1 * (hi - lo), (min_span - (hi - lo)) / 2)
+    bottom, top = lo - pad, hi + pad
+    if top > 1.0:
+        bottom, top = bottom - (top - 1.0), 1.0
+    if bottom < 0.0:
+        bottom, top = 0.0, min(1.0, top - bottom)
+    return (round(bottom, 6), round(top, 6))
 
 
 def plot_misclassified(images, true, pred, names, path, limit=20):

@@ -45,14 +45,28 @@ def _positive_float(text):
     return value
 
 
-def add_data_arguments(parser):
-    """``--data``, ``--kind`` and ``--backend`` (shared with ``fastconv evaluate``)."""
+def plural(count, word):
+    """``"1 epoch"``, ``"2 epochs"``: ``count`` and ``word``, plural unless ``count`` is 1."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def add_data_arguments(parser, detect_kind=False):
+    """``--data``, ``--kind`` and ``--backend`` (shared with ``fastconv evaluate``).
+
+    With ``detect_kind`` (evaluate), ``--kind`` defaults to None: the caller takes the
+    kind from the files (:func:`fastconv.datasets.detect_kind`), mnist when they are
+    neither test set.
+    """
     parser.add_argument("--data", metavar="DIR",
                         help="directory with the IDX files (train-images-idx3-ubyte[.gz], ...) "
                              "or a parent holding a mnist/ or fashion-mnist/ folder; default: "
                              "$FASTCONV_DATA, the download cache, then a download")
-    parser.add_argument("--kind", choices=("mnist", "fashion-mnist"), default="mnist",
-                        help="which dataset (default: mnist)")
+    parser.add_argument("--kind", choices=("mnist", "fashion-mnist"),
+                        default=None if detect_kind else "mnist",
+                        help="which dataset; default: recognised from the test images' "
+                             "checksum, mnist when they are neither (a parent --data DIR is "
+                             "read from its mnist/ folder)" if detect_kind
+                        else "which dataset (default: mnist)")
     parser.add_argument("--backend", choices=("auto", "numba", "cython", "numpy"),
                         default="auto", help="kernel backend (default: auto)")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
@@ -93,14 +107,18 @@ def setup_backend(args):
     return _backend.resolve(None)
 
 
-def load_data(args, stream):
-    """``load_mnist`` as images (N, 1, 28, 28); None (after a message) when it fails."""
+def load_data(args, stream, normalize=True):
+    """``load_mnist`` as images (N, 1, 28, 28); None (after a message) when it fails.
+
+    ``args.kind`` None (evaluate without ``--kind``) looks for the data as mnist.
+    """
     from fastconv.datasets import load_mnist
 
+    kind = args.kind or "mnist"
     try:
-        return load_mnist(args.data, flatten=False, kind=args.kind)
+        return load_mnist(args.data, normalize=normalize, flatten=False, kind=kind)
     except (FileNotFoundError, ValueError) as err:
-        print(f"fastconv: cannot load {args.kind}: {err}", file=stream)
+        print(f"fastconv: cannot load {kind}: {err}", file=stream)
         return None
 
 
@@ -125,6 +143,8 @@ def run(args):
 
     err = sys.stderr
     backend = setup_backend(args)
+    # Known before the (long) run, said before it starts and again at the end.
+    plots_missing = "--no-plots" if args.no_plots else _plots.matplotlib_missing()
     data = load_data(args, err)
     if data is None:
         return 1
@@ -155,9 +175,12 @@ def run(args):
     flips = args.kind == "fashion-mnist"
     print(f"fastconv train: DeepConvNet on {args.kind}, {n} training / {x_test.shape[0]} test "
           f"images, {args.dtype}, backend {backend}, batch {args.batch_size}, Adam lr "
-          f"{args.lr}, {args.epochs} epochs"
+          f"{args.lr}, {plural(args.epochs, 'epoch')}"
           + (f", augment (shift +-{_MAX_SHIFT}{', flip' if flips else ''})" if args.augment else ""),
           file=err, flush=True)
+    if plots_missing and not args.no_plots:
+        print(f"fastconv train: curves.png and misclassified.png will not be drawn: "
+              f"{plots_missing} (or pass --no-plots)", file=err, flush=True)
 
     history = dict(args={k: v for k, v in vars(args).items() if not k.startswith("_")},
                    backend=backend, step_loss=[], epochs=[])
@@ -187,30 +210,31 @@ def run(args):
                     bar.write(f"  epoch {epoch} step {s + 1}/{steps}: loss {status['loss']}  "
                               f"{status['img_s']} images/s")
                     last_log = now
-            train_s = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            train_acc = float(np.mean(predict_labels(net, x_train[sample]) == t_train[sample]))
-            pred = predict_labels(net, x_test)
-            test_acc = float(np.mean(pred == t_test))
-            eval_s = time.perf_counter() - t1
-            record = dict(epoch=epoch, loss=float(np.mean(losses)), train_acc=train_acc,
-                          test_acc=test_acc, train_seconds=train_s, eval_seconds=eval_s,
-                          images_per_second=n / train_s)
-            history["epochs"].append(record)
-            history["step_loss"].extend(float(v) for v in losses)
-            bar.write(f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}  train acc "
-                      f"{train_acc:.4f} ({sample.size} images)  test acc {test_acc:.4f}  "
-                      f"{train_s:.1f} s ({record['images_per_second']:.0f} images/s), "
-                      f"eval {eval_s:.1f} s")
+        # The bar has drawn its final (100%) line and ended it: the summary goes below,
+        # and nothing redraws the bar after it.
+        train_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        train_acc = float(np.mean(predict_labels(net, x_train[sample]) == t_train[sample]))
+        pred = predict_labels(net, x_test)
+        test_acc = float(np.mean(pred == t_test))
+        eval_s = time.perf_counter() - t1
+        record = dict(epoch=epoch, loss=float(np.mean(losses)), train_acc=train_acc,
+                      test_acc=test_acc, train_seconds=train_s, eval_seconds=eval_s,
+                      images_per_second=n / train_s)
+        history["epochs"].append(record)
+        history["step_loss"].extend(float(v) for v in losses)
+        print(f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}  train acc "
+              f"{train_acc:.4f} ({plural(sample.size, 'image')})  test acc {test_acc:.4f}  "
+              f"{train_s:.1f} s ({record['images_per_second']:.0f} images/s), "
+              f"eval {eval_s:.1f} s", file=err, flush=True)
 
     params_path = out_dir / "params.npz"
     net.save_params(params_path)
     (out_dir / "history.json").write_text(json.dumps(history, indent=1))
     print(f"saved {params_path} and {out_dir / 'history.json'}", file=err)
 
-    missing = "--no-plots" if args.no_plots else _plots.matplotlib_missing()
-    if missing:
-        print(f"plots skipped: {missing}", file=err)
+    if plots_missing:
+        print(f"plots skipped: {plots_missing}", file=err)
     else:
         curves = out_dir / "curves.png"
         _plots.plot_curves(history["step_loss"], steps,
@@ -218,8 +242,10 @@ def run(args):
                            [e["test_acc"] for e in history["epochs"]], curves)
         shown = _plots.plot_misclassified(x_test, t_test, pred, _plots.class_names(args.kind),
                                           out_dir / "misclassified.png")
-        print(f"saved {curves}" + (f" and {out_dir / 'misclassified.png'} ({shown} images)"
+        print(f"saved {curves}" + (f" and {out_dir / 'misclassified.png'} "
+                                   f"({plural(shown, 'image')})"
                                    if shown else " (no misclassified test images)"), file=err)
     final = history["epochs"][-1]
-    print(f"test accuracy {final['test_acc']:.4f} after {args.epochs} epochs", flush=True)
+    print(f"test accuracy {final['test_acc']:.4f} after {plural(args.epochs, 'epoch')}",
+          flush=True)
     return 0

@@ -4,6 +4,7 @@
 (``((x_train, t_train), (x_test, t_test))``), read straight from the IDX files
 that MNIST and Fashion-MNIST are distributed as. :func:`read_idx` is the
 lower-level reader of a single IDX file, gzip-compressed or not.
+:func:`detect_kind` tells MNIST's test images from Fashion-MNIST's by checksum.
 
 Where the data is looked for, in order (the first directory that holds the two
 test files wins):
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KINDS", "load_mnist", "read_idx"]
+__all__ = ["KINDS", "detect_kind", "load_mnist", "read_idx"]
 
 #: The dataset kinds :func:`load_mnist` knows.
 KINDS = ("mnist", "fashion-mnist")
@@ -219,6 +220,99 @@ def _parse_idx(data, name):
         raise ValueError(f"{name}: cannot hold shape {dims} in an array: {exc}") from exc
     # astype copies: the result is fresh, writable, C-contiguous and native-order.
     return arr.astype(dtype.newbyteorder("="), order="C")
+
+
+# ---------------------------------------------------------------------------
+# Which dataset is it?
+# ---------------------------------------------------------------------------
+
+# md5 of the uncompressed test images -> kind. Both test sets are 10,000 28x28
+# uint8 images, so their IDX files have the same header and size: only the
+# content tells them apart.
+_TEST_IMAGES_MD5 = {md5[_TEST_IMAGES]: kind for kind, md5 in _RAW_MD5.items()}
+_TEST_IMAGES_SHAPE = _EXPECTED_SHAPES[_TEST_IMAGES]
+_TEST_IMAGES_HEADER = bytes([0, 0, 0x08, len(_TEST_IMAGES_SHAPE)]) + b"".join(
+    d.to_bytes(4, "big") for d in _TEST_IMAGES_SHAPE)
+
+
+def detect_kind(source):
+    """Which known test set ``source`` is: ``"mnist"``, ``"fashion-mnist"`` or None.
+
+    The answer comes from the md5 of the uncompressed IDX content of the test
+    images (the published checksums that downloads are verified against), so it
+    does not depend on file or directory names.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or ndarray
+        The test images, as one of
+
+        - a directory holding ``t10k-images-idx3-ubyte[.gz]`` (raw preferred, as
+          in :func:`load_mnist`; a parent with ``mnist/`` or ``fashion-mnist/``
+          subfolders is not looked into: which folder to use is the caller's
+          choice),
+        - the IDX file itself, gzip-compressed or not,
+        - the images as read: the uint8 array of :func:`read_idx` or of
+          ``load_mnist(normalize=False)`` (any shape holding the 10,000 x 28 x 28
+          pixels in order, e.g. ``(10000, 1, 28, 28)`` or ``(10000, 784)``).
+          Nothing is read again then: this is how ``fastconv evaluate`` uses it.
+
+    Returns
+    -------
+    str or None
+        The kind, or None when the content is neither test set (another
+        dataset, the training images, a subset, normalized float images, a
+        directory without the file).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` is a path that does not exist.
+    ValueError
+        ``source`` is a gzip file that is corrupt.
+
+    Examples
+    --------
+    >>> detect_kind("../shared/data/fashion-mnist")              # doctest: +SKIP
+    'fashion-mnist'
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(os.fspath(source))
+        if path.is_dir():
+            path = _find_file(path, _TEST_IMAGES)
+            if path is None:
+                return None
+        content = _read_head(path, len(_TEST_IMAGES_HEADER) + math.prod(_TEST_IMAGES_SHAPE))
+    else:
+        images = np.asarray(source)
+        if images.dtype != np.uint8 or images.size != math.prod(_TEST_IMAGES_SHAPE):
+            return None
+        content = _TEST_IMAGES_HEADER + np.ascontiguousarray(images).tobytes()
+    return _TEST_IMAGES_MD5.get(hashlib.md5(content).hexdigest())
+
+
+def _read_head(path, size):
+    """The (decompressed) content of ``path`` when it is ``size`` bytes long, else b"".
+
+    Stops reading after ``size + 1`` bytes, so that a larger file (the training
+    images) costs no more than the test images: hashing those, ~8 MB, takes a few
+    tens of milliseconds.
+    """
+    with open(path, "rb") as f:
+        gz = path.name.endswith(".gz") or f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        if not gz:
+            data = f.read(size + 1)
+        else:
+            try:
+                with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                    data = g.read(size + 1)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ValueError(
+                    f"{path}: not a valid gzip file ({exc}); the file is corrupt or "
+                    f"incomplete: delete it and fetch it again"
+                ) from exc
+    return data if len(data) == size else b""
 
 
 # ---------------------------------------------------------------------------

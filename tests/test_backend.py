@@ -165,3 +165,24 @@ print(fc._backend.resolve("auto"), col.shape)
     r = _run(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[0] in ("numba", "numpy")
+
+
+def test_unbuilt_source_tree_fails_at_import_with_the_fix(tmp_path):
+    """A fastconv/ without its kernels (a checkout that was never installed, shadowing
+    the installed package) fails at `import fastconv`, saying what to run."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fastconv", tmp_path / "fastconv")
+    deps = str(Path(np.__file__).resolve().parents[1])
+    code = f"import sys; sys.path[:0] = ['', {deps!r}]; import fastconv"
+    # -S: no .pth files, so no editable-install finder resolves the kernels elsewhere
+    res = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert "a source tree that is not installed there" in res.stderr
+    assert "python -m pip install -e ." in res.stderr

@@ -10,6 +10,8 @@ import pytest
 from fastconv import cli
 from fastconv.models import DeepConvNet
 
+from conftest import shared_data_path
+
 
 def write_idx(path, array):
     """Write a uint8 array as an IDX file (magic 0x08 = unsigned byte)."""
@@ -67,9 +69,13 @@ def test_train_then_evaluate(idx_dir, tmp_path, capsys):
     assert len(history["step_loss"]) == 4  # 200 images in batches of 50
     assert history["epochs"][0]["epoch"] == 1
     assert 0.0 <= history["epochs"][0]["test_acc"] <= 1.0
-    for png in ("curves.png", "misclassified.png"):
-        pytest.importorskip("matplotlib")
-        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from fastconv import _plots
+
+    if _plots.matplotlib_missing() is None:
+        for png in ("curves.png", "misclassified.png"):
+            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:  # the rest of the test (evaluate) still runs
+        assert not list(out.glob("*.png"))
     net = DeepConvNet(dtype=np.float32)
     net.load_params(out / "params.npz")
     capsys.readouterr()
@@ -79,7 +85,8 @@ def test_train_then_evaluate(idx_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     acc = float(text.split("accuracy ")[1].split()[0])
     assert f"({round(acc * 100)}/100)" in text
-    assert text.count("\n  ") == 4  # one per-class line for each of the 4 classes present
+    assert "\n  class  accuracy  correct/images\n" in text  # the table's header
+    assert text.count("\n  ") == 5  # header + one line for each of the 4 classes present
     assert history["epochs"][0]["test_acc"] == pytest.approx(acc)
 
 
@@ -120,3 +127,229 @@ def test_missing_data_and_bad_arguments(tmp_path, capsys):
     assert "expected a positive integer, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["evaluate", "--data", str(tmp_path)])  # --params is required
+
+
+# ----------------------------------------------------------- evaluate: kind, table
+
+def evaluate(*argv):
+    return cli.main(["evaluate", *argv])
+
+
+@pytest.fixture(scope="module")
+def params_file(idx_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("params")
+    train(idx_dir, out, "--no-plots", "--limit", "50")
+    return out / "params.npz"
+
+
+def table(text):
+    """The per-class table of evaluate's output: header and rows, split in columns."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  class "))
+    return lines[start], [line.split() for line in lines[start + 1:]]
+
+
+def test_evaluate_table_has_aligned_headers(idx_dir, params_file, capsys):
+    assert evaluate("--params", str(params_file), "--data", str(idx_dir)) == 0
+    out = capsys.readouterr().out
+    header, rows = table(out)
+    assert header.split() == ["class", "accuracy", "correct/images"]
+    assert [r[0] for r in rows] == ["0", "1", "2", "3"]
+    total = 0
+    for line, (_, acc, counts) in zip(out.splitlines()[-4:], rows):
+        hit, n = map(int, counts.split("/"))
+        assert float(acc) == pytest.approx(hit / n, abs=5e-5)
+        # the accuracy ends under the end of its header, the counts start under theirs
+        assert line.index(acc) + len(acc) == header.index("accuracy") + len("accuracy")
+        assert line.index(counts) == header.index("correct/images")
+        total += n
+    assert total == 100
+
+
+def test_evaluate_unknown_files_keep_the_kind_without_warning(idx_dir, params_file, capsys):
+    """The synthetic test images are neither MNIST nor Fashion-MNIST."""
+    assert evaluate("--params", str(params_file), "--data", str(idx_dir)) == 0
+    res = capsys.readouterr()
+    assert " on mnist test set (100 images), " in res.out
+    assert res.err == ""
+    assert evaluate("--params", str(params_file), "--data", str(idx_dir),
+                    "--kind", "fashion-mnist") == 0
+    res = capsys.readouterr()
+    assert " on fashion-mnist test set (100 images), " in res.out
+    assert "0 T-shirt/top" in res.out
+    assert res.err == ""
+
+
+@pytest.fixture
+def files_say(monkeypatch):
+    """Make detect_kind answer ``kind`` for the images evaluate loaded; records them."""
+    from fastconv import datasets
+
+    seen = []
+
+    def use(kind):
+        def fake(images):
+            seen.append(images)
+            return kind
+        monkeypatch.setattr(datasets, "detect_kind", fake)
+        return seen
+    return use
+
+
+def test_evaluate_takes_the_kind_from_the_files(idx_dir, params_file, capsys, files_say):
+    seen = files_say("fashion-mnist")
+    assert evaluate("--params", str(params_file), "--data", str(idx_dir)) == 0
+    res = capsys.readouterr()
+    # detect_kind saw the raw pixels evaluate loaded, not a second read
+    assert len(seen) == 1 and seen[0].dtype == np.uint8 and seen[0].shape == (100, 1, 28, 28)
+    assert " on fashion-mnist test set (100 images, recognised from the files), " in res.out
+    header, rows = table(res.out)
+    assert [" ".join(r[:-2]) for r in rows] == ["0 T-shirt/top", "1 Trouser", "2 Pullover",
+                                                "3 Dress"]
+    assert res.err == ""
+
+
+def test_evaluate_warns_when_kind_disagrees(idx_dir, params_file, capsys, files_say):
+    files_say("fashion-mnist")
+    assert evaluate("--params", str(params_file), "--data", str(idx_dir),
+                    "--kind", "mnist") == 0
+    res = capsys.readouterr()
+    warning = res.err.strip()
+    assert "\n" not in warning  # one line
+    assert warning.startswith("fastconv evaluate: warning: --kind mnist, but the test images in "
+                              f"{idx_dir} are the fashion-mnist test set")
+    assert "--kind fashion-mnist" in warning
+    assert " on mnist test set (100 images), " in res.out  # the explicit --kind is kept
+
+    capsys.readouterr()
+    assert evaluate("--params", str(params_file), "--data", str(idx_dir),
+                    "--kind", "fashion-mnist") == 0
+    assert capsys.readouterr().err == ""  # agreeing: no warning
+
+
+def test_evaluate_accuracy_does_not_depend_on_detection(idx_dir, params_file, capsys):
+    """evaluate normalizes the raw pixels itself: same predictions as load_mnist's images."""
+    from fastconv.datasets import load_mnist
+    from fastconv._train import predict_labels
+
+    assert evaluate("--params", str(params_file), "--data", str(idx_dir),
+                    "--dtype", "float32") == 0
+    acc = float(capsys.readouterr().out.split("accuracy ")[1].split()[0])
+    _, (x, t) = load_mnist(idx_dir, flatten=False)
+    net = DeepConvNet(dtype=np.float32)
+    net.load_params(params_file)
+    assert acc == pytest.approx(float(np.mean(predict_labels(net, x) == t)), abs=1e-4)
+
+
+def test_evaluate_real_fashion_mnist_without_kind(capsys):
+    params = shared_data_path("pretrained", "deep_convnet_params.pkl")
+    data = shared_data_path("fashion-mnist", "t10k-images-idx3-ubyte.gz").parent
+    assert evaluate("--params", str(params), "--data", str(data), "--dtype", "float32") == 0
+    res = capsys.readouterr()
+    assert " on fashion-mnist test set (10000 images, recognised from the files), " in res.out
+    header, rows = table(res.out)
+    assert header.split() == ["class", "accuracy", "correct/images"]
+    assert [" ".join(r[:-2]) for r in rows][::9] == ["0 T-shirt/top", "9 Ankle boot"]
+    assert [r[-1] for r in rows] == [f"{r[-1].split('/')[0]}/1000" for r in rows]
+    assert res.err == ""
+
+
+# ------------------------------------------------------------- train: messages
+
+def test_plural():
+    from fastconv._train import plural
+
+    assert [plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_train_summary_plural(idx_dir, tmp_path, capsys, epochs):
+    train(idx_dir, tmp_path, "--no-plots", "--limit", "1", "--batch-size", "1",
+          "--epochs", str(epochs))
+    res = capsys.readouterr()
+    word = "epoch" if epochs == 1 else "epochs"
+    assert res.out.rstrip().endswith(f" after {epochs} {word}")
+    assert f", {epochs} {word}" in res.err  # the banner
+    assert "(1 image)" in res.err  # the training sample scored: one image
+    assert "1 epochs" not in res.out + res.err and "1 images" not in res.err
+
+
+def test_train_says_before_training_that_plots_will_be_missing(idx_dir, tmp_path, capsys,
+                                                               monkeypatch):
+    """matplotlib's absence is known at the start: said before the first epoch, and
+    again at the end. (sys.modules[name] = None makes the import fail.)"""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    train(idx_dir, tmp_path, "--limit", "50")
+    err = capsys.readouterr().err
+    early = err.index("fastconv train: curves.png and misclassified.png will not be drawn: "
+                      "matplotlib is not installed")
+    assert early < err.index("epoch 1/1: loss")
+    assert "pip install 'fastconv[plot]'" in err[early:].splitlines()[0]
+    assert err.index("plots skipped: matplotlib is not installed") > err.index("epoch 1/1: loss")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_train_no_plots_option_is_not_announced_as_missing(idx_dir, tmp_path, capsys,
+                                                          monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    train(idx_dir, tmp_path, "--limit", "50", "--no-plots")
+    err = capsys.readouterr().err
+    assert "will not be drawn" not in err and "plots skipped: --no-plots" in err
+
+
+def test_train_progress_bar_is_finished_before_the_epoch_summary(idx_dir, tmp_path, capsys,
+                                                                 monkeypatch):
+    """In a terminal, the bar's last (100%) line comes before the summary, not after."""
+    from fastconv import _progress
+
+    class TerminalBar(_progress.Progress):
+        def __init__(self, *args, **kwargs):
+            kwargs["enabled"] = True
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(_progress, "Progress", TerminalBar)
+    train(idx_dir, tmp_path, "--no-plots", "--limit", "100", "--epochs", "2")
+    err = capsys.readouterr().err
+    for epoch in (1, 2):
+        summary = err.index(f"epoch {epoch}/2: loss")
+        bar_end = err.rindex(f"\repoch {epoch}/2: 100% ", 0, summary)
+        assert "\n" in err[bar_end:summary]  # the bar's line ended before the summary
+        after = err[summary:]
+        assert f"epoch {epoch}/2: 100%" not in after  # never redrawn below it
+    assert err.count("\r") >= 4
+
+
+# ------------------------------------------------------------ curves.png
+
+def test_accuracy_range():
+    from fastconv._plots import accuracy_range
+
+    assert accuracy_range([0.99, 0.99]) == (0.9, 1.0)  # not 0.96-1.04 around lone points
+    assert accuracy_range([1.0]) == (0.9, 1.0)
+    assert accuracy_range([0.0]) == (0.0, 0.1)
+    lo, hi = accuracy_range([0.2364, 0.26])
+    assert lo < 0.2364 and hi > 0.26 and hi - lo == pytest.approx(0.1)
+    assert accuracy_range([0.1, 0.95]) == (0.0, 1.0)
+    lo, hi = accuracy_range([0.80, 0.90])
+    assert lo == pytest.approx(0.79) and hi == pytest.approx(0.91)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 15])
+def test_curves_accuracy_panel(tmp_path, epochs):
+    pytest.importorskip("matplotlib")
+    from fastconv import _plots
+
+    train_acc = list(np.linspace(0.5, 1.0, epochs))
+    test_acc = list(np.linspace(0.4, 0.9, epochs))
+    fig = _plots.plot_curves(np.linspace(2.3, 0.1, 4 * epochs), 4, train_acc, test_acc,
+                             tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ax = fig.axes[1]
+    assert all(line.get_marker() not in (None, "", "None") for line in ax.get_lines())
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    if epochs <= 2:
+        assert ticks == list(range(1, epochs + 1))
+    lo, hi = ax.get_ylim()
+    assert 0.0 <= lo < min(test_acc) and max(train_acc) <= hi <= 1.0
+    assert hi - lo >= 0.1

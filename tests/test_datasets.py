@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data_path
 
 from fastconv import datasets
 from fastconv.datasets import load_mnist, read_idx
@@ -639,3 +640,88 @@ def test_real_fashion_mnist_train_set():
     # Fashion-MNIST is exactly balanced
     np.testing.assert_array_equal(t_train.sum(axis=0), np.full(10, 6000))
     np.testing.assert_array_equal(t_test.sum(axis=0), np.full(10, 1000))
+
+
+# ---------------------------------------------------------------------------
+# detect_kind: which test set, by checksum
+# ---------------------------------------------------------------------------
+
+FULL_TEST_SHAPE = (10000, 28, 28)
+
+
+@pytest.mark.parametrize("name", [TEST_IMAGES, TEST_IMAGES + ".gz"])
+def test_detect_kind_unknown_content_of_the_right_size(tmp_path, name):
+    """A test-set-sized file that is neither set: hashed in full, recognised as nothing."""
+    images = np.zeros(FULL_TEST_SHAPE, dtype=np.uint8)
+    path = write_idx(tmp_path / name, images)
+    assert datasets.detect_kind(path) is None
+    assert datasets.detect_kind(str(tmp_path)) is None  # the directory holding it
+    assert datasets.detect_kind(images) is None
+
+
+def test_detect_kind_small_or_other_files_and_arrays(tmp_path):
+    _, (x_test, t_test) = make_dataset(tmp_path / "small")
+    assert datasets.detect_kind(tmp_path / "small") is None
+    assert datasets.detect_kind(tmp_path / "small" / (TEST_LABELS + ".gz")) is None
+    assert datasets.detect_kind(x_test) is None
+    assert datasets.detect_kind(t_test) is None
+    (tmp_path / "empty").mkdir()
+    assert datasets.detect_kind(tmp_path / "empty") is None  # no t10k images there
+    assert datasets.detect_kind(tmp_path) is None  # a parent is not looked into
+    with pytest.raises(FileNotFoundError):
+        datasets.detect_kind(tmp_path / "nowhere" / TEST_IMAGES)
+
+
+def test_detect_kind_corrupt_gzip_names_the_file(tmp_path):
+    path = tmp_path / (TEST_IMAGES + ".gz")
+    path.write_bytes(gzip.compress(b"\0" * 1000)[:20])
+    with pytest.raises(ValueError, match=TEST_IMAGES):
+        datasets.detect_kind(path)
+
+
+def test_detect_kind_matches_the_checksum_of_the_content(tmp_path, monkeypatch):
+    """The md5 looked up is that of the whole uncompressed IDX file, from a file
+    (raw or gz) or from the array that read_idx / load_mnist(normalize=False) gives."""
+    images = np.random.default_rng(0).integers(0, 256, FULL_TEST_SHAPE, dtype=np.uint8)
+    digest = hashlib.md5(idx_bytes(images)).hexdigest()
+    monkeypatch.setitem(datasets._TEST_IMAGES_MD5, digest, "fashion-mnist")
+    (tmp_path / "raw").mkdir()
+    raw = write_idx(tmp_path / "raw" / TEST_IMAGES, images)
+    gz = write_idx(tmp_path / (TEST_IMAGES + ".gz"), images)
+    assert datasets.detect_kind(raw) == "fashion-mnist"
+    assert datasets.detect_kind(gz) == "fashion-mnist"
+    assert datasets.detect_kind(tmp_path) == "fashion-mnist"
+    assert datasets.detect_kind(read_idx(gz)) == "fashion-mnist"
+    assert datasets.detect_kind(images.reshape(10000, 1, 28, 28)) == "fashion-mnist"
+    assert datasets.detect_kind(images.reshape(10000, 784)) == "fashion-mnist"
+    assert datasets.detect_kind(images.astype(np.float32) / 255) is None  # normalized
+    changed = images.copy()
+    changed[-1, -1, -1] ^= 1  # one pixel off: another file
+    assert datasets.detect_kind(changed) is None
+
+
+def test_detect_kind_knows_the_published_checksums():
+    assert datasets._TEST_IMAGES_MD5 == {
+        "2646ac647ad5339dbf082846283269ea": "mnist",
+        "8181f5470baa50b63fa0f6fddb340f0a": "fashion-mnist",
+    }
+
+
+@pytest.mark.parametrize("kind", ["mnist", "fashion-mnist"])
+def test_detect_kind_real_test_sets(kind):
+    directory = shared_data_path(kind)
+    image_file = shared_data_path(kind, TEST_IMAGES + ".gz")
+    assert datasets.detect_kind(directory) == kind
+    assert datasets.detect_kind(image_file) == kind
+    assert datasets.detect_kind(str(image_file)) == kind
+    _, (x_test, _) = load_mnist(directory, kind=kind, normalize=False, flatten=False)
+    assert datasets.detect_kind(x_test) == kind
+    # the name asked for does not matter: the content decides
+    other = "mnist" if kind == "fashion-mnist" else "fashion-mnist"
+    _, (x_test, _) = load_mnist(directory, kind=other, normalize=False)
+    assert datasets.detect_kind(x_test) == kind
+
+
+def test_detect_kind_real_training_images_are_no_test_set():
+    images = shared_data_path("fashion-mnist", TRAIN_IMAGES + ".gz")
+    assert datasets.detect_kind(images) is None
