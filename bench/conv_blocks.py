@@ -2,6 +2,7 @@
 level in force: the measurement behind the block shapes of ``kernels/_conv_plan.BLOCKS``.
 
     FASTCONV_ISA=avx2 python bench/conv_blocks.py [--backend cython] [--repeat 15]
+                                                  [--algorithm direct|gemm]
 
 Prints, per layer, the median ms of the forward (fused ReLU), of the backward with dx
 (without for the first layer, as a network runs it) and their GFLOP/s, then the sums.
@@ -33,11 +34,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--algorithm", default="direct", choices=("direct", "gemm"),
+                        help="time the im2col + GEMM algorithm instead (the rule's other "
+                             "choice, kernels/_conv_plan.use_direct)")
     args = parser.parse_args()
     fc.set_num_threads(args.threads)
     from fastconv._kernels import _isa
 
-    print(f"direct conv kernels, {args.backend}, level {_isa.level()} (host: "
+    print(f"{args.algorithm} conv kernels, {args.backend}, level {_isa.level()} (host: "
           f"{', '.join(_isa.host_levels())}), {args.threads} threads, float32, "
           f"batch {args.batch}, median of {args.repeat}")
     rng = np.random.default_rng(0)
@@ -50,10 +54,11 @@ def main():
         dout = rng.standard_normal(y.shape).astype(np.float32)
         mod = fc._backend.kernels(args.backend, "conv")
         need_dx = i > 0
-        fwd = _median_ms(lambda: fc.conv2d(x, Wt, b, pad=p, relu=True, backend=args.backend),
+        alg = args.algorithm
+        fwd = _median_ms(lambda: mod.conv2d(x, Wt, b, 1, 1, p, p, True, algorithm=alg),
                          args.repeat)
         bwd = _median_ms(lambda: mod.conv2d_backward(dout, x, Wt, 1, 1, p, p, need_dx=need_dx,
-                                                     relu_out=y), args.repeat)
+                                                     algorithm=alg, relu_out=y), args.repeat)
         flop = 2.0 * y.size * C * 9
         tot_f, tot_b = tot_f + fwd, tot_b + bwd
         print(f"  {C:2d}x{H}x{W} -> {FN:2d} p{p}  fwd {fwd:6.2f} ms {flop / fwd / 1e6:6.1f} GFLOP/s"
