@@ -33,6 +33,9 @@ static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
                                 FC_T* out, ptrdiff_t ldo, ptrdiff_t Q)
 {
     const ptrdiff_t step = FC_FWD_V * FC_L;
+    /* Filter blocks outermost (each block's weights stay in L1, x streams from L2).
+     * Positions outermost instead (x reused across filter blocks) measured no faster,
+     * AVX2, six convs' forward summed, alternated: 37.0/25.0/25.4 against 28.8/21.7/25.0 ms. */
     for (ptrdiff_t fb = 0; fb < nfb; fb++) {
         const FC_T* wb = w + fb * C * ntap * FC_FWD_F;
         FC_T* ob = out + fb * FC_FWD_F * ldo;
