@@ -80,6 +80,9 @@ def test_flag_values_other_than_one_flip():
         (dict(dx=np.zeros(2)), TypeError, "dx has dtype float64"),
         (dict(dy=np.zeros(3, dtype=np.int64)), ValueError, r"dy has shape \(3,\), expected \(2,\)"),
         (dict(flip=np.zeros((2, 1), dtype=bool)), ValueError, "flip has shape"),
+        (dict(dy=np.array([0, -2**63], np.int64)), ValueError, r"dy holds shifts in \[-9223"),
+        (dict(dx=np.array([2**64 - 1, 0], np.uint64)), ValueError, "clip it"),
+        (dict(dx=np.array([0, 2**24 + 1], np.int32)), ValueError, "at most 16777216 pixels"),
     ],
 )
 def test_validation(kwargs, err, match):
@@ -88,3 +91,11 @@ def test_validation(kwargs, err, match):
     args.update(kwargs)
     with pytest.raises(err, match=match):
         shift_flip(args["x"], args["dy"], args["dx"], args["flip"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_largest_allowed_shift_gives_zeros(backend):
+    x = np.ones((2, 1, 3, 4), np.float32)
+    big = np.array([2**24, -2**24], np.int64)
+    out = shift_flip(x, big, big[::-1].copy(), np.zeros(2, bool), backend=backend)
+    assert out.shape == x.shape and not out.any()

@@ -11,8 +11,10 @@ from .. import _validation as v
 from ..reference.augment import shift_flip as _shift_flip_ref
 
 
-def _per_image(a, name, n, op):
-    """``a`` as a C-contiguous int64 array of shape (n,); TypeError for non-integers."""
+def _per_image(a, name, n, op, shift=False):
+    """``a`` as a C-contiguous int64 array of shape (n,); TypeError for non-integers.
+    ``shift``: also ValueError beyond the geometry cap (no overflow in the kernels'
+    index arithmetic, no wrap of uint64 values)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(
             f"{op}: {name} must be a NumPy integer array of shape ({n},), got "
@@ -24,6 +26,14 @@ def _per_image(a, name, n, op):
             f"e.g. rng.integers(-2, 3, size=N)"
         )
     v.check_shape(a, (n,), name, op, "one value per image of x")
+    if shift and a.size and a.dtype.kind != "b":
+        lo, hi = int(a.min()), int(a.max())
+        if lo < -v.MAX_GEOMETRY or hi > v.MAX_GEOMETRY:
+            raise ValueError(
+                f"{op}: {name} holds shifts in [{lo}, {hi}]; a shift is at most "
+                f"{v.MAX_GEOMETRY} pixels either way (one of the image's size or more "
+                f"already leaves it all zero): clip it, e.g. np.clip({name}, -H, H)"
+            )
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
@@ -40,7 +50,8 @@ def shift_flip(x, dy, dx, flip, *, backend=None):
         float16, float32 or float64 (float16 is moved as float32 and returned as float16).
     dy, dx : integer ndarray of shape (N,)
         Shift of image ``n`` down and right in pixels (negative: up, left). Shifts of
-        ``H`` / ``W`` or more leave an all-zero image.
+        ``H`` / ``W`` or more leave an all-zero image; beyond 2**24 either way they are
+        refused (ValueError).
     flip : bool or integer ndarray of shape (N,)
         Nonzero: mirror image ``n`` left-right before shifting.
     backend : {None, 'auto', 'numba', 'cython', 'numpy'}
@@ -53,8 +64,8 @@ def shift_flip(x, dy, dx, flip, *, backend=None):
     op = "shift_flip"
     x = v.check_array(x, "x", op, ndim=4)
     n = x.shape[0]
-    dy = _per_image(dy, "dy", n, op)
-    dx = _per_image(dx, "dx", n, op)
+    dy = _per_image(dy, "dy", n, op, shift=True)
+    dx = _per_image(dx, "dx", n, op, shift=True)
     flip = (_per_image(flip, "flip", n, op) != 0).astype(np.uint8)
     compute, out = v.dtypes(x)
     x = v.prepare(x, compute)
