@@ -7,6 +7,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import importlib.util
+
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -46,6 +48,41 @@ def _compiler_has_openmp():
     )
 
 
+def _load(name):
+    """kernels/<name>.py as a module, without importing the package it ships in."""
+    spec = importlib.util.spec_from_file_location(name, Path("kernels") / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def simd_units():
+    """One C translation unit per instruction-set level for conv's direct kernels, written
+    under build/ from the tables the Python side uses (``_isa.C_TARGETS``,
+    ``_conv_plan.BLOCKS``), so the compiled block shapes cannot drift from them. A file
+    is rewritten only when its text changes (no needless rebuild)."""
+    isa, plan = _load("_isa"), _load("_conv_plan")
+    out = Path("build") / "fastconv_simd"
+    out.mkdir(parents=True, exist_ok=True)
+    units = []
+    for level in isa.LEVELS:
+        b, target = plan.BLOCKS[level], isa.C_TARGETS[level]
+        lines = ["/* Written by setup.py from kernels/_isa.py and kernels/_conv_plan.py. */",
+                 f"#define FC_LEVEL {level}", f"#define FC_VBYTES {b.vbytes}",
+                 f"#define FC_FWD_F {b.fwd_f}", f"#define FC_FWD_V {b.fwd_v}",
+                 f"#define FC_DW_F {b.dw_f}", f"#define FC_DW_C {b.dw_c}",
+                 f"#define FC_DW3_C {b.dw3_c}"]
+        if target:
+            lines.append(f'#define FC_TARGET "{target}"')
+        lines.append('#include "conv_simd_level.h"')
+        text = "\n".join(lines) + "\n"
+        path = out / f"conv_simd_{level}.c"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        units.append(str(path))
+    return units
+
+
 def extensions():
     openmp = _compiler_has_openmp()
     if not openmp:
@@ -57,8 +94,8 @@ def extensions():
         )
     # -fno-math-errno lets gcc vectorize sqrt (Adam's update) instead of calling libm.
     # No -march: the build runs on any CPU of its architecture; the vector kernels are
-    # compiled once per instruction-set level (conv_simd_<level>.c, target attributes)
-    # and the level is chosen at import (kernels/_isa.py).
+    # compiled once per instruction-set level (simd_units, target attributes) and the
+    # level is chosen at import (kernels/_isa.py).
     compile_args = ["-O3", "-fno-math-errno"]
     link_args = []
     if openmp:
@@ -69,7 +106,7 @@ def extensions():
         exts.append(
             Extension(
                 f"fastconv._kernels.cython_backend.{pyx.stem}",
-                [str(pyx), *(str(c) for c in sorted(CYTHON_DIR.glob(f"{pyx.stem}_simd_*.c")))],
+                [str(pyx), *(simd_units() if pyx.stem == "conv" else [])],
                 include_dirs=[np.get_include(), str(CYTHON_DIR)],
                 depends=[str(h) for h in sorted(CYTHON_DIR.glob("*.h"))],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],

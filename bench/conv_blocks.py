@@ -6,8 +6,8 @@ level in force: the measurement behind the block shapes of ``kernels/_conv_plan.
 
 Prints, per layer, the median ms of the forward (fused ReLU), of the backward with dx
 (without for the first layer, as a network runs it) and their GFLOP/s, then the sums.
-Change a level's shapes in ``cython_backend/conv_simd_<level>.c`` (Cython) or in
-``BLOCKS`` (Numba), rebuild, and run again to compare.
+Change a level's shapes in ``kernels/_conv_plan.BLOCKS`` (both backends), rebuild, and
+run again to compare.
 """
 import argparse
 import time

@@ -24,7 +24,7 @@ Methodology
 - A row whose op does not exist in this fastconv yet is skipped with a note.
 - Instruction-set level: ``--isa`` (or ``FASTCONV_ISA``) runs fastconv at a lower level
   than the host's, and PyTorch at the same one (``ONEDNN_MAX_CPU_ISA`` and
-  ``ATEN_CPU_CAPABILITY``, see ``peer_env``), so an AVX-512 host also measures the AVX2
+  ``ATEN_CPU_CAPABILITY``, see ``PEER_ENV``), so an AVX-512 host also measures the AVX2
   path against an AVX2 peer. The header says which levels ran.
 """
 import importlib

@@ -71,8 +71,8 @@ class Blocks(NamedTuple):
     dw3_c: int  #: ... x channels, three taps
 
 
-#: Block shapes per level (``kernels/_isa.py``), the same in both backends (Cython
-#: compiles them into ``cython_backend/conv_simd_<level>.c``). A forward block keeps
+#: Block shapes per level (``kernels/_isa.py``), the same in both backends (setup.py
+#: writes them into each level's C translation unit; Numba reads them here). A forward block keeps
 #: fwd_f*fwd_v accumulators, fwd_v input vectors and one broadcast filter value in
 #: registers; a three-tap dW block dw_f*dw3_c*3 accumulators, dw3_c*3 input vectors and
 #: one vector of dout (loaded one filter at a time).

@@ -3,15 +3,19 @@
 Levels, lowest first: ``'sse'`` (16-byte vectors: SSE2, the x86-64 baseline; NEON on
 ARM), ``'avx2'`` (32-byte vectors, AVX2 + FMA, 16 registers) and ``'avx512'`` (64-byte
 vectors, AVX-512F, 32 registers). The Cython extension holds the kernels of every level
-(``cython_backend/conv_simd_<level>.c``) and calls those of the level in force; Numba
+(one translation unit per level, written by setup.py from ``C_TARGETS`` and
+``_conv_plan.BLOCKS``) and calls those of the level in force; Numba
 compiles its kernels for it (``configure_numba``). The default is the highest level the
 CPU (and its OS) supports; ``FASTCONV_ISA`` forces a lower one, for tests and benchmarks.
 """
+import functools
 import os
 import platform
 
 LEVELS = ("sse", "avx2", "avx512")
-VECTOR_BYTES = {"sse": 16, "avx2": 32, "avx512": 64}
+#: The GCC/Clang ``target`` attribute each level's C kernels are compiled with (x86; None:
+#: the architecture's baseline, SSE2 on x86-64, NEON on ARM).
+C_TARGETS = {"sse": None, "avx2": "avx2,fma", "avx512": "avx512f,avx2,fma"}
 ENV = "FASTCONV_ISA"
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
@@ -27,6 +31,7 @@ _ABOVE = {
 }
 
 
+@functools.cache
 def _host_features():
     from llvmlite import binding as llvm
 

@@ -76,3 +76,17 @@ def assert_close(actual, expected, dtype=None):
     reductions use :func:`assert_sum_close`."""
     dt = np.dtype(dtype or expected.dtype)
     np.testing.assert_allclose(actual, expected, **TOL[dt])
+
+
+#: A DeepConvNet on 10x10 images (1x1 after its three pools): small enough for finite
+#: differences, and not 28x28.
+TINY_DEEPCONVNET = dict(
+    input_dim=(1, 10, 10),
+    conv_param_1={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
+    conv_param_2={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
+    conv_param_3={'filter_num': 3, 'filter_size': 3, 'pad': 1, 'stride': 1},
+    conv_param_4={'filter_num': 3, 'filter_size': 3, 'pad': 2, 'stride': 1},
+    conv_param_5={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
+    conv_param_6={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
+    hidden_size=6, output_size=3,
+)

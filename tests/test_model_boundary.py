@@ -7,18 +7,9 @@ import pytest
 
 from fastconv.models import DeepConvNet, SimpleConvNet
 
-# A DeepConvNet on 10x10 images (1x1 after three pools): small, and not 28x28, so the
-# messages are seen to use the net's own input_dim.
-SMALL_DEEP = dict(
-    input_dim=(1, 10, 10),
-    conv_param_1={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_2={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_3={'filter_num': 3, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_4={'filter_num': 3, 'filter_size': 3, 'pad': 2, 'stride': 1},
-    conv_param_5={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_6={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    hidden_size=6, output_size=3,
-)
+# Not 28x28, so the messages are seen to use the net's own input_dim.
+from conftest import TINY_DEEPCONVNET as SMALL_DEEP
+
 SMALL_SIMPLE = dict(conv_param={'filter_num': 2, 'filter_size': 5, 'pad': 0, 'stride': 1},
                     hidden_size=4)
 

@@ -12,21 +12,9 @@ from fastconv.datasets import load_mnist
 from fastconv.models import ConvReLU, DeepConvNet, Dropout, SimpleConvNet
 from fastconv.optim import Adam
 
-from conftest import BACKENDS, shared_data_path
+from conftest import BACKENDS, TINY_DEEPCONVNET as TINY, shared_data_path
 
 PRETRAINED = ("pretrained", "deep_convnet_params.pkl")
-
-# A DeepConvNet small enough for finite differences: 10x10 input -> 1x1 after 3 pools.
-TINY = dict(
-    input_dim=(1, 10, 10),
-    conv_param_1={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_2={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_3={'filter_num': 3, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_4={'filter_num': 3, 'filter_size': 3, 'pad': 2, 'stride': 1},
-    conv_param_5={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_6={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    hidden_size=6, output_size=3,
-)
 
 
 @pytest.fixture(scope="module")

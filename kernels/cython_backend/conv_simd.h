@@ -8,9 +8,9 @@
  * unit-stride vector loads with no im2col matrix.
  *
  * The kernels are written once (conv_simd_impl.h) with GCC/Clang vector extensions and
- * built by one translation unit per level (conv_simd_sse.c, _avx2.c, _avx512.c), each
- * with its own vector width, block shapes (the table and its measurements are in
- * kernels/_conv_plan.py) and target attributes, so the extension itself needs no
+ * built by one translation unit per level (written by setup.py, see conv_simd_level.h),
+ * each with its own vector width, block shapes (kernels/_conv_plan.BLOCKS, with the
+ * measurements behind them) and target attributes, so the extension itself needs no
  * -march flag and runs on any x86-64 CPU. Each unit exports one fc_simd_level table.
  */
 #ifndef FASTCONV_CONV_SIMD_H

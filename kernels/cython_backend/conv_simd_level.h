@@ -1,9 +1,20 @@
-/* The body of one level's translation unit: included by conv_simd_<level>.c after it
- * defines FC_LEVEL, FC_VBYTES, the block shapes (FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C,
- * FC_DW3_C) and, for x86 levels above the baseline, FC_TARGET_X86. */
+/* The body of one level's translation unit. setup.py writes one unit per level (into
+ * build/, from kernels/_isa.C_TARGETS and kernels/_conv_plan.BLOCKS) that defines
+ * FC_LEVEL, FC_VBYTES, the block shapes (FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C, FC_DW3_C)
+ * and, for x86 levels above the baseline, FC_TARGET (a target attribute string such as
+ * "avx2,fma"), then includes this file. */
 #include "conv_simd.h"
 
-#if !defined(FC_TARGET_X86) || defined(__x86_64__) || defined(__i386__)
+#define FC_PRAGMA_(x) _Pragma(#x)
+#define FC_PRAGMA(x) FC_PRAGMA_(x)
+
+#if !defined(FC_TARGET) || defined(__x86_64__) || defined(__i386__)
+
+#if defined(FC_TARGET) && defined(__clang__)
+FC_PRAGMA(clang attribute push(__attribute__((target(FC_TARGET))), apply_to = function))
+#elif defined(FC_TARGET)
+FC_PRAGMA(GCC target(FC_TARGET))
+#endif
 
 /* Keeps a loaded vector in a register: without it GCC folds the load into every FMA
  * that uses it (4 loads per FMA block instead of 1 in the weight-gradient loop, measured
@@ -35,6 +46,10 @@ const fc_simd_level FC_CAT(fc_simd, FC_LEVEL) = {
     FC_K(fc_conv_wide), FC_K(fc_conv_dw), FC_K(fc_pack), FC_K(fc_unwide),
     FC_K(fc_add_row_sums),
 };
+
+#if defined(FC_TARGET) && defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 #else
 
