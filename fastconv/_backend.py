@@ -123,7 +123,13 @@ def resolve(backend=None):
 
 
 def kernels(backend, family):
-    """The kernel module of ``family`` (e.g. ``'im2col'``) for a compiled backend."""
+    """The kernels of ``family`` (e.g. ``'im2col'``) for a resolved backend: the compiled
+    backends' module, or for ``'numpy'`` the reference's adapters with the same entry
+    points and arguments (:mod:`fastconv.reference.kernels`)."""
+    if backend == "numpy":
+        from .reference import kernels as reference
+
+        return getattr(reference, family)
     return importlib.import_module(f"fastconv._kernels.{backend}_backend.{family}")
 
 

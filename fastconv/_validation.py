@@ -5,6 +5,7 @@ float32/float64 arrays and geometry that has been checked here. Every message sa
 was expected, what came, and how to fix it.
 """
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -92,8 +93,32 @@ def pair(v, name, op, minimum):
     return v, v
 
 
-def output_size(H, W, kh, kw, stride, pad, op, what="filter"):
-    """``(OH, OW)`` of a sliding window; ValueError when the window does not fit."""
+def out_size(size, k, stride, pad):
+    """Output length of a sliding window of ``k`` over ``size`` cells with ``pad`` on
+    each side, moved by ``stride``: the one place this formula is written."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+class Window(NamedTuple):
+    """A checked sliding-window geometry: window, stride, pad and output size.
+
+    Built once per call by :func:`window` at the public boundary; the kernels of every
+    backend take it as it is and recompute nothing.
+    """
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    oh: int
+    ow: int
+
+
+def window(H, W, kh, kw, stride, pad, op, what="filter"):
+    """The :class:`Window` of a ``kh`` x ``kw`` window with ``stride`` and ``pad`` pairs
+    over (H, W) images; ValueError when the window does not fit the padded input."""
     (sh, sw), (ph, pw) = stride, pad
     if kh > H + 2 * ph or kw > W + 2 * pw:
         raise ValueError(
@@ -101,7 +126,14 @@ def output_size(H, W, kh, kw, stride, pad, op, what="filter"):
             f"{H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, pad {ph, pw}); use a smaller "
             f"{what} or more padding"
         )
-    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    return Window(kh, kw, sh, sw, ph, pw, out_size(H, kh, sh, ph), out_size(W, kw, sw, pw))
+
+
+def restore(dtype, *arrays):
+    """The kernels' results in the caller's dtype (float16 inputs are computed in
+    float32); None entries stay None. One array in, one out."""
+    res = tuple(None if a is None else a.astype(dtype, copy=False) for a in arrays)
+    return res[0] if len(res) == 1 else res
 
 
 def check_shape(a, expected, name, op, hint=""):

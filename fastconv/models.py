@@ -48,6 +48,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import layers, params_io
+from ._validation import out_size
 from .functional import conv2d, conv2d_backward, linear, linear_backward
 from .functional.elementwise import dropout_apply
 
@@ -462,7 +463,7 @@ class DeepConvNet(_Net):
             k, p, s = cp['filter_size'], cp['pad'], cp['stride']
             shapes.append((cp['filter_num'], C, k, k))
             fan_in.append(C * k * k)
-            C, H, W = cp['filter_num'], (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+            C, H, W = cp['filter_num'], out_size(H, k, s, p), out_size(W, k, s, p)
             if i % 2 == 1:
                 H, W = H // 2, W // 2
             if H < 1 or W < 1:
@@ -523,7 +524,7 @@ class SimpleConvNet(_Net):
         fn, k = conv_param['filter_num'], conv_param['filter_size']
         p, s = conv_param['pad'], conv_param['stride']
         C, H, W = input_dim
-        oh, ow = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        oh, ow = out_size(H, k, s, p), out_size(W, k, s, p)
         if oh < 2 or ow < 2:
             raise ValueError(f"input_dim {input_dim} is too small for a {k}x{k} filter "
                              f"with pad {p} and stride {s} followed by 2x2 pooling")

@@ -18,8 +18,7 @@ Algorithms (``kernels/*_backend/conv``):
   (filters x channels x 1 for taps left over).
   Cython writes the blocks in C with GCC vector extensions (``conv_simd.h``, one unit
   per level), Numba as
-  LLVM vector IR (``numba_backend/_simd.py``). Other geometries under ``'direct'`` run
-  plain loops (strided windows; tested, never chosen by the rule).
+  LLVM vector IR (``numba_backend/_simd.py``). Other geometries have no direct kernel.
 - ``'gemm'``: im2col + GEMM without transposes. Each thread owns a contiguous share
   of the batch and walks it in groups of ``G`` images: it builds the group's col in
   (C*KH*KW, G*OH*OW) layout, one single-threaded BLAS call ``W(FN, K) @ col`` gives
@@ -31,7 +30,8 @@ Algorithms (``kernels/*_backend/conv``):
   from one image to 512 KiB measured within noise, one whole-share col per thread up
   to 2.7x slower.
 
-The rule (``use_direct``): direct wherever its kernels apply, im2col + GEMM elsewhere.
+The rule (``use_direct``): direct wherever its kernels apply, im2col + GEMM elsewhere;
+``plan`` applies it and sizes the call, and both backends execute what it returns.
 Measured on DeepConvNet's six convs (batch 100, float32, 2 threads, fused ReLU,
 median of 15; direct vs gemm in ms, forward / backward with dx / backward without dx):
 
@@ -107,18 +107,58 @@ COL_GROUP_BYTES = 512 * 1024
 SIMD_CHUNK_BYTES = 512 * 1024
 
 
-def use_direct(kh, kw, sh, sw, ph, pw):
-    """The rule: True when the direct algorithm is chosen for this geometry."""
+def use_direct(kh, kw, sh, sw, ph, pw, oh=None, ow=None):
+    """The rule: True when the direct algorithm is chosen for this geometry (a
+    ``Window``'s fields; the output size does not enter the rule)."""
     return sh == 1 and sw == 1 and ph < kh and pw < kw
 
 
-def choose(algorithm, kh, kw, sh, sw, ph, pw):
-    """``algorithm`` if given (``'direct'`` or ``'gemm'``), else the rule's choice."""
+def choose(algorithm, g):
+    """``algorithm`` if given (``'direct'`` or ``'gemm'``), else the rule's choice for the
+    window geometry ``g``; ValueError for ``'direct'`` where no direct kernel applies."""
     if algorithm is None:
-        return "direct" if use_direct(kh, kw, sh, sw, ph, pw) else "gemm"
+        return "direct" if use_direct(*g) else "gemm"
     if algorithm not in ("direct", "gemm"):
         raise ValueError(f"algorithm must be None, 'direct' or 'gemm', got {algorithm!r}")
+    if algorithm == "direct" and not use_direct(*g):
+        raise ValueError(
+            f"algorithm='direct' needs stride 1 and pad < window (got window "
+            f"{g[0]}x{g[1]}, stride {g[2:4]}, pad {g[4:6]}); use 'gemm' or None"
+        )
     return algorithm
+
+
+class Plan(NamedTuple):
+    """How one conv call runs: the same decision and sizes in both backends."""
+
+    algorithm: str  #: ``'direct'`` (wide-plane kernels) or ``'gemm'`` (im2col + GEMM)
+    G: int  #: images per packed chunk (direct) or per GEMM (gemm)
+    nt: int  #: threads that get work
+    off: object  #: direct: flat offsets of the window taps (``wide_layout``); gemm: None
+    width: int  #: direct: row length of the packed buffers; gemm: 0
+
+
+def plan(x_shape, W_shape, g, itemsize, n_threads, step, lanes, algorithm=None,
+         backward=False):
+    """The :class:`Plan` of a conv call on ``x_shape`` with filters ``W_shape`` and window
+    geometry ``g``, for ``n_threads`` threads; ``step`` output positions per forward block
+    of the direct kernels (``fwd_v`` vectors of ``lanes`` values); ``algorithm``
+    overrides the rule."""
+    algorithm = choose(algorithm, g)
+    kh, kw, _, _, ph, pw, oh, ow = g
+    N, C = x_shape[0], x_shape[1]
+    if algorithm == "gemm":
+        G = group_size(N, C * kh * kw, oh * ow, itemsize, n_threads)
+        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0)
+    _, _, off, G, nt, width = wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads,
+                                        step, lanes, backward)
+    return Plan("direct", G, nt, off, width)
+
+
+def finite(*arrays):
+    """True when every value of ``arrays`` is finite: the direct backward's results are
+    checked with it (a few filters' worth of values) before they are trusted."""
+    return all(bool(np.isfinite(a).all()) for a in arrays)
 
 
 def _images_per_chunk(N, image_bytes, target_bytes, n_threads):

@@ -116,6 +116,27 @@ def _kernel(backend):
     return _backend.kernels(backend, "conv")
 
 
+def _win(x, W, stride, pad):
+    """The checked window geometry the public ops hand the kernels."""
+    v = fc._validation
+    return v.window(x.shape[2], x.shape[3], W.shape[2], W.shape[3],
+                    v.pair(stride, "stride", "test", 1), v.pair(pad, "pad", "test", 0), "test")
+
+
+def _applies(algorithm, g):
+    """False (after checking the kernels refuse it) for 'direct' where no direct kernel
+    applies: strided windows or pad >= window."""
+    from fastconv._kernels._conv_plan import use_direct
+
+    if algorithm != "direct" or use_direct(*g):
+        return True
+    for backend in COMPILED:
+        with pytest.raises(ValueError, match="algorithm='direct' needs stride 1"):
+            _kernel(backend).conv2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)),
+                                    np.zeros(1), g, algorithm="direct")
+    return False
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -123,30 +144,31 @@ def _kernel(backend):
 def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride, pad):
     """Both algorithms of each compiled backend, forward, fused ReLU and backward."""
     x, W, b = _inputs(shape, filt, dtype)
-    (sh, sw), (ph, pw) = fc._validation.pair(stride, "s", "t", 1), fc._validation.pair(pad, "p", "t", 0)
+    win = _win(x, W, stride, pad)
+    if not _applies(algorithm, win):
+        return
     k = _kernel(backend)
     expected = ref.conv2d(x, W, b, stride, pad)
-    out = k.conv2d(x, W, b, sh, sw, ph, pw, False, algorithm=algorithm)
+    out = k.conv2d(x, W, b, win, False, algorithm=algorithm)
     assert out.dtype == dtype and out.flags.c_contiguous
     assert_near(out, expected, dtype)
-    assert_near(k.conv2d(x, W, b, sh, sw, ph, pw, True, algorithm=algorithm),
+    assert_near(k.conv2d(x, W, b, win, True, algorithm=algorithm),
                 np.maximum(expected, 0), dtype)
 
     dout = _data(expected.shape, dtype, 7)
     want = ref.conv2d_backward(dout, x, W, stride, pad)
-    got = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, True, algorithm=algorithm)
+    got = k.conv2d_backward(dout, x, W, win, True, algorithm=algorithm)
     for g, w in zip(got, want):
         assert g.dtype == dtype
         assert_near(g, w, dtype)
-    dx, dW, db = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, False, algorithm=algorithm)
+    dx, dW, db = k.conv2d_backward(dout, x, W, win, False, algorithm=algorithm)
     assert dx is None
     assert_near(dW, want[1], dtype)
     assert_near(db, want[2], dtype)
 
     relu_out = np.ascontiguousarray(np.maximum(expected, 0), dtype=dtype)
     want = ref.conv2d_backward(dout * (relu_out > 0), x, W, stride, pad)
-    got = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, True, algorithm=algorithm,
-                            relu_out=relu_out)
+    got = k.conv2d_backward(dout, x, W, win, True, algorithm=algorithm, relu_out=relu_out)
     for g, w in zip(got, want):
         assert_near(g, w, dtype)
 
@@ -163,15 +185,14 @@ def test_kernels_match_reference_many_chunks(backend, algorithm, dtype, shape, f
     """Batches split into several packed chunks per thread, where each chunk's planes
     must not see the previous chunk's data."""
     x, W, b = _inputs(shape, filt, dtype)
-    ph, pw = fc._validation.pair(pad, "p", "t", 0)
+    win = _win(x, W, 1, pad)
     k = _kernel(backend)
     expected = ref.conv2d(x, W, b, 1, pad, relu=True)
-    out = k.conv2d(x, W, b, 1, 1, ph, pw, True, algorithm=algorithm)
+    out = k.conv2d(x, W, b, win, True, algorithm=algorithm)
     assert_near(out, expected, dtype)
     dout = _data(expected.shape, dtype, 11)
     want = ref.conv2d_backward(dout, x, W, 1, pad, relu_out=expected)
-    got = k.conv2d_backward(dout, x, W, 1, 1, ph, pw, True, algorithm=algorithm,
-                            relu_out=out)
+    got = k.conv2d_backward(dout, x, W, win, True, algorithm=algorithm, relu_out=out)
     for g, w in zip(got, want):
         assert_near(g, w, dtype)
 
@@ -209,12 +230,13 @@ def test_hypothesis_shapes(N, C, H, Wd, FN, KH, KW, sh, sw, ph, pw, seed):
     expected = ref.conv2d(x, W, b, (sh, sw), (ph, pw))
     dout = _data(expected.shape, np.float64, seed + 3)
     want = ref.conv2d_backward(dout, x, W, (sh, sw), (ph, pw))
+    win = _win(x, W, (sh, sw), (ph, pw))
     for backend in COMPILED:
-        for algorithm in ALGORITHMS:
+        for algorithm in filter(lambda a: _applies(a, win), ALGORITHMS):
             k = _kernel(backend)
-            assert_near(k.conv2d(x, W, b, sh, sw, ph, pw, True, algorithm=algorithm),
+            assert_near(k.conv2d(x, W, b, win, True, algorithm=algorithm),
                         np.maximum(expected, 0), np.float64)
-            got = k.conv2d_backward(dout, x, W, sh, sw, ph, pw, True, algorithm=algorithm)
+            got = k.conv2d_backward(dout, x, W, win, True, algorithm=algorithm)
             for g, w in zip(got, want):
                 assert_near(g, w, np.float64)
 
@@ -327,15 +349,19 @@ def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
 def test_rule_picks_direct_where_its_kernels_apply(geometry, direct):
     from fastconv._kernels._conv_plan import choose, use_direct
 
-    assert use_direct(*geometry) is direct
-    assert choose(None, *geometry) == ("direct" if direct else "gemm")
-    assert choose("gemm", *geometry) == "gemm"
+    g = geometry + (1, 1)  # the output size does not enter the rule
+    assert use_direct(*g) is direct
+    assert choose(None, g) == ("direct" if direct else "gemm")
+    assert choose("gemm", g) == "gemm"
+    if not direct:
+        with pytest.raises(ValueError, match="algorithm='direct' needs stride 1"):
+            choose("direct", g)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
 def test_kernel_rejects_unknown_algorithm(backend):
     with pytest.raises(ValueError, match="algorithm must be None, 'direct' or 'gemm'"):
-        _kernel(backend).conv2d(X, W3, B, 1, 1, 0, 0, False, algorithm="fft")
+        _kernel(backend).conv2d(X, W3, B, _win(X, W3, 1, 0), False, algorithm="fft")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -369,6 +395,7 @@ from fastconv._kernels.numba_backend import _simd
 _simd.VBYTES = int(sys.argv[1])
 from fastconv._kernels.numba_backend import conv as k
 from fastconv.reference import conv as ref
+from fastconv._validation import window
 rng = np.random.default_rng(1)
 worst = 0.0
 for dt in (np.float32, np.float64):
@@ -376,10 +403,11 @@ for dt in (np.float32, np.float64):
         x = rng.standard_normal((N, C, H, W)).astype(dt)
         Wt = rng.standard_normal((FN, C, kh, kw)).astype(dt)
         b = rng.standard_normal(FN).astype(dt)
-        out = k.conv2d(x, Wt, b, 1, 1, p, p, True, algorithm="direct")
+        g = window(H, W, kh, kw, (1, 1), (p, p), "test")
+        out = k.conv2d(x, Wt, b, g, True, algorithm="direct")
         want = ref.conv2d(x, Wt, b, 1, p, True)
         dout = rng.standard_normal(out.shape).astype(dt)
-        got = k.conv2d_backward(dout, x, Wt, 1, 1, p, p, True, algorithm="direct", relu_out=out)
+        got = k.conv2d_backward(dout, x, Wt, g, True, algorithm="direct", relu_out=out)
         pairs = [(out, want)] + list(zip(got, ref.conv2d_backward(dout, x, Wt, 1, p, True, want)))
         tol = 1e-5 if dt == np.float32 else 1e-12
         for g, w in pairs:
@@ -417,3 +445,36 @@ def test_numba_direct_kernels_refuse_short_buffers():
         nc._forward_simd(x, plan.pack_filters(W.reshape(F, 1, 1), F), b, out,
                          np.zeros((1, short), np.float32), np.zeros((1, F * short), np.float32),
                          off, 0, 0, False, 1, 1)
+
+
+def _same_values(got, want, dtype):
+    """NaN where the reference has NaN, the same infinities, and finite values close."""
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    fin = np.isfinite(want)
+    assert_near(np.where(fin, got, 0), np.where(fin, want, 0), dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_non_finite_input_gives_the_references_values(backend, bad, pad):
+    """inf/NaN in x: forward and all three gradients as the reference's (#13: the direct
+    backward used to put NaN in dW where the reference is finite, 0 * inf between
+    outputs); NaN/inf in dout likewise."""
+    dtype = np.float32
+    x, W, b = _inputs((3, 4, 9, 8), (5, 3, 3), dtype)
+    x[1, 2, 4, 0] = bad          # a border column: its neighbours between outputs meet it
+    x[2, 0, 0, 7] = bad
+    dout = _data((3, 5, 9 + 2 * pad - 2, 8 + 2 * pad - 2), dtype, 3)
+    _same_values(fc.conv2d(x, W, b, 1, pad, backend=backend), ref.conv2d(x, W, b, 1, pad),
+                 dtype)
+    for g, w in zip(fc.conv2d_backward(dout, x, W, 1, pad, backend=backend),
+                    ref.conv2d_backward(dout, x, W, 1, pad)):
+        _same_values(g, w, dtype)
+    x2, _, _ = _inputs((3, 4, 9, 8), (5, 3, 3), dtype)
+    dout[0, 1, 3, 3] = bad
+    for g, w in zip(fc.conv2d_backward(dout, x2, W, 1, pad, backend=backend),
+                    ref.conv2d_backward(dout, x2, W, 1, pad)):
+        _same_values(g, w, dtype)

@@ -8,7 +8,6 @@ import numpy as np
 
 from .. import _backend
 from .. import _validation as v
-from ..reference.augment import shift_flip as _shift_flip_ref
 
 
 def _per_image(a, name, n, op, shift=False):
@@ -67,11 +66,7 @@ def shift_flip(x, dy, dx, flip, *, backend=None):
     dy = _per_image(dy, "dy", n, op, shift=True)
     dx = _per_image(dx, "dx", n, op, shift=True)
     flip = (_per_image(flip, "flip", n, op) != 0).astype(np.uint8)
-    compute, out = v.dtypes(x)
+    compute, out_dtype = v.dtypes(x)
     x = v.prepare(x, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        res = _shift_flip_ref(x, dy, dx, flip)
-    else:
-        res = _backend.kernels(name, "augment").shift_flip(x, dy, dx, flip)
-    return res.astype(out, copy=False)
+    res = _backend.kernels(_backend.resolve(backend), "augment").shift_flip(x, dy, dx, flip)
+    return v.restore(out_dtype, res)

@@ -3,20 +3,17 @@ import numpy as np
 
 from .. import _backend
 from .. import _validation as v
-from ..reference.conv import conv2d as _conv2d_ref, conv2d_backward as _conv2d_backward_ref
 
 
-def _geometry(op, x, W, stride, pad):
-    """Check x, W, stride and pad together; return ``((sh, sw), (ph, pw), (OH, OW))``."""
+def _window(op, x, W, stride, pad):
+    """Check x, W, stride and pad together; return their :class:`~fastconv._validation.Window`."""
     if x.shape[1] != W.shape[1]:
         raise ValueError(
             f"{op}: x has {x.shape[1]} channels (shape {x.shape}) but W expects "
             f"{W.shape[1]} (shape {W.shape}); W must be (FN, C, KH, KW) with C = x.shape[1]"
         )
-    stride = v.pair(stride, "stride", op, 1)
-    pad = v.pair(pad, "pad", op, 0)
-    ohw = v.output_size(x.shape[2], x.shape[3], W.shape[2], W.shape[3], stride, pad, op)
-    return stride, pad, ohw
+    return v.window(x.shape[2], x.shape[3], W.shape[2], W.shape[3],
+                    v.pair(stride, "stride", op, 1), v.pair(pad, "pad", op, 0), op)
 
 
 def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
@@ -50,19 +47,14 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
                 f"{op}: b has shape {b.shape} but W has {W.shape[0]} filters (shape "
                 f"{W.shape}); b must have shape ({W.shape[0]},)"
             )
-    stride, pad, _ = _geometry(op, x, W, stride, pad)
+    g = _window(op, x, W, stride, pad)
     if not isinstance(relu, (bool, np.bool_)):
         raise TypeError(f"{op}: relu must be True or False, got {type(relu).__name__} {relu!r}")
     compute, out_dtype = v.dtypes(x, W) if b is None else v.dtypes(x, W, b)
     x, W = v.prepare(x, compute), v.prepare(W, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        b = None if b is None else v.prepare(b, compute)
-        out = _conv2d_ref(x, W, b, stride, pad, bool(relu))
-    else:
-        b = np.zeros(W.shape[0], compute) if b is None else v.prepare(b, compute)
-        out = _backend.kernels(name, "conv").conv2d(x, W, b, *stride, *pad, bool(relu))
-    return out.astype(out_dtype, copy=False)
+    b = np.zeros(W.shape[0], compute) if b is None else v.prepare(b, compute)
+    out = _backend.kernels(_backend.resolve(backend), "conv").conv2d(x, W, b, g, bool(relu))
+    return v.restore(out_dtype, out)
 
 
 def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
@@ -97,19 +89,19 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
     Notes
     -----
     With a non-finite value (inf or NaN) in ``x``, the compiled backends' stride-1
-    kernels can return NaN in ``dW`` entries where the reference's are finite: they
-    multiply zeros of ``dout`` by neighbouring input values at positions between outputs
-    (``0 * inf``), and such a value can linger in a packed buffer for later images of
-    the call. Finite inputs give the reference's results.
+    kernels can produce NaN in ``dW`` where the reference's is finite (they multiply
+    zeros of ``dout`` between outputs by neighbouring input values, ``0 * inf``); their
+    results are checked and such a call is recomputed by im2col + GEMM, which gives the
+    reference's values.
     """
     op = "conv2d_backward"
     dout = v.check_array(dout, "dout", op, ndim=4)
     x = v.check_array(x, "x", op, ndim=4)
     W = v.check_array(W, "W", op, ndim=4)
-    stride, pad, (OH, OW) = _geometry(op, x, W, stride, pad)
-    v.check_shape(dout, (x.shape[0], W.shape[0], OH, OW), "dout", op,
-                  f"conv2d of x {x.shape} with W {W.shape}, stride {stride} and pad "
-                  f"{pad} gives that shape")
+    g = _window(op, x, W, stride, pad)
+    v.check_shape(dout, (x.shape[0], W.shape[0], g.oh, g.ow), "dout", op,
+                  f"conv2d of x {x.shape} with W {W.shape}, stride {(g.sh, g.sw)} and pad "
+                  f"{(g.ph, g.pw)} gives that shape")
     if not isinstance(need_dx, (bool, np.bool_)):
         raise TypeError(f"{op}: need_dx must be True or False, got {type(need_dx).__name__}")
     compute, out_dtype = v.dtypes(dout, x, W)
@@ -119,12 +111,6 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
                       "pass the output of conv2d(..., relu=True) that dout is the gradient of")
         relu_out = v.prepare(relu_out, compute)
     dout, x, W = (v.prepare(a, compute) for a in (dout, x, W))
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        dx, dW, db = _conv2d_backward_ref(dout, x, W, stride, pad, bool(need_dx), relu_out)
-    else:
-        dx, dW, db = _backend.kernels(name, "conv").conv2d_backward(
-            dout, x, W, *stride, *pad, bool(need_dx), relu_out=relu_out)
-    if dx is not None:
-        dx = dx.astype(out_dtype, copy=False)
-    return dx, dW.astype(out_dtype, copy=False), db.astype(out_dtype, copy=False)
+    grads = _backend.kernels(_backend.resolve(backend), "conv").conv2d_backward(
+        dout, x, W, g, bool(need_dx), relu_out=relu_out)
+    return v.restore(out_dtype, *grads)

@@ -3,7 +3,6 @@ import numpy as np
 
 from .. import _backend
 from .. import _validation as v
-from ..reference import fma as _ref
 
 
 def _check_x(x, op):
@@ -79,12 +78,8 @@ def linear(x, W, b=None, relu=False, *, backend=None):
     x2 = v.prepare(x.reshape(x.shape[0], -1), compute)
     W = v.prepare(W, compute)
     b = None if b is None else v.prepare(b, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        out = _ref.linear(x2, W, b, bool(relu))
-    else:
-        out = _backend.kernels(name, "fma").linear(x2, W, b, bool(relu))
-    return out.astype(out_dtype, copy=False)
+    out = _backend.kernels(_backend.resolve(backend), "fma").linear(x2, W, b, bool(relu))
+    return v.restore(out_dtype, out)
 
 
 def linear_backward(dout, x, W, *, relu_out=None, backend=None):
@@ -137,10 +132,6 @@ def linear_backward(dout, x, W, *, relu_out=None, backend=None):
     W = v.prepare(W, compute)
     if relu_out is not None:
         relu_out = v.prepare(relu_out, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        dx, dW, db = _ref.linear_backward(d, x2, W, relu_out=relu_out)
-    else:
-        dx, dW, db = _backend.kernels(name, "fma").linear_backward(d, x2, W, relu_out)
-    return (dx.reshape(x.shape).astype(out_dtype, copy=False),
-            dW.astype(out_dtype, copy=False), db.astype(out_dtype, copy=False))
+    dx, dW, db = _backend.kernels(_backend.resolve(backend), "fma").linear_backward(
+        d, x2, W, relu_out)
+    return v.restore(out_dtype, dx.reshape(x.shape), dW, db)

@@ -1,15 +1,13 @@
 """Public im2col / col2im: validate once, then dispatch to a backend."""
-import numpy as np
-
 from .. import _backend
 from .. import _validation as v
-from ..reference.im2col import col2im as _col2im_ref, im2col as _im2col_ref
 
 
-def _geometry(op, filter_h, filter_w, stride, pad):
+def _window(op, H, W, filter_h, filter_w, stride, pad):
     kh = v.check_int(filter_h, "filter_h", op, 1)
     kw = v.check_int(filter_w, "filter_w", op, 1)
-    return kh, kw, v.pair(stride, "stride", op, 1), v.pair(pad, "pad", op, 0)
+    return v.window(H, W, kh, kw, v.pair(stride, "stride", op, 1), v.pair(pad, "pad", op, 0),
+                    op)
 
 
 def im2col(input_data, filter_h, filter_w, stride=1, pad=0, *, out=None, backend=None):
@@ -38,22 +36,14 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0, *, out=None, backend
     """
     op = "im2col"
     x = v.check_array(input_data, "input_data", op, ndim=4)
-    kh, kw, stride, pad = _geometry(op, filter_h, filter_w, stride, pad)
     N, C, H, W = x.shape
-    OH, OW = v.output_size(H, W, kh, kw, stride, pad, op)
+    g = _window(op, H, W, filter_h, filter_w, stride, pad)
     compute, out_dtype = v.dtypes(x)
     if out is not None:
-        v.check_out(out, (N * OH * OW, C * kh * kw), compute, op, x)
+        v.check_out(out, (N * g.oh * g.ow, C * g.kh * g.kw), compute, op, x)
     x = v.prepare(x, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        col = np.ascontiguousarray(_im2col_ref(x, kh, kw, stride, pad))
-        if out is not None:
-            out[...] = col
-            col = out
-    else:
-        col = _backend.kernels(name, "im2col").im2col(x, kh, kw, *stride, *pad, out=out)
-    return col if out is not None else col.astype(out_dtype, copy=False)
+    col = _backend.kernels(_backend.resolve(backend), "im2col").im2col(x, g, out=out)
+    return col if out is not None else v.restore(out_dtype, col)
 
 
 def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0, *, out=None, backend=None):
@@ -79,23 +69,14 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0, *, out=None, b
     op = "col2im"
     c = v.check_array(col, "col", op, ndim=2)
     N, C, H, W = v.check_shape_tuple(input_shape, "input_shape", op, 4)
-    kh, kw, stride, pad = _geometry(op, filter_h, filter_w, stride, pad)
-    OH, OW = v.output_size(H, W, kh, kw, stride, pad, op)
-    v.check_shape(c, (N * OH * OW, C * kh * kw), "col", op,
-                  f"im2col of input_shape {(N, C, H, W)} with a {kh}x{kw} filter, "
-                  f"stride {stride} and pad {pad} has that shape")
+    g = _window(op, H, W, filter_h, filter_w, stride, pad)
+    v.check_shape(c, (N * g.oh * g.ow, C * g.kh * g.kw), "col", op,
+                  f"im2col of input_shape {(N, C, H, W)} with a {g.kh}x{g.kw} filter, "
+                  f"stride {(g.sh, g.sw)} and pad {(g.ph, g.pw)} has that shape")
     compute, out_dtype = v.dtypes(c)
     if out is not None:
         v.check_out(out, (N, C, H, W), compute, op, c)
     c = v.prepare(c, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        img = np.ascontiguousarray(_col2im_ref(c, (N, C, H, W), kh, kw, stride, pad))
-        if out is not None:
-            out[...] = img
-            img = out
-    else:
-        img = _backend.kernels(name, "im2col").col2im(
-            c, N, C, H, W, kh, kw, *stride, *pad, out=out
-        )
-    return img if out is not None else img.astype(out_dtype, copy=False)
+    img = _backend.kernels(_backend.resolve(backend), "im2col").col2im(c, (N, C, H, W), g,
+                                                                       out=out)
+    return img if out is not None else v.restore(out_dtype, img)

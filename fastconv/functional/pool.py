@@ -7,13 +7,12 @@ import numpy as np
 
 from .. import _backend
 from .. import _validation as v
-from ..reference import pool as _ref
 
 _ARGMAX_HINT = "pass the argmax returned by max_pool2d with the same geometry"
 
 
-def _geometry(op, x_shape, pool_h, pool_w, stride, pad):
-    """``(kh, kw, (sh, sw), (ph, pw), (OH, OW))`` after checking the window."""
+def _window(op, x_shape, pool_h, pool_w, stride, pad):
+    """The checked :class:`~fastconv._validation.Window` of the pooling window."""
     kh = v.check_int(pool_h, "pool_h", op, 1)
     kw = v.check_int(pool_w, "pool_w", op, 1)
     stride = (kh, kw) if stride is None else v.pair(stride, "stride", op, 1)
@@ -23,14 +22,18 @@ def _geometry(op, x_shape, pool_h, pool_w, stride, pad):
             f"{op}: pad {pad} is more than half the {kh}x{kw} window; pad may be at most "
             f"({kh // 2}, {kw // 2}), else a window could hold padding only"
         )
-    OH, OW = v.output_size(x_shape[2], x_shape[3], kh, kw, stride, pad, op, what="window")
-    return kh, kw, stride, pad, (OH, OW)
+    return v.window(x_shape[2], x_shape[3], kh, kw, stride, pad, op, what="window")
 
 
-def _dout(dout, x_shape, out_hw, op, geometry):
+def _describe(g):
+    return f"a {g.kh}x{g.kw} window, stride {(g.sh, g.sw)} and pad {(g.ph, g.pw)}"
+
+
+def _dout(dout, x_shape, g, op):
     d = v.check_array(dout, "dout", op, ndim=4)
-    v.check_shape(d, tuple(x_shape[:2]) + out_hw, "dout", op,
-                  f"the forward output for x_shape {tuple(x_shape)} with {geometry} has that shape")
+    v.check_shape(d, tuple(x_shape[:2]) + (g.oh, g.ow), "dout", op,
+                  f"the forward output for x_shape {tuple(x_shape)} with {_describe(g)} "
+                  f"has that shape")
     return d
 
 
@@ -71,15 +74,11 @@ def max_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
     """
     op = "max_pool2d"
     x = v.check_array(x, "x", op, ndim=4)
-    kh, kw, stride, pad, _ = _geometry(op, x.shape, pool_h, pool_w, stride, pad)
+    g = _window(op, x.shape, pool_h, pool_w, stride, pad)
     compute, out_dtype = v.dtypes(x)
     x = v.prepare(x, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        out, arg = _ref.max_pool2d(x, kh, kw, stride, pad)
-    else:
-        out, arg = _backend.kernels(name, "pool").max_pool2d(x, kh, kw, *stride, *pad)
-    return out.astype(out_dtype, copy=False), arg
+    out, arg = _backend.kernels(_backend.resolve(backend), "pool").max_pool2d(x, g)
+    return v.restore(out_dtype, out), arg
 
 
 def max_pool2d_backward(dout, argmax, x_shape, pool_h, pool_w, stride=None, pad=0, *,
@@ -115,20 +114,15 @@ def max_pool2d_backward(dout, argmax, x_shape, pool_h, pool_w, stride=None, pad=
     """
     op = "max_pool2d_backward"
     x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)
-    kh, kw, stride, pad, out_hw = _geometry(op, x_shape, pool_h, pool_w, stride, pad)
-    geometry = f"a {kh}x{kw} window, stride {stride} and pad {pad}"
-    d = _dout(dout, x_shape, out_hw, op, geometry)
-    v.check_index_array(argmax, "argmax", op, d.shape, kh * kw, _ARGMAX_HINT)
+    g = _window(op, x_shape, pool_h, pool_w, stride, pad)
+    d = _dout(dout, x_shape, g, op)
+    v.check_index_array(argmax, "argmax", op, d.shape, g.kh * g.kw, _ARGMAX_HINT)
     compute, out_dtype = v.dtypes(d)
     d = v.prepare(d, compute)
     arg = np.ascontiguousarray(argmax, dtype=np.int32)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        dx = _ref.max_pool2d_backward(d, arg, x_shape, kh, kw, stride, pad)
-    else:
-        dx = _backend.kernels(name, "pool").max_pool2d_backward(
-            d, arg, x_shape[2], x_shape[3], kh, kw, *stride, *pad)
-    return dx.astype(out_dtype, copy=False)
+    dx = _backend.kernels(_backend.resolve(backend), "pool").max_pool2d_backward(
+        d, arg, x_shape, g)
+    return v.restore(out_dtype, dx)
 
 
 def avg_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
@@ -154,15 +148,10 @@ def avg_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
     """
     op = "avg_pool2d"
     x = v.check_array(x, "x", op, ndim=4)
-    kh, kw, stride, pad, _ = _geometry(op, x.shape, pool_h, pool_w, stride, pad)
+    g = _window(op, x.shape, pool_h, pool_w, stride, pad)
     compute, out_dtype = v.dtypes(x)
     x = v.prepare(x, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        out = _ref.avg_pool2d(x, kh, kw, stride, pad)
-    else:
-        out = _backend.kernels(name, "pool").avg_pool2d(x, kh, kw, *stride, *pad)
-    return out.astype(out_dtype, copy=False)
+    return v.restore(out_dtype, _backend.kernels(_backend.resolve(backend), "pool").avg_pool2d(x, g))
 
 
 def avg_pool2d_backward(dout, x_shape, pool_h, pool_w, stride=None, pad=0, *, backend=None):
@@ -188,14 +177,9 @@ def avg_pool2d_backward(dout, x_shape, pool_h, pool_w, stride=None, pad=0, *, ba
     """
     op = "avg_pool2d_backward"
     x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)
-    kh, kw, stride, pad, out_hw = _geometry(op, x_shape, pool_h, pool_w, stride, pad)
-    d = _dout(dout, x_shape, out_hw, op, f"a {kh}x{kw} window, stride {stride} and pad {pad}")
+    g = _window(op, x_shape, pool_h, pool_w, stride, pad)
+    d = _dout(dout, x_shape, g, op)
     compute, out_dtype = v.dtypes(d)
     d = v.prepare(d, compute)
-    name = _backend.resolve(backend)
-    if name == "numpy":
-        dx = _ref.avg_pool2d_backward(d, x_shape, kh, kw, stride, pad)
-    else:
-        dx = _backend.kernels(name, "pool").avg_pool2d_backward(
-            d, x_shape[2], x_shape[3], kh, kw, *stride, *pad)
-    return dx.astype(out_dtype, copy=False)
+    dx = _backend.kernels(_backend.resolve(backend), "pool").avg_pool2d_backward(d, x_shape, g)
+    return v.restore(out_dtype, dx)

@@ -8,6 +8,7 @@ reshaped to (N, OH, OW, FN) and transposed to NCHW. Backward: ``db`` sums ``dout
 """
 import numpy as np
 
+from .._validation import out_size
 from .im2col import _pair, col2im, im2col
 
 
@@ -35,8 +36,7 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False):
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     N, _, H, Wd = x.shape
     FN, _, KH, KW = W.shape
-    OH = (H + 2 * ph - KH) // sh + 1
-    OW = (Wd + 2 * pw - KW) // sw + 1
+    OH, OW = out_size(H, KH, sh, ph), out_size(Wd, KW, sw, pw)
     col = im2col(x, KH, KW, (sh, sw), (ph, pw))
     out = col @ _rows(W).T
     if b is not None:

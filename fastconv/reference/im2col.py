@@ -6,6 +6,8 @@ these keep the input's dtype.
 """
 import numpy as np
 
+from .._validation import out_size
+
 
 def _pair(v):
     return (v, v) if np.isscalar(v) else tuple(v)
@@ -28,8 +30,7 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0):
     """
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     N, C, H, W = input_data.shape
-    out_h = (H + 2 * ph - filter_h) // sh + 1
-    out_w = (W + 2 * pw - filter_w) // sw + 1
+    out_h, out_w = out_size(H, filter_h, sh, ph), out_size(W, filter_w, sw, pw)
     img = np.pad(input_data, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
     col = np.zeros((N, C, filter_h, filter_w, out_h, out_w), dtype=input_data.dtype)
     for y in range(filter_h):
@@ -56,8 +57,7 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     """
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     N, C, H, W = input_shape
-    out_h = (H + 2 * ph - filter_h) // sh + 1
-    out_w = (W + 2 * pw - filter_w) // sw + 1
+    out_h, out_w = out_size(H, filter_h, sh, ph), out_size(W, filter_w, sw, pw)
     col = col.reshape(N, out_h, out_w, C, filter_h, filter_w).transpose(0, 3, 4, 5, 1, 2)
     # Big enough for every window start plus stride overhang, as the book does.
     img = np.zeros((N, C, H + 2 * ph + sh - 1, W + 2 * pw + sw - 1), dtype=col.dtype)

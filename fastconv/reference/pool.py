@@ -17,6 +17,7 @@ Differences from the book, each made to match the public contract:
 """
 import numpy as np
 
+from .._validation import out_size
 from .im2col import _pair, col2im, im2col
 
 
@@ -24,8 +25,7 @@ def _geometry(x_shape, pool_h, pool_w, stride, pad):
     stride = (pool_h, pool_w) if stride is None else _pair(stride)
     pad = _pair(pad)
     N, C, H, W = x_shape
-    OH = (H + 2 * pad[0] - pool_h) // stride[0] + 1
-    OW = (W + 2 * pad[1] - pool_w) // stride[1] + 1
+    OH, OW = out_size(H, pool_h, stride[0], pad[0]), out_size(W, pool_w, stride[1], pad[1])
     return stride, pad, OH, OW
 
 

@@ -15,8 +15,7 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack_filters,
-                          wide_plan)
+from .._conv_plan import dw_channels, finite, flipped_filters, pack_filters, plan
 from .._isa import level as isa_level
 from ._runtime import get_num_threads
 
@@ -291,136 +290,6 @@ def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                         G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx, has_relu)
 
 
-# ------------------------------------------------------------------ direct
-
-cdef void _forward_plane(const floating* img, const floating* w, floating bf,
-                         floating* dst, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                         Py_ssize_t OH, Py_ssize_t OW, int kh, int kw, int sh, int sw,
-                         int ph, int pw, bint relu) noexcept nogil:
-    """One output plane (OH, OW) of one filter ``w`` (C, KH, KW); it stays in L1 while
-    the C*KH*KW taps are added row by row."""
-    cdef Py_ssize_t c, ky, kx, oy, ox, ylo, yhi, xlo, xhi, i
-    cdef floating wv
-    cdef const floating* src
-    cdef floating* row
-    for i in range(OH * OW):
-        dst[i] = bf
-    for c in range(C):
-        for ky in range(kh):
-            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
-            for kx in range(kw):
-                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
-                wv = w[(c * kh + ky) * kw + kx]
-                for oy in range(ylo, yhi):
-                    src = img + (c * H + oy * sh + ky - ph) * W + kx - pw
-                    row = dst + oy * OW
-                    if sw == 1:
-                        for ox in range(xlo, xhi):
-                            row[ox] += wv * src[ox]
-                    else:
-                        for ox in range(xlo, xhi):
-                            row[ox] += wv * src[ox * sw]
-    if relu:
-        for i in range(OH * OW):
-            if dst[i] < 0:
-                dst[i] = 0
-
-
-def _forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] Wt,
-                    const floating[::1] b, floating[:, :, :, ::1] out,
-                    int sh, int sw, int ph, int pw, bint relu):
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t FN = Wt.shape[0], kh = Wt.shape[2], kw = Wt.shape[3]
-    cdef Py_ssize_t OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t t, n, f
-    for t in prange(N * FN, nogil=True, schedule="static"):
-        n = t // FN
-        f = t % FN
-        _forward_plane(&x[n, 0, 0, 0], &Wt[f, 0, 0, 0], b[f], &out[n, f, 0, 0],
-                       C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, relu)
-
-
-cdef void _dw_share(const floating* dout, const floating* x, floating* acc,
-                    Py_ssize_t n_begin, Py_ssize_t n_end, Py_ssize_t C, Py_ssize_t H,
-                    Py_ssize_t W, Py_ssize_t FN, Py_ssize_t OH, Py_ssize_t OW,
-                    int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
-    """``acc[f, c, ky, kx, ox]`` += products; summing over ox is left to the caller so
-    the inner loop is an element-wise multiply-add the compiler vectorizes."""
-    cdef Py_ssize_t n, f, c, ky, kx, oy, ox, ylo, yhi, xlo, xhi
-    cdef const floating* g
-    cdef const floating* src
-    cdef floating* a
-    memset(acc, 0, FN * C * kh * kw * OW * sizeof(floating))
-    for n in range(n_begin, n_end):
-        for f in range(FN):
-            for c in range(C):
-                for ky in range(kh):
-                    _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
-                    for kx in range(kw):
-                        _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
-                        a = acc + (((f * C + c) * kh + ky) * kw + kx) * OW
-                        for oy in range(ylo, yhi):
-                            g = dout + ((n * FN + f) * OH + oy) * OW
-                            src = x + ((n * C + c) * H + oy * sh + ky - ph) * W + kx - pw
-                            if sw == 1:
-                                for ox in range(xlo, xhi):
-                                    a[ox] += g[ox] * src[ox]
-                            else:
-                                for ox in range(xlo, xhi):
-                                    a[ox] += g[ox] * src[ox * sw]
-
-
-def _backward_direct_dw(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] x,
-                        floating[:, :, :, :, :, ::1] acc,
-                        int kh, int kw, int sh, int sw, int ph, int pw):
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
-    cdef int nt = acc.shape[0]
-    cdef int t
-    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        _dw_share(&dout[0, 0, 0, 0], &x[0, 0, 0, 0], &acc[t, 0, 0, 0, 0, 0],
-                  t * N // nt, (t + 1) * N // nt, C, H, W, FN, OH, OW,
-                  kh, kw, sh, sw, ph, pw)
-
-
-cdef void _dx_plane(const floating* dout, const floating* Wt, floating* dst,
-                    Py_ssize_t n, Py_ssize_t c, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                    Py_ssize_t FN, Py_ssize_t OH, Py_ssize_t OW, int kh, int kw,
-                    int sh, int sw, int ph, int pw) noexcept nogil:
-    cdef Py_ssize_t f, ky, kx, oy, ox, ylo, yhi, xlo, xhi
-    cdef floating wv
-    cdef const floating* g
-    cdef floating* row
-    memset(dst, 0, H * W * sizeof(floating))
-    for f in range(FN):
-        for ky in range(kh):
-            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
-            for kx in range(kw):
-                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
-                wv = Wt[((f * C + c) * kh + ky) * kw + kx]
-                for oy in range(ylo, yhi):
-                    g = dout + ((n * FN + f) * OH + oy) * OW
-                    row = dst + (oy * sh + ky - ph) * W + kx - pw
-                    if sw == 1:
-                        for ox in range(xlo, xhi):
-                            row[ox] += wv * g[ox]
-                    else:
-                        for ox in range(xlo, xhi):
-                            row[ox * sw] += wv * g[ox]
-
-
-def _backward_direct_dx(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] Wt,
-                        floating[:, :, :, ::1] dx, int sh, int sw, int ph, int pw):
-    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
-    cdef Py_ssize_t FN = Wt.shape[0], kh = Wt.shape[2], kw = Wt.shape[3]
-    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3]
-    cdef Py_ssize_t t
-    # One input plane per iteration: scatter-adds never cross threads.
-    for t in prange(N * C, nogil=True, schedule="static"):
-        _dx_plane(&dout[0, 0, 0, 0], &Wt[0, 0, 0, 0], &dx[t // C, t % C, 0, 0],
-                  t // C, t % C, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw)
-
-
 # ------------------------------------------------------------------ direct, stride 1
 #
 # The register-blocked kernels of conv_simd.h on "wide" planes: a chunk of images is
@@ -554,102 +423,85 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
             n0 = n0 + m
 
 
-def _conv2d_simd(x, W, b, Py_ssize_t ph, Py_ssize_t pw, bint relu, out):
+def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
-    cdef Py_ssize_t L = _K.vbytes // x.itemsize
-    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize, get_num_threads(),
-                                     _K.fwd_v * L, L, False)
-    xbuf = np.zeros((nt, C, xs), dtype=x.dtype)
-    wide = np.empty((nt, _round_up(FN, _K.fwd_f), xs), dtype=x.dtype)
-    _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), _K.fwd_f), b, out, xbuf, wide,
-                  off, ph, pw, relu, G, nt)
-    return out
-
-
-def _conv2d_backward_simd(dout, relu_out, x, W, Py_ssize_t ph, Py_ssize_t pw, bint need_dx):
-    cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
-    cdef Py_ssize_t L = _K.vbytes // x.itemsize
-    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize, get_num_threads(),
-                                     _K.fwd_v * L, L, True)
-    xbuf = np.zeros((nt, dw_channels(C, kh * kw, _K.dw_c, _K.dw3_c), xs), dtype=x.dtype)
-    dbuf = np.zeros((nt, _round_up(FN, _K.dw_f), xs), dtype=x.dtype)
-    dW_part = np.empty((nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)
-    db_part = np.empty((nt, FN), dtype=x.dtype)
+    xbuf = np.zeros((p.nt, dw_channels(C, kh * kw, _K.dw_c, _K.dw3_c), p.width), dtype=x.dtype)
+    dbuf = np.zeros((p.nt, _round_up(FN, _K.dw_f), p.width), dtype=x.dtype)
+    dW_part = np.empty((p.nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)
+    db_part = np.empty((p.nt, FN), dtype=x.dtype)
     if need_dx:
         dx = np.empty_like(x)
         wdx = pack_filters(flipped_filters(W), _K.fwd_f)
-        wide = np.empty((nt, _round_up(C, _K.fwd_f), xs), dtype=x.dtype)
+        wide = np.empty((p.nt, _round_up(C, _K.fwd_f), p.width), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)
         wide = np.empty((1, 1, 1), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
-                   wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, wide, off,
-                   kh, kw, ph, pw, G, nt)
+                   wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, wide, p.off,
+                   kh, kw, g[4], g[5], p.G, p.nt)
     dW = dW_part.sum(axis=0)[:FN, :C].reshape(FN, C, kh, kw)
     return (dx if need_dx else None), dW, db_part.sum(axis=0)
 
 
+def _plan(x, W, g, algorithm, backward):
+    cdef Py_ssize_t L = _K.vbytes // x.itemsize
+    return plan(x.shape, W.shape, g, x.itemsize, get_num_threads(), _K.fwd_v * L, L,
+                algorithm, backward)
+
+
 # ------------------------------------------------------------------ entry points
 
-def conv2d(x, W, b, int sh, int sw, int ph, int pw, relu=False, algorithm=None):
+def conv2d(x, W, b, g, relu=False, algorithm=None):
     """``x`` (N, C, H, W), ``W`` (FN, C, KH, KW), ``b`` (FN,), all C-contiguous of one
-    float dtype -> (N, FN, OH, OW). ``algorithm`` ('direct' or 'gemm') overrides the
-    per-shape rule of ``kernels._conv_plan``."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], Wd = x.shape[3]
-    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
-    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (Wd + 2 * pw - kw) // sw + 1
+    float dtype, and the checked window geometry ``g`` (kh, kw, sh, sw, ph, pw, oh, ow)
+    -> (N, FN, OH, OW). ``algorithm`` ('direct' or 'gemm') overrides the rule of
+    ``kernels._conv_plan``, whose ``plan`` this executes."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], FN = W.shape[0]
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    if choose(algorithm, kh, kw, sh, sw, ph, pw) == "direct":
-        if sh == 1 and sw == 1 and ph < kh and pw < kw:
-            return _conv2d_simd(x, W, b, ph, pw, bool(relu), out)
-        _forward_direct(x, W, b, out, sh, sw, ph, pw, bool(relu))
+    p = _plan(x, W, g, algorithm, False)
+    if p.algorithm == "direct":
+        xbuf = np.zeros((p.nt, C, p.width), dtype=x.dtype)
+        wide = np.empty((p.nt, _round_up(FN, _K.fwd_f), p.width), dtype=x.dtype)
+        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), _K.fwd_f), b, out, xbuf,
+                      wide, p.off, ph, pw, bool(relu), p.G, p.nt)
         return out
     cdef Py_ssize_t K = C * kh * kw, P = OH * OW
-    cdef int nt = get_num_threads()
-    cdef Py_ssize_t G = group_size(N, K, P, x.itemsize, nt)
-    nt = min(nt, (N + G - 1) // G)
-    col_ws = np.empty((nt, K * G * P), dtype=x.dtype)
-    res_ws = np.empty((nt, FN * G * P), dtype=x.dtype)
+    col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)
+    res_ws = np.empty((p.nt, FN * p.G * P), dtype=x.dtype)
     with single_threaded_blas():
         _forward_gemm(x, W.reshape(FN, K), b, out, col_ws, res_ws,
-                      kh, kw, sh, sw, ph, pw, bool(relu), G, nt)
+                      kh, kw, sh, sw, ph, pw, bool(relu), p.G, p.nt)
     return out
 
 
-def conv2d_backward(dout, x, W, int sh, int sw, int ph, int pw, need_dx=True,
-                    algorithm=None, relu_out=None):
+def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
     """Gradients ``(dx or None, dW, db)`` of :func:`conv2d`; ``dout`` is (N, FN, OH, OW)
-    C-contiguous, same dtype as ``x`` and ``W``; ``algorithm`` as in :func:`conv2d`.
-    ``relu_out``: the output of a ``relu=True`` forward (same shape as ``dout``), whose
-    ReLU backward is fused into the pass that gathers ``dout``; None: no ReLU."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
-    cdef Py_ssize_t FN = W.shape[0], kh = W.shape[2], kw = W.shape[3]
-    cdef Py_ssize_t OH = dout.shape[2], OW = dout.shape[3]
-    cdef int nt = min(get_num_threads(), N)
-    algorithm = choose(algorithm, kh, kw, sh, sw, ph, pw)
-    if algorithm == "direct" and sh == 1 and sw == 1 and ph < kh and pw < kw:
-        return _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, bool(need_dx))
-    dx = np.empty_like(x) if need_dx else None
-    if algorithm == "direct":
-        if relu_out is not None:
-            dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
-        acc = np.empty((nt, FN, C, kh, kw, OW), dtype=x.dtype)
-        _backward_direct_dw(dout, x, acc, kh, kw, sh, sw, ph, pw)
-        if need_dx:
-            _backward_direct_dx(dout, W, dx, sh, sw, ph, pw)
-        return dx, acc.sum(axis=(0, 5)), dout.sum(axis=(0, 2, 3))
+    C-contiguous, same dtype as ``x`` and ``W``; ``g`` and ``algorithm`` as in
+    :func:`conv2d`. ``relu_out``: the output of a ``relu=True`` forward (same shape as
+    ``dout``), whose ReLU backward is fused into the pass that gathers ``dout``; None: no
+    ReLU."""
+    p = _plan(x, W, g, algorithm, True)
+    if p.algorithm == "direct":
+        grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
+        if finite(grads[1], grads[2]) or algorithm == "direct":
+            return grads
+        # A non-finite value in x can reach dW through the zeros between outputs of the
+        # packed dout (0 * inf); the GEMM path multiplies only real window cells.
+        p = _plan(x, W, g, "gemm", True)
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], FN = W.shape[0]
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     cdef Py_ssize_t K = C * kh * kw, P = OH * OW
-    cdef Py_ssize_t G = group_size(N, K, P, x.itemsize, nt)
-    nt = min(nt, (N + G - 1) // G)
-    dW_part = np.empty((nt, FN, K), dtype=x.dtype)
-    db_part = np.empty((nt, FN), dtype=x.dtype)
-    col_ws = np.empty((nt, K * G * P), dtype=x.dtype)
-    dg_ws = np.empty((nt, FN * G * P), dtype=x.dtype)
-    dcol_ws = np.empty((nt, K * G * P if need_dx else 1), dtype=x.dtype)
+    dx = np.empty_like(x) if need_dx else None
+    dW_part = np.empty((p.nt, FN, K), dtype=x.dtype)
+    db_part = np.empty((p.nt, FN), dtype=x.dtype)
+    col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)
+    dg_ws = np.empty((p.nt, FN * p.G * P), dtype=x.dtype)
+    dcol_ws = np.empty((p.nt, K * p.G * P if need_dx else 1), dtype=x.dtype)
     with single_threaded_blas():
         _backward_gemm(dout, dout if relu_out is None else relu_out, x, W.reshape(FN, K),
                        dx if need_dx else np.empty((1, 1, 1, 1), x.dtype),
                        dW_part, db_part, col_ws, dg_ws, dcol_ws,
-                       kh, kw, sh, sw, ph, pw, bool(need_dx), relu_out is not None, G, nt)
+                       kh, kw, sh, sw, ph, pw, bool(need_dx), relu_out is not None, p.G, p.nt)
     return dx, dW_part.sum(axis=0).reshape(FN, C, kh, kw), db_part.sum(axis=0)

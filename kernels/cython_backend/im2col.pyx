@@ -87,10 +87,8 @@ cdef void _col2im_plane(const floating* col, floating* out, Py_ssize_t t,
 
 
 def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
-                 int kh, int kw, int sh, int sw, int ph, int pw):
+                 int kh, int kw, int sh, int sw, int ph, int pw, Py_ssize_t OH, Py_ssize_t OW):
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1
-    cdef Py_ssize_t OW = (W + 2 * pw - kw) // sw + 1
     cdef Py_ssize_t t
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* cp = &col[0, 0]
@@ -100,10 +98,8 @@ def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
 
 
 def _col2im_into(const floating[:, ::1] col, floating[:, :, :, ::1] out,
-                 int kh, int kw, int sh, int sw, int ph, int pw):
+                 int kh, int kw, int sh, int sw, int ph, int pw, Py_ssize_t OH, Py_ssize_t OW):
     cdef Py_ssize_t C = out.shape[1], H = out.shape[2], W = out.shape[3]
-    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1
-    cdef Py_ssize_t OW = (W + 2 * pw - kw) // sw + 1
     cdef Py_ssize_t t
     cdef const floating* cp = &col[0, 0]
     cdef floating* op = &out[0, 0, 0, 0]
@@ -112,20 +108,21 @@ def _col2im_into(const floating[:, ::1] col, floating[:, :, :, ::1] out,
         _col2im_plane(cp, op, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
 
 
-def im2col(x, int kh, int kw, int sh, int sw, int ph, int pw, out=None):
-    """``x`` (N, C, H, W) C-contiguous float -> col (N*OH*OW, C*KH*KW), into ``out`` if given."""
-    cdef Py_ssize_t OH = (x.shape[2] + 2 * ph - kh) // sh + 1
-    cdef Py_ssize_t OW = (x.shape[3] + 2 * pw - kw) // sw + 1
+def im2col(x, g, out=None):
+    """``x`` (N, C, H, W) C-contiguous float and its checked window geometry ``g``
+    (kh, kw, sh, sw, ph, pw, oh, ow) -> col (N*OH*OW, C*KH*KW), into ``out`` if given."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     if out is None:
         out = np.empty((x.shape[0] * OH * OW, x.shape[1] * kh * kw), dtype=x.dtype)
-    _im2col_into(x, out, kh, kw, sh, sw, ph, pw)
+    _im2col_into(x, out, kh, kw, sh, sw, ph, pw, OH, OW)
     return out
 
 
-def col2im(col, Py_ssize_t n_img, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-           int kh, int kw, int sh, int sw, int ph, int pw, out=None):
-    """col (N*OH*OW, C*KH*KW) -> (N, C, H, W), overlapping windows summed, into ``out`` if given."""
+def col2im(col, x_shape, g, out=None):
+    """col (N*OH*OW, C*KH*KW) -> ``x_shape`` (N, C, H, W), overlapping windows summed,
+    into ``out`` if given; ``g`` as in :func:`im2col`."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     if out is None:
-        out = np.empty((n_img, C, H, W), dtype=col.dtype)
-    _col2im_into(col, out, kh, kw, sh, sw, ph, pw)
+        out = np.empty(x_shape, dtype=col.dtype)
+    _col2im_into(col, out, kh, kw, sh, sw, ph, pw, OH, OW)
     return out

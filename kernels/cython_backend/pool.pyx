@@ -224,39 +224,38 @@ def _avg_pool_backward_into(const floating[:, :, :, ::1] dout, floating[:, :, :,
                         kh, kw, sh, sw, ph, pw)
 
 
-def _out_size(Py_ssize_t H, Py_ssize_t W, int kh, int kw, int sh, int sw, int ph, int pw):
-    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-
-
-def max_pool2d(x, int kh, int kw, int sh, int sw, int ph, int pw):
-    """``x`` (N, C, H, W) C-contiguous float -> (out (N, C, OH, OW), argmax int32)."""
-    OH, OW = _out_size(x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+def max_pool2d(x, g):
+    """``x`` (N, C, H, W) C-contiguous float and its checked window geometry ``g``
+    (kh, kw, sh, sw, ph, pw, oh, ow) -> (out (N, C, OH, OW), argmax int32)."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
     arg = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=np.int32)
     _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw)
     return out, arg
 
 
-def max_pool2d_backward(dout, arg, Py_ssize_t H, Py_ssize_t W,
-                        int kh, int kw, int sh, int sw, int ph, int pw):
+def max_pool2d_backward(dout, arg, x_shape, g):
     """``dout`` (N, C, OH, OW) float and ``arg`` int32 in [0, KH*KW), both C-contiguous,
-    -> dx (N, C, H, W)."""
-    dx = np.empty((dout.shape[0], dout.shape[1], H, W), dtype=dout.dtype)
+    -> dx of ``x_shape``; ``g`` as in :func:`max_pool2d`."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
+    dx = np.empty(x_shape, dtype=dout.dtype)
     _max_pool_backward_into(dout, arg, dx, kh, kw, sh, sw, ph, pw)
     return dx
 
 
-def avg_pool2d(x, int kh, int kw, int sh, int sw, int ph, int pw):
-    """``x`` (N, C, H, W) C-contiguous float -> (N, C, OH, OW), sum / (KH*KW)."""
-    OH, OW = _out_size(x.shape[2], x.shape[3], kh, kw, sh, sw, ph, pw)
+def avg_pool2d(x, g):
+    """``x`` (N, C, H, W) C-contiguous float -> (N, C, OH, OW), sum / (KH*KW); ``g`` as
+    in :func:`max_pool2d`."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
     _avg_pool_into(x, out, kh, kw, sh, sw, ph, pw)
     return out
 
 
-def avg_pool2d_backward(dout, Py_ssize_t H, Py_ssize_t W,
-                        int kh, int kw, int sh, int sw, int ph, int pw):
-    """``dout`` (N, C, OH, OW) C-contiguous float -> dx (N, C, H, W)."""
-    dx = np.empty((dout.shape[0], dout.shape[1], H, W), dtype=dout.dtype)
+def avg_pool2d_backward(dout, x_shape, g):
+    """``dout`` (N, C, OH, OW) C-contiguous float -> dx of ``x_shape``; ``g`` as in
+    :func:`max_pool2d`."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
+    dx = np.empty(x_shape, dtype=dout.dtype)
     _avg_pool_backward_into(dout, dx, kh, kw, sh, sw, ph, pw)
     return dx

@@ -14,8 +14,7 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (choose, dw_channels, flipped_filters, group_size, pack_filters,
-                          wide_plan)
+from .._conv_plan import dw_channels, finite, flipped_filters, pack_filters, plan
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, VBYTES, WIDE_F, WIDE_V, dw3_add_sums, dw3_step,
                     dw3_zeros, dw_add_sums, dw_step, dw_zeros, row_sum, wide_store, wide_tap,
@@ -154,84 +153,6 @@ def _backward_gemm(dout3, rout3, x, Wm, WmT, dx, dW_part, db_part, kh, kw, sh, s
 
 
 # ------------------------------------------------------------------ direct
-
-
-@pjit
-def _forward_direct(x, W, b, out, sh, sw, ph, pw, relu):
-    N, C, H, Wd = x.shape
-    FN, _, kh, kw = W.shape
-    OH, OW = out.shape[2], out.shape[3]
-    # One output plane per iteration; it stays in L1 while the C*KH*KW taps are added
-    # row by row (the inner loop over ox vectorizes).
-    for t in prange(N * FN):
-        n = t // FN
-        f = t - n * FN
-        bf = b[f]
-        for oy in range(OH):
-            for ox in range(OW):
-                out[n, f, oy, ox] = bf
-        for c in range(C):
-            for ky in range(kh):
-                ylo, yhi = _valid_range(ky, sh, ph, OH, H)
-                for kx in range(kw):
-                    w = W[f, c, ky, kx]
-                    xlo, xhi = _valid_range(kx, sw, pw, OW, Wd)
-                    for oy in range(ylo, yhi):
-                        y = oy * sh + ky - ph
-                        for ox in range(xlo, xhi):
-                            out[n, f, oy, ox] += w * x[n, c, y, ox * sw + kx - pw]
-        if relu:
-            for oy in range(OH):
-                for ox in range(OW):
-                    if out[n, f, oy, ox] < 0:
-                        out[n, f, oy, ox] = 0
-
-
-@pjit
-def _backward_direct_dw(dout, x, acc, kh, kw, sh, sw, ph, pw):
-    """Per-thread partial sums ``acc[t, f, c, ky, kx, ox]`` (summed over ox by the caller),
-    so the inner loop is an element-wise multiply-add that vectorizes without
-    reassociating a reduction (fastmath stays off)."""
-    N, C, H, Wd = x.shape
-    FN, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
-    nt = acc.shape[0]
-    for t in prange(nt):
-        acc[t] = 0
-        for n in range(t * N // nt, (t + 1) * N // nt):
-            for f in range(FN):
-                for c in range(C):
-                    for ky in range(kh):
-                        ylo, yhi = _valid_range(ky, sh, ph, OH, H)
-                        for kx in range(kw):
-                            xlo, xhi = _valid_range(kx, sw, pw, OW, Wd)
-                            for oy in range(ylo, yhi):
-                                y = oy * sh + ky - ph
-                                for ox in range(xlo, xhi):
-                                    acc[t, f, c, ky, kx, ox] += (
-                                        dout[n, f, oy, ox] * x[n, c, y, ox * sw + kx - pw])
-
-
-@pjit
-def _backward_direct_dx(dout, W, dx, sh, sw, ph, pw):
-    N, C, H, Wd = dx.shape
-    FN, _, kh, kw = W.shape
-    OH, OW = dout.shape[2], dout.shape[3]
-    # One input plane per iteration: scatter-adds never cross threads.
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        dx[n, c] = 0
-        for f in range(FN):
-            for ky in range(kh):
-                ylo, yhi = _valid_range(ky, sh, ph, OH, H)
-                for kx in range(kw):
-                    w = W[f, c, ky, kx]
-                    xlo, xhi = _valid_range(kx, sw, pw, OW, Wd)
-                    for oy in range(ylo, yhi):
-                        y = oy * sh + ky - ph
-                        for ox in range(xlo, xhi):
-                            dx[n, c, y, ox * sw + kx - pw] += w * dout[n, f, oy, ox]
-
 
 # Stride 1, KH-1 >= PH, KW-1 >= PW: the register-blocked kernels of ``_simd`` on "wide"
 # planes, the same algorithm as the Cython backend's (see kernels/cython_backend/
@@ -419,122 +340,86 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
             n0 += m
 
 
-def _conv2d_simd(x, W, b, ph, pw, relu, out):
+def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     FN, C, kh, kw = W.shape
-    L = _lanes_of(x)
-    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize,
-                                     numba.get_num_threads(), WIDE_V * L, L, False)
-    xbuf = np.zeros((nt, C * xs), dtype=x.dtype)
-    wide = np.empty((nt, -(-FN // WIDE_F) * WIDE_F * xs), dtype=x.dtype)
-    _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), WIDE_F), b, out, xbuf, wide,
-                  off, ph, pw, relu, G, nt)
-    return out
-
-
-def _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, need_dx):
-    FN, C, kh, kw = W.shape
-    L = _lanes_of(x)
-    _, _, off, G, nt, xs = wide_plan(x.shape, W.shape, ph, pw, x.itemsize,
-                                     numba.get_num_threads(), WIDE_V * L, L, True)
+    ph, pw = g[4], g[5]
     Cp, FNp = dw_channels(C, kh * kw, DW_C, DW3_C), -(-FN // DW_F) * DW_F
-    xbuf = np.zeros((nt, Cp * xs), dtype=x.dtype)
-    dbuf = np.zeros((nt, FNp * xs), dtype=x.dtype)
-    dW_part = np.empty((nt, FNp, Cp, kh * kw), dtype=x.dtype)
-    db_part = np.empty((nt, FN), dtype=x.dtype)
+    xbuf = np.zeros((p.nt, Cp * p.width), dtype=x.dtype)
+    dbuf = np.zeros((p.nt, FNp * p.width), dtype=x.dtype)
+    dW_part = np.empty((p.nt, FNp, Cp, kh * kw), dtype=x.dtype)
+    db_part = np.empty((p.nt, FN), dtype=x.dtype)
     if need_dx:
         dx = np.empty_like(x)
         wdx = pack_filters(flipped_filters(W), WIDE_F)
-        wide = np.empty((nt, -(-C // WIDE_F) * WIDE_F * xs), dtype=x.dtype)
+        wide = np.empty((p.nt, -(-C // WIDE_F) * WIDE_F * p.width), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)
-        wide = np.empty((nt, 1), x.dtype)
+        wide = np.empty((p.nt, 1), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
-                   wdx, np.zeros(C, x.dtype), dx, bool(need_dx), dW_part, db_part, xbuf,
-                   dbuf, wide, off, kh, kw, ph, pw, G, nt)
+                   wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
+                   dbuf, wide, p.off, kh, kw, ph, pw, p.G, p.nt)
     dW = dW_part.sum(axis=0)[:FN, :C].reshape(FN, C, kh, kw)
     return (dx if need_dx else None), dW, db_part.sum(axis=0)
-
-
-@pjit
-def _sum_db(dout, db):
-    FN = dout.shape[1]
-    for f in prange(FN):
-        s = 0.0
-        for n in range(dout.shape[0]):
-            for oy in range(dout.shape[2]):
-                for ox in range(dout.shape[3]):
-                    s += dout[n, f, oy, ox]
-        db[f] = s
 
 
 # ------------------------------------------------------------------ entry points
 
 
-def _out_hw(H, W, kh, kw, sh, sw, ph, pw):
-    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-
-
-def conv2d(x, W, b, sh, sw, ph, pw, relu=False, algorithm=None):
+def conv2d(x, W, b, g, relu=False, algorithm=None):
     """``x`` (N, C, H, W), ``W`` (FN, C, KH, KW), ``b`` (FN,), all C-contiguous of one
-    float dtype -> (N, FN, OH, OW). ``algorithm`` ('direct' or 'gemm') overrides the
-    per-shape rule of ``kernels._conv_plan``."""
-    N, C, H, Wd = x.shape
-    FN, _, kh, kw = W.shape
-    OH, OW = _out_hw(H, Wd, kh, kw, sh, sw, ph, pw)
+    float dtype, and the checked window geometry ``g`` (kh, kw, sh, sw, ph, pw, oh, ow)
+    -> (N, FN, OH, OW). ``algorithm`` ('direct' or 'gemm') overrides the rule of
+    ``kernels._conv_plan``, whose ``plan`` this executes."""
+    N, C = x.shape[0], x.shape[1]
+    FN = W.shape[0]
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    if choose(algorithm, kh, kw, sh, sw, ph, pw) == "direct":
-        if sh == 1 and sw == 1 and ph < kh and pw < kw:
-            return _conv2d_simd(x, W, b, ph, pw, bool(relu), out)
-        else:
-            _forward_direct(x, W, b, out, sh, sw, ph, pw, bool(relu))
+    L = _lanes_of(x)
+    p = plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
+             algorithm)
+    if p.algorithm == "direct":
+        xbuf = np.zeros((p.nt, C * p.width), dtype=x.dtype)
+        wide = np.empty((p.nt, -(-FN // WIDE_F) * WIDE_F * p.width), dtype=x.dtype)
+        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), WIDE_F), b, out, xbuf, wide,
+                      p.off, ph, pw, bool(relu), p.G, p.nt)
         return out
-    K, P = C * kh * kw, OH * OW
-    nt = numba.get_num_threads()
-    G = group_size(N, K, P, x.itemsize, nt)
-    nt = min(nt, -(-N // G))
     with single_threaded_blas():
-        _forward_gemm(x, W.reshape(FN, K), b, out.reshape(N, FN, P),
-                      kh, kw, sh, sw, ph, pw, OH, OW, bool(relu), G, nt)
+        _forward_gemm(x, W.reshape(FN, C * kh * kw), b, out.reshape(N, FN, OH * OW),
+                      kh, kw, sh, sw, ph, pw, OH, OW, bool(relu), p.G, p.nt)
     return out
 
 
-def conv2d_backward(dout, x, W, sh, sw, ph, pw, need_dx=True, algorithm=None,
-                    relu_out=None):
+def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
     """Gradients ``(dx or None, dW, db)`` of :func:`conv2d`; ``dout`` is (N, FN, OH, OW)
-    C-contiguous, same dtype as ``x`` and ``W``; ``algorithm`` as in :func:`conv2d`.
-    ``relu_out``: the output of a ``relu=True`` forward (same shape as ``dout``), whose
-    ReLU backward is fused into the pass that gathers ``dout``; None: no ReLU."""
-    N, C, H, Wd = x.shape
-    FN, _, kh, kw = W.shape
-    OH, OW = dout.shape[2], dout.shape[3]
-    algorithm = choose(algorithm, kh, kw, sh, sw, ph, pw)
-    if algorithm == "direct" and sh == 1 and sw == 1 and ph < kh and pw < kw:
-        return _conv2d_backward_simd(dout, relu_out, x, W, ph, pw, bool(need_dx))
-    nt = min(numba.get_num_threads(), N)
-    dx = np.empty_like(x) if need_dx else None
-    if algorithm == "direct" and relu_out is not None:
-        dout = np.where(relu_out <= 0, 0, dout).astype(dout.dtype, copy=False)
-    if algorithm == "direct":
-        acc = np.empty((nt, FN, C, kh, kw, OW), dtype=x.dtype)
-        _backward_direct_dw(dout, x, acc, kh, kw, sh, sw, ph, pw)
-        dW = acc.sum(axis=(0, 5))
-        db = np.empty(FN, dtype=x.dtype)
-        _sum_db(dout, db)
-        if need_dx:
-            _backward_direct_dx(dout, W, dx, sh, sw, ph, pw)
-        return dx, dW, db
+    C-contiguous, same dtype as ``x`` and ``W``; ``g`` and ``algorithm`` as in
+    :func:`conv2d`. ``relu_out``: the output of a ``relu=True`` forward (same shape as
+    ``dout``), whose ReLU backward is fused into the pass that gathers ``dout``; None: no
+    ReLU."""
+    L = _lanes_of(x)
+    p = plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
+             algorithm, backward=True)
+    if p.algorithm == "direct":
+        grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
+        if finite(grads[1], grads[2]) or algorithm == "direct":
+            return grads
+        # A non-finite value in x can reach dW through the zeros between outputs of the
+        # packed dout (0 * inf); the GEMM path multiplies only real window cells.
+        p = plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
+                 "gemm", backward=True)
+    N, C = x.shape[0], x.shape[1]
+    FN = W.shape[0]
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     K, P = C * kh * kw, OH * OW
-    G = group_size(N, K, P, x.itemsize, nt)
-    nt = min(nt, -(-N // G))
+    dx = np.empty_like(x) if need_dx else None
     Wm = W.reshape(FN, K)
-    dW_part = np.empty((nt, FN, K), dtype=x.dtype)
-    db_part = np.empty((nt, FN), dtype=x.dtype)
+    dW_part = np.empty((p.nt, FN, K), dtype=x.dtype)
+    db_part = np.empty((p.nt, FN), dtype=x.dtype)
     with single_threaded_blas():
         _backward_gemm(dout.reshape(N, FN, P),
                        (dout if relu_out is None else relu_out).reshape(N, FN, P),
                        x, Wm, np.ascontiguousarray(Wm.T),
                        dx if need_dx else np.empty((1, 1, 1, 1), x.dtype), dW_part, db_part,
-                       kh, kw, sh, sw, ph, pw, OH, OW, bool(need_dx), relu_out is not None, G)
+                       kh, kw, sh, sw, ph, pw, OH, OW, bool(need_dx), relu_out is not None, p.G)
     dW = dW_part.sum(axis=0).reshape(FN, C, kh, kw)
     return dx, dW, db_part.sum(axis=0)

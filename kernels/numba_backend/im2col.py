@@ -12,10 +12,8 @@ from ._jit import pjit
 
 
 @pjit
-def _im2col_into(x, col, kh, kw, sh, sw, ph, pw):
+def _im2col_into(x, col, kh, kw, sh, sw, ph, pw, OH, OW):
     n_img, C, H, W = x.shape
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
     # One (image, output row) per iteration: each writes its own OW rows of col.
     for t in prange(n_img * OH):
         n = t // OH
@@ -40,10 +38,8 @@ def _im2col_into(x, col, kh, kw, sh, sw, ph, pw):
 
 
 @pjit
-def _col2im_into(col, out, kh, kw, sh, sw, ph, pw):
+def _col2im_into(col, out, kh, kw, sh, sw, ph, pw, OH, OW):
     n_img, C, H, W = out.shape
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
     # Scatter-add: each iteration owns one (image, channel) plane of out, so no two
     # threads ever write the same element.
     for t in prange(n_img * C):
@@ -65,20 +61,20 @@ def _col2im_into(col, out, kh, kw, sh, sw, ph, pw):
                             out[n, c, y, xx] += col[r, base + kx]
 
 
-def im2col(x, kh, kw, sh, sw, ph, pw, out=None):
-    """``x`` (N, C, H, W) C-contiguous float -> col (N*OH*OW, C*KH*KW), into ``out`` if given."""
-    N, C, H, W = x.shape
-    OH = (H + 2 * ph - kh) // sh + 1
-    OW = (W + 2 * pw - kw) // sw + 1
+def im2col(x, g, out=None):
+    """``x`` (N, C, H, W) C-contiguous float and its checked window geometry ``g``
+    (kh, kw, sh, sw, ph, pw, oh, ow) -> col (N*OH*OW, C*KH*KW), into ``out`` if given."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
     if out is None:
-        out = np.empty((N * OH * OW, C * kh * kw), dtype=x.dtype)
-    _im2col_into(x, out, kh, kw, sh, sw, ph, pw)
+        out = np.empty((x.shape[0] * OH * OW, x.shape[1] * kh * kw), dtype=x.dtype)
+    _im2col_into(x, out, *g)
     return out
 
 
-def col2im(col, n_img, C, H, W, kh, kw, sh, sw, ph, pw, out=None):
-    """col (N*OH*OW, C*KH*KW) -> (N, C, H, W), overlapping windows summed, into ``out`` if given."""
+def col2im(col, x_shape, g, out=None):
+    """col (N*OH*OW, C*KH*KW) -> ``x_shape`` (N, C, H, W), overlapping windows summed,
+    into ``out`` if given; ``g`` as in :func:`im2col`."""
     if out is None:
-        out = np.empty((n_img, C, H, W), dtype=col.dtype)
-    _col2im_into(col, out, kh, kw, sh, sw, ph, pw)
+        out = np.empty(x_shape, dtype=col.dtype)
+    _col2im_into(col, out, *g)
     return out

@@ -167,51 +167,48 @@ def _avg_pool_backward_into(dout, dx, kh, kw, sh, sw, ph, pw, area):
                         dx[n, c, y, xx] += g
 
 
-def _out_size(H, W, kh, kw, sh, sw, ph, pw):
-    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-
-
-def _is_2x2(kh, kw, sh, sw, ph, pw):
+def _is_2x2(kh, kw, sh, sw, ph, pw, OH, OW):
     return kh == kw == sh == sw == 2 and ph == pw == 0
 
 
-def max_pool2d(x, kh, kw, sh, sw, ph, pw):
-    """``x`` (N, C, H, W) C-contiguous float -> (out (N, C, OH, OW), argmax int32)."""
-    N, C, H, W = x.shape
-    OH, OW = _out_size(H, W, kh, kw, sh, sw, ph, pw)
-    out = np.empty((N, C, OH, OW), dtype=x.dtype)
-    arg = np.empty((N, C, OH, OW), dtype=np.int32)
-    if _is_2x2(kh, kw, sh, sw, ph, pw):
+def max_pool2d(x, g):
+    """``x`` (N, C, H, W) C-contiguous float and its checked window geometry ``g``
+    (kh, kw, sh, sw, ph, pw, oh, ow) -> (out (N, C, OH, OW), argmax int32)."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
+    out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
+    arg = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=np.int32)
+    if _is_2x2(*g):
         _max_pool_2x2_into(x, out, arg)
     else:
         _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw, x.dtype.type(-np.inf))
     return out, arg
 
 
-def max_pool2d_backward(dout, arg, H, W, kh, kw, sh, sw, ph, pw):
+def max_pool2d_backward(dout, arg, x_shape, g):
     """``dout`` (N, C, OH, OW) float and ``arg`` int32 in [0, KH*KW), both C-contiguous,
-    -> dx (N, C, H, W)."""
-    N, C = dout.shape[0], dout.shape[1]
-    dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    if _is_2x2(kh, kw, sh, sw, ph, pw):
+    -> dx of ``x_shape``; ``g`` as in :func:`max_pool2d`."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    if _is_2x2(*g):
         _max_pool_2x2_backward_into(dout, arg, dx)
     else:
         _max_pool_backward_into(dout, arg, dx, kh, kw, sh, sw, ph, pw)
     return dx
 
 
-def avg_pool2d(x, kh, kw, sh, sw, ph, pw):
-    """``x`` (N, C, H, W) C-contiguous float -> (N, C, OH, OW), sum / (KH*KW)."""
-    N, C, H, W = x.shape
-    OH, OW = _out_size(H, W, kh, kw, sh, sw, ph, pw)
-    out = np.empty((N, C, OH, OW), dtype=x.dtype)
+def avg_pool2d(x, g):
+    """``x`` (N, C, H, W) C-contiguous float -> (N, C, OH, OW), sum / (KH*KW); ``g`` as
+    in :func:`max_pool2d`."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
+    out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
     _avg_pool_into(x, out, kh, kw, sh, sw, ph, pw, x.dtype.type(0), x.dtype.type(kh * kw))
     return out
 
 
-def avg_pool2d_backward(dout, H, W, kh, kw, sh, sw, ph, pw):
-    """``dout`` (N, C, OH, OW) C-contiguous float -> dx (N, C, H, W)."""
-    N, C = dout.shape[0], dout.shape[1]
-    dx = np.empty((N, C, H, W), dtype=dout.dtype)
+def avg_pool2d_backward(dout, x_shape, g):
+    """``dout`` (N, C, OH, OW) C-contiguous float -> dx of ``x_shape``; ``g`` as in
+    :func:`max_pool2d`."""
+    kh, kw, sh, sw, ph, pw, OH, OW = g
+    dx = np.empty(x_shape, dtype=dout.dtype)
     _avg_pool_backward_into(dout, dx, kh, kw, sh, sw, ph, pw, dout.dtype.type(kh * kw))
     return dx
