@@ -10,11 +10,17 @@ the book's signatures.
 What runs where:
 
 * ``Convolution``, ``Pooling`` and ``Affine`` call :func:`fastconv.conv2d`,
-  :func:`fastconv.max_pool2d` and :func:`fastconv.linear` and their backward functions
-  (they inherit only their constructors from :mod:`fastconv.reference.layers`).
+  :func:`fastconv.max_pool2d` and :func:`fastconv.linear` and their backward functions.
+  ``Convolution`` and ``Affine`` take ``relu=True`` to fuse the ReLU that follows them
+  (the backward masks the gradient with ``out > 0``, as the book's ``Relu``), and
+  ``Convolution(need_dx=False)`` skips the input gradient of a net's first layer.
 * ``Relu``, ``Dropout`` and ``SoftmaxWithLoss`` run fused one-pass kernels
   (:mod:`fastconv.functional.elementwise`; the measurements are there).
-* ``Sigmoid`` and ``BatchNormalization`` run the book's NumPy formulas on every backend.
+* ``Sigmoid`` and ``BatchNormalization`` are NumPy on every backend (BatchNormalization's
+  backward in the closed form of the book's computational graph).
+
+None of them uses :mod:`fastconv.reference.layers`, the ground truth they are tested
+against.
 
 Differences from the book (shared with :mod:`fastconv.reference.layers`):
 
@@ -28,7 +34,7 @@ Differences from the book (shared with :mod:`fastconv.reference.layers`):
   ``Pooling.arg_max`` has fastconv's layout: per output cell (N, C, OH, OW), the winning
   position inside its window.
 * ``Dropout`` draws its mask with ``np.random.rand`` like the book, so
-  ``np.random.seed`` reproduces the book's masks.
+  ``np.random.seed`` reproduces the book's masks, unless it is given its own ``rng``.
 * Bad input raises ``TypeError``/``ValueError`` saying what was expected; ``backward``
   before ``forward`` raises ``RuntimeError``.
 """
@@ -40,7 +46,6 @@ from . import _validation as v
 from .functional import conv2d, conv2d_backward, linear, linear_backward
 from .functional import max_pool2d, max_pool2d_backward
 from .functional import elementwise as ew
-from .reference import layers as _ref
 
 __all__ = ["Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout", "BatchNormalization",
            "Convolution", "Pooling"]
@@ -75,13 +80,18 @@ class Relu:
         return ew.relu_backward(dout, self.mask)
 
 
-class Sigmoid(_ref.Sigmoid):
+class Sigmoid:
     """``1 / (1 + exp(-x))``; ``out`` kept for backward (NumPy on every backend)."""
+
+    def __init__(self):
+        self.out = None
 
     def forward(self, x):
         """x : float ndarray of any shape -> ndarray of the same shape and dtype."""
         v.check_array(x, "x", "Sigmoid.forward")
-        return super().forward(x)
+        one = x.dtype.type(1)
+        self.out = one / (one + np.exp(-x))
+        return self.out
 
     def backward(self, dout):
         """dout : ndarray shaped like the input -> dx = dout * (1 - out) * out."""
@@ -89,16 +99,18 @@ class Sigmoid(_ref.Sigmoid):
         v.check_array(dout, "dout", "Sigmoid.backward")
         v.check_shape(dout, self.out.shape, "dout", "Sigmoid.backward",
                       "pass the gradient of the forward output")
-        return super().backward(dout)
+        return dout * (self.out.dtype.type(1) - self.out) * self.out
 
 
-class Affine(_ref.Affine):
+class Affine:
     """Fully connected layer ``x.reshape(N, -1) @ W + b`` (:func:`fastconv.linear`).
 
     Parameters
     ----------
     W : ndarray of shape (D, M)
     b : ndarray of shape (M,)
+    relu : bool, keyword
+        Fuse the ReLU that follows (``max(., 0)`` in the output pass).
 
     Attributes
     ----------
@@ -109,17 +121,23 @@ class Affine(_ref.Affine):
         Gradients from the last backward.
     """
 
+    def __init__(self, W, b, *, relu=False):
+        self.W, self.b, self.relu = W, b, relu
+        self.x = self.original_x_shape = self.out = self.dW = self.db = None
+
     def forward(self, x):
         """x : ndarray of shape (N, ...) with D elements per sample -> (N, M)."""
         v.check_array(x, "x", "Affine.forward")
         self.original_x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
-        return linear(self.x, self.W, self.b)
+        self.out = linear(self.x, self.W, self.b, relu=self.relu)
+        return self.out
 
     def backward(self, dout):
         """dout : ndarray of shape (N, M) -> dx shaped like the forward input."""
         _need_forward(self, "x")
-        dx, self.dW, self.db = linear_backward(dout, self.x, self.W)
+        dx, self.dW, self.db = linear_backward(dout, self.x, self.W,
+                                               relu_out=self.out if self.relu else None)
         return dx.reshape(*self.original_x_shape)
 
 
@@ -162,9 +180,12 @@ class Dropout:
     ----------
     dropout_ratio : float
         In [0, 1].
+    rng : None, int or np.random.Generator, keyword
+        None draws with ``np.random.rand`` (the book's global state); otherwise the masks
+        come from this generator (an int seeds one), in float32 for float32 input.
     """
 
-    def __init__(self, dropout_ratio=0.5):
+    def __init__(self, dropout_ratio=0.5, *, rng=None):
         if isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, numbers.Real):
             raise TypeError(
                 f"Dropout: dropout_ratio must be a real number in [0, 1], got "
@@ -173,13 +194,19 @@ class Dropout:
         if not 0 <= dropout_ratio <= 1:
             raise ValueError(f"Dropout: dropout_ratio must lie in [0, 1], got {dropout_ratio}")
         self.dropout_ratio = dropout_ratio
+        self.rng = None if rng is None else np.random.default_rng(rng)
         self.mask = None
 
     def forward(self, x, train_flg=True):
         """x : float ndarray of any shape -> ndarray of the same shape and dtype."""
         v.check_array(x, "x", "Dropout.forward")
         if train_flg:
-            self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+            if self.rng is None:
+                draw = np.random.rand(*x.shape)
+            else:
+                draw = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32
+                                       else np.float64)
+            self.mask = draw > self.dropout_ratio
             return ew.dropout_apply(x, self.mask)
         return x * x.dtype.type(1.0 - self.dropout_ratio)
 
@@ -189,7 +216,7 @@ class Dropout:
         return ew.dropout_apply(dout, self.mask)
 
 
-class BatchNormalization(_ref.BatchNormalization):
+class BatchNormalization:
     """Batch normalization as the book writes it (NumPy on every backend).
 
     A 4-D input (N, C, H, W) is flattened to (N, C*H*W) and normalized per feature (the
@@ -209,6 +236,15 @@ class BatchNormalization(_ref.BatchNormalization):
         Gradients from the last backward.
     """
 
+    #: Added to the variance before the square root (the book's 10e-7).
+    EPS = 10e-7
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+        self.gamma, self.beta, self.momentum = gamma, beta, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+        self.input_shape = self.xc = self.xn = self.std = None
+        self.dgamma = self.dbeta = None
+
     def forward(self, x, train_flg=True):
         """x : ndarray of shape (N, D) or (N, C, H, W) -> same shape and dtype."""
         op = "BatchNormalization.forward"
@@ -227,7 +263,25 @@ class BatchNormalization(_ref.BatchNormalization):
         if not train_flg and self.running_mean is None:
             raise RuntimeError(f"{op}: train_flg=False needs running statistics; run a "
                                f"training forward first or pass running_mean/running_var")
-        return super().forward(x, train_flg)
+        self.input_shape = x.shape
+        x2 = x.reshape(x.shape[0], -1)
+        dt = x.dtype.type
+        if train_flg:
+            if self.running_mean is None:
+                self.running_mean = np.zeros(D, dtype=x.dtype)
+                self.running_var = np.zeros(D, dtype=x.dtype)
+            mu = x2.mean(axis=0)
+            self.xc = x2 - mu
+            var = np.mean(self.xc ** 2, axis=0)
+            self.std = np.sqrt(var + dt(self.EPS))
+            self.xn = self.xc / self.std
+            mom = dt(self.momentum)
+            self.running_mean = mom * self.running_mean + (dt(1) - mom) * mu
+            self.running_var = mom * self.running_var + (dt(1) - mom) * var
+            xn = self.xn
+        else:
+            xn = (x2 - self.running_mean) / np.sqrt(self.running_var + dt(self.EPS))
+        return (self.gamma * xn + self.beta).reshape(x.shape)
 
     def backward(self, dout):
         """dout : ndarray shaped like the training input -> dx of that shape."""
@@ -236,10 +290,17 @@ class BatchNormalization(_ref.BatchNormalization):
         v.check_array(dout, "dout", op)
         v.check_shape(dout, self.input_shape, "dout", op, "pass the gradient of the "
                       "output of the last training forward")
-        return super().backward(dout)
+        d = dout.reshape(dout.shape[0], -1)
+        self.dbeta = d.sum(axis=0)
+        self.dgamma = np.sum(self.xn * d, axis=0)
+        # The book's graph (through xc, std, var and mu) collapsed: with g = gamma*dout,
+        # dx = (g - mean(g) - xn * mean(g * xn)) / std, per feature.
+        g = self.gamma * d
+        dx = (g - g.mean(axis=0) - self.xn * np.mean(g * self.xn, axis=0)) / self.std
+        return dx.astype(dout.dtype, copy=False).reshape(self.input_shape)
 
 
-class Convolution(_ref.Convolution):
+class Convolution:
     """2-D convolution layer (:func:`fastconv.conv2d`).
 
     Parameters
@@ -247,6 +308,11 @@ class Convolution(_ref.Convolution):
     W : ndarray of shape (FN, C, KH, KW)
     b : ndarray of shape (FN,)
     stride, pad : int or (h, w) pair
+    relu : bool, keyword
+        Fuse the ReLU that follows (``conv2d(..., relu=True)``).
+    need_dx : bool, keyword
+        False for a net's first layer: ``backward`` returns None instead of the input
+        gradient, which nothing would use.
 
     Attributes
     ----------
@@ -256,20 +322,28 @@ class Convolution(_ref.Convolution):
         Gradients from the last backward.
     """
 
+    def __init__(self, W, b, stride=1, pad=0, *, relu=False, need_dx=True):
+        self.W, self.b, self.stride, self.pad = W, b, stride, pad
+        self.relu, self.need_dx = relu, need_dx
+        self.x = self.out = self.dW = self.db = None
+
     def forward(self, x):
         """x : (N, C, H, W) -> (N, FN, OH, OW)."""
-        out = conv2d(x, self.W, self.b, self.stride, self.pad)
+        self.out = conv2d(x, self.W, self.b, self.stride, self.pad, relu=self.relu)
         self.x = x
-        return out
+        return self.out
 
     def backward(self, dout):
-        """dout : (N, FN, OH, OW) -> dx : (N, C, H, W); sets dW and db."""
+        """dout : (N, FN, OH, OW) -> dx : (N, C, H, W), or None without ``need_dx``;
+        sets dW and db."""
         _need_forward(self, "x")
-        dx, self.dW, self.db = conv2d_backward(dout, self.x, self.W, self.stride, self.pad)
+        dx, self.dW, self.db = conv2d_backward(
+            dout, self.x, self.W, self.stride, self.pad, need_dx=self.need_dx,
+            relu_out=self.out if self.relu else None)
         return dx
 
 
-class Pooling(_ref.Pooling):
+class Pooling:
     """Max pooling layer (:func:`fastconv.max_pool2d`).
 
     Parameters
@@ -284,6 +358,10 @@ class Pooling(_ref.Pooling):
     arg_max : integer ndarray of shape (N, C, OH, OW)
         Winning position inside each window (fastconv's layout, not the book's).
     """
+
+    def __init__(self, pool_h, pool_w, stride=2, pad=0):
+        self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
+        self.x = self.arg_max = None
 
     def forward(self, x):
         """x : (N, C, H, W) -> (N, C, OH, OW)."""

@@ -49,10 +49,8 @@ import numpy as np
 
 from . import layers, params_io
 from ._validation import out_size
-from .functional import conv2d, conv2d_backward, linear, linear_backward
-from .functional.elementwise import dropout_apply
 
-__all__ = ["DeepConvNet", "SimpleConvNet", "ConvReLU", "Dense", "Dropout"]
+__all__ = ["DeepConvNet", "SimpleConvNet"]
 
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -68,91 +66,6 @@ def _generator(rng):
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
-
-
-# --------------------------------------------------------------------------- layers
-# The book's layer interface (forward/backward, W, b, dW, db); each holds the
-# arrays its backward needs from its forward.
-
-
-class ConvReLU:
-    """The book's ``Convolution`` followed by ``Relu``, as one ``conv2d(relu=True)``.
-
-    Parameters
-    ----------
-    W : ndarray of shape (FN, C, KH, KW)
-    b : ndarray of shape (FN,)
-    stride, pad : int
-    need_dx : bool
-        False for a net's first layer: ``backward`` returns None instead of the input
-        gradient, which nothing would use.
-    """
-
-    def __init__(self, W, b, stride=1, pad=0, need_dx=True):
-        self.W, self.b, self.stride, self.pad = W, b, stride, pad
-        self.need_dx = need_dx
-        self.x = self.out = self.dW = self.db = None
-
-    def forward(self, x):
-        """x (N, C, H, W) -> max(conv(x) + b, 0) of shape (N, FN, OH, OW)."""
-        self.x = x
-        self.out = conv2d(x, self.W, self.b, self.stride, self.pad, relu=True)
-        return self.out
-
-    def backward(self, dout):
-        """dout (N, FN, OH, OW) -> dx (N, C, H, W) or None; sets ``dW`` and ``db``."""
-        dx, self.dW, self.db = conv2d_backward(dout, self.x, self.W, self.stride, self.pad,
-                                               need_dx=self.need_dx, relu_out=self.out)
-        return dx
-
-
-class Dense:
-    """The book's ``Affine`` (optionally followed by ``Relu``) on :func:`fastconv.linear`.
-
-    Parameters
-    ----------
-    W : ndarray of shape (D, M)
-    b : ndarray of shape (M,)
-    relu : bool
-        Fuse the ReLU that follows.
-    """
-
-    def __init__(self, W, b, relu=False):
-        self.W, self.b, self.relu = W, b, relu
-        self.x = self.out = self.dW = self.db = None
-
-    def forward(self, x):
-        """x (N, ...) -> (N, M); the input is flattened as the book's ``Affine`` does."""
-        self.x = x
-        self.out = linear(x, self.W, self.b, relu=self.relu)
-        return self.out
-
-    def backward(self, dout):
-        """dout (N, M) -> dx shaped like the forward input; sets ``dW`` and ``db``."""
-        dx, self.dW, self.db = linear_backward(dout, self.x, self.W,
-                                               relu_out=self.out if self.relu else None)
-        return dx
-
-
-class Dropout(layers.Dropout):
-    """:class:`fastconv.layers.Dropout` with its masks drawn from ``rng`` (a
-    ``np.random.Generator``, or a seed for one) instead of ``np.random.rand``.
-
-    Training keeps each unit where a uniform draw exceeds ``dropout_ratio`` (no
-    rescaling); inference multiplies by ``1 - dropout_ratio``, as the book does.
-    """
-
-    def __init__(self, dropout_ratio=0.5, rng=None):
-        super().__init__(dropout_ratio)
-        self.rng = _generator(rng)
-
-    def forward(self, x, train_flg=True):
-        """x (N, M) -> (N, M)."""
-        if not train_flg:
-            return super().forward(x, train_flg=False)
-        draw = np.float32 if x.dtype == np.float32 else np.float64
-        self.mask = self.rng.random(x.shape, dtype=draw) > self.dropout_ratio
-        return dropout_apply(x, self.mask)
 
 
 # --------------------------------------------------------------------------- networks
@@ -276,7 +189,7 @@ class _Net:
 
     def _forward(self, x, train_flg):
         for layer in self._sequence():
-            if isinstance(layer, Dropout):
+            if isinstance(layer, layers.Dropout):
                 x = layer.forward(x, train_flg)
             else:
                 x = layer.forward(x)
@@ -439,8 +352,9 @@ class DeepConvNet(_Net):
         ``W1..W6`` of shape (FN, C, KH, KW), ``W7`` (64*4*4, hidden_size), ``W8``
         (hidden_size, output_size), ``b1..b8``; in ``dtype``.
     layers : list
-        ConvReLU, ConvReLU, Pooling, ConvReLU, ConvReLU, Pooling, ConvReLU, ConvReLU,
-        Pooling, Dense(relu), Dropout, Dense, Dropout: the book's list with each ReLU
+        Convolution(relu) x2, Pooling, Convolution(relu) x2, Pooling, Convolution(relu)
+        x2, Pooling, Affine(relu), Dropout, Affine, Dropout (:mod:`fastconv.layers`): the
+        book's list with each ReLU
         fused into the layer before it (so the book's indices 0, 2, 5, 7, 10, 12, 15, 18
         of the weight layers become 0, 1, 3, 4, 6, 7, 9, 11).
     last_layer : fastconv.layers.SoftmaxWithLoss
@@ -480,13 +394,14 @@ class DeepConvNet(_Net):
             self.params[f"W{i + 1}"] = (scales[i] * self.rng.standard_normal(shape)).astype(self.dtype)
             self.params[f"b{i + 1}"] = np.zeros(shape[0] if len(shape) == 4 else shape[1], self.dtype)
 
-        convs = [ConvReLU(None, None, cp['stride'], cp['pad'], need_dx=(i > 0))
-                 for i, cp in enumerate(conv_params)]
-        fc7, fc8 = Dense(None, None, relu=True), Dense(None, None)
+        convs = [layers.Convolution(None, None, cp['stride'], cp['pad'], relu=True,
+                                    need_dx=(i > 0)) for i, cp in enumerate(conv_params)]
+        fc7, fc8 = layers.Affine(None, None, relu=True), layers.Affine(None, None)
         self.layers = [convs[0], convs[1], layers.Pooling(2, 2, stride=2),
                        convs[2], convs[3], layers.Pooling(2, 2, stride=2),
                        convs[4], convs[5], layers.Pooling(2, 2, stride=2),
-                       fc7, Dropout(0.5, self.rng), fc8, Dropout(0.5, self.rng)]
+                       fc7, layers.Dropout(0.5, rng=self.rng), fc8,
+                       layers.Dropout(0.5, rng=self.rng)]
         self._weight_layers = convs + [fc7, fc8]
         self.last_layer = layers.SoftmaxWithLoss()
         self._push_params()
@@ -512,8 +427,8 @@ class SimpleConvNet(_Net):
         ``W1`` (FN, C, K, K), ``W2`` (FN*PH*PW, hidden_size), ``W3`` (hidden_size,
         output_size), ``b1..b3``.
     layers : OrderedDict
-        ``'Conv1'`` (ConvReLU: the book's Conv1 + Relu1), ``'Pool1'``, ``'Affine1'``
-        (Dense with ReLU: Affine1 + Relu2), ``'Affine2'``.
+        ``'Conv1'`` (Convolution with ReLU: the book's Conv1 + Relu1), ``'Pool1'``,
+        ``'Affine1'`` (Affine with ReLU: Affine1 + Relu2), ``'Affine2'``.
     """
 
     def __init__(self, input_dim=(1, 28, 28),
@@ -535,10 +450,10 @@ class SimpleConvNet(_Net):
             self.params[f"W{i + 1}"] = (weight_init_std * self.rng.standard_normal(shape)).astype(self.dtype)
             self.params[f"b{i + 1}"] = np.zeros(shape[0] if len(shape) == 4 else shape[1], self.dtype)
         self.layers = OrderedDict()
-        self.layers['Conv1'] = ConvReLU(None, None, s, p, need_dx=False)
+        self.layers['Conv1'] = layers.Convolution(None, None, s, p, relu=True, need_dx=False)
         self.layers['Pool1'] = layers.Pooling(2, 2, stride=2)
-        self.layers['Affine1'] = Dense(None, None, relu=True)
-        self.layers['Affine2'] = Dense(None, None)
+        self.layers['Affine1'] = layers.Affine(None, None, relu=True)
+        self.layers['Affine2'] = layers.Affine(None, None)
         self._weight_layers = [self.layers['Conv1'], self.layers['Affine1'], self.layers['Affine2']]
         self.last_layer = layers.SoftmaxWithLoss()
         self._push_params()

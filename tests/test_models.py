@@ -9,7 +9,8 @@ import fastconv
 from fastconv.reference import layers as L
 from fastconv import params_io
 from fastconv.datasets import load_mnist
-from fastconv.models import ConvReLU, DeepConvNet, Dropout, SimpleConvNet
+from fastconv.layers import Convolution, Dropout
+from fastconv.models import DeepConvNet, SimpleConvNet
 from fastconv.optim import Adam
 
 from conftest import BACKENDS, TINY_DEEPCONVNET as TINY, shared_data_path
@@ -59,7 +60,7 @@ def book_deepconvnet(net):
     """The book's unfused DeepConvNet layer list in plain NumPy (fastconv.reference.layers),
     sharing net's params."""
     p = net.params
-    conv = [lay for lay in net.layers if isinstance(lay, ConvReLU)]
+    conv = [lay for lay in net.layers if isinstance(lay, Convolution)]
     seq = []
     for i in range(6):
         seq += [L.Convolution(p[f"W{i + 1}"], p[f"b{i + 1}"], conv[i].stride, conv[i].pad), L.Relu()]
