@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 import fastconv as fc
-from fastconv._bench import DEEPCONVNET_CONVS
+from fastconv._bench import deepconvnet
+from fastconv._validation import window
 
 
 def _median_ms(fn, repeat):
@@ -45,21 +46,22 @@ def main():
           f"{', '.join(_isa.host_levels())}), {args.threads} threads, float32, "
           f"batch {args.batch}, median of {args.repeat}")
     rng = np.random.default_rng(0)
+    mod = fc._backend.kernels(args.backend, "conv")
+    alg = args.algorithm
     tot_f = tot_b = 0.0
-    for i, (C, H, W, FN, p) in enumerate(DEEPCONVNET_CONVS):
-        x = rng.random((args.batch, C, H, W), dtype=np.float32)
-        Wt = (rng.standard_normal((FN, C, 3, 3)) * 0.1).astype(np.float32)
+    for i, conv in enumerate(deepconvnet.shapes(args.batch).convs):
+        _, C, H, W, FN, k, s, p = conv
+        g = window(H, W, k, k, (s, s), (p, p), "conv_blocks")
+        x = rng.random(conv.x_shape, dtype=np.float32)
+        Wt = (rng.standard_normal((FN, C, k, k)) * 0.1).astype(np.float32)
         b = np.zeros(FN, np.float32)
-        y = fc.conv2d(x, Wt, b, pad=p, relu=True, backend=args.backend)
+        y = fc.conv2d(x, Wt, b, s, p, relu=True, backend=args.backend)
         dout = rng.standard_normal(y.shape).astype(np.float32)
-        mod = fc._backend.kernels(args.backend, "conv")
         need_dx = i > 0
-        alg = args.algorithm
-        fwd = _median_ms(lambda: mod.conv2d(x, Wt, b, 1, 1, p, p, True, algorithm=alg),
-                         args.repeat)
-        bwd = _median_ms(lambda: mod.conv2d_backward(dout, x, Wt, 1, 1, p, p, need_dx=need_dx,
+        fwd = _median_ms(lambda: mod.conv2d(x, Wt, b, g, True, algorithm=alg), args.repeat)
+        bwd = _median_ms(lambda: mod.conv2d_backward(dout, x, Wt, g, need_dx=need_dx,
                                                      algorithm=alg, relu_out=y), args.repeat)
-        flop = 2.0 * y.size * C * 9
+        flop = conv.flops
         tot_f, tot_b = tot_f + fwd, tot_b + bwd
         print(f"  {C:2d}x{H}x{W} -> {FN:2d} p{p}  fwd {fwd:6.2f} ms {flop / fwd / 1e6:6.1f} GFLOP/s"
               f"   bwd{'' if need_dx else ' (no dx)'} {bwd:6.2f} ms "

@@ -18,10 +18,10 @@ from fastconv.optim import Adam  # noqa: E402
 
 def main(backend):
     fc.set_backend(backend)
-    rng = np.random.default_rng(0)
-    x = rng.random((100, 1, 28, 28), dtype=np.float32)
-    t = rng.integers(0, 10, 100)
     net = DeepConvNet(dtype=np.float32, rng=0)
+    rng = np.random.default_rng(0)
+    x = rng.random((100, *net.input_dim), dtype=np.float32)
+    t = rng.integers(0, net.output_size, 100)
     opt = Adam()
     opt.update(net.params, net.gradient(x, t))
     first = time.perf_counter() - t0

@@ -11,16 +11,15 @@ own profiler table (self CPU time per op) for the same step, and the ratio of th
 step times measured alternately in one process.
 """
 import argparse
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 import fastconv as fc
 from fastconv import models, optim
-from fastconv._bench import add_isa_argument, isa_line, run_at_isa
+from fastconv._bench import add_isa_argument, deepconvnet, isa_line, run_at_isa
+from fastconv._info import describe
 
 BATCH = 100
 
@@ -40,31 +39,28 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
-def conv_flops(layer, x_shape):
-    """Forward FLOPs of a ConvReLU layer on input ``x_shape`` (2 per multiply-add)."""
-    N, C, H, W = x_shape
-    FN, _, KH, KW = layer.W.shape
-    OH = (H + 2 * layer.pad - KH) // layer.stride + 1
-    OW = (W + 2 * layer.pad - KW) // layer.stride + 1
-    return 2.0 * N * FN * OH * OW * C * KH * KW
-
-
 class Instrumented:
-    """Wraps every layer's forward/backward of ``net`` and the optimizer with timers."""
+    """Wraps every layer's forward/backward of ``net`` and the optimizer with timers;
+    ``flops`` holds the forward FLOPs of each convolution (from the shared DeepConvNet
+    table ``dcn``, in the net's order), ``first_conv`` the name of the one without dx."""
 
-    def __init__(self, net, opt):
+    def __init__(self, net, opt, dcn):
         self.net, self.opt = net, opt
         self.times = defaultdict(list)
         self.flops = {}
         self.names = []
         counts = defaultdict(int)
+        convs = iter(dcn.convs)
         for layer in list(net.layers) + [net.last_layer]:
             kind = type(layer).__name__
             counts[kind] += 1
             name = f"{kind}{counts[kind]}"
             self.names.append(name)
-            self._wrap(layer, "forward", f"{name} fwd", name)
-            self._wrap(layer, "backward", f"{name} bwd", name)
+            if getattr(getattr(layer, "W", None), "ndim", 0) == 4:
+                self.flops[name] = next(convs).flops
+            self._wrap(layer, "forward", f"{name} fwd")
+            self._wrap(layer, "backward", f"{name} bwd")
+        self.first_conv = next(iter(self.flops))
         update = opt.update
 
         def timed_update(params, grads):
@@ -74,13 +70,10 @@ class Instrumented:
 
         opt.update = timed_update
 
-    def _wrap(self, layer, method, key, name):
+    def _wrap(self, layer, method, key):
         fn = getattr(layer, method)
-        is_conv = isinstance(layer, models.ConvReLU)
 
         def timed(*args, **kwargs):
-            if is_conv and method == "forward":
-                self.flops[name] = conv_flops(layer, args[0].shape)
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             self.times[key].append(time.perf_counter() - t0)
@@ -95,7 +88,7 @@ def fastconv_profile(backend, dtype, steps, x, t, peak):
     with fc.use_backend(backend):
         for _ in range(3):
             opt.update(net.params, net.gradient(x, t))
-        inst = Instrumented(net, opt)
+        inst = Instrumented(net, opt, deepconvnet.shapes(x.shape[0]))
         totals = []
         for _ in range(steps):
             t0 = time.perf_counter()
@@ -116,25 +109,22 @@ def fastconv_profile(backend, dtype, steps, x, t, peak):
         rate = ""
         if name in inst.flops:
             flop = inst.flops[name] * (1 if key.endswith("fwd") else 2)
-            if key.endswith("bwd") and name == "ConvReLU1":
+            if key.endswith("bwd") and name == inst.first_conv:
                 flop = inst.flops[name]  # no dx for the first layer
             gf = flop / ms / 1e9
             rate = f"{gf:10.1f}{gf / peak:10.0%}"
         print(f"{key:<22}{ms * 1e3:8.2f}{ms / step:8.0%}{rate}")
     other = step - accounted
     print(f"{'other (Python, glue)':<22}{other * 1e3:8.2f}{other / step:8.0%}")
-    total_flops = sum(inst.flops.values()) * 3 - inst.flops.get("ConvReLU1", 0)
+    total_flops = sum(inst.flops.values()) * 3 - inst.flops[inst.first_conv]
     print(f"conv work {total_flops / 1e9:.2f} GFLOP per step; whole step at "
           f"{total_flops / step / 1e9:.1f} GFLOP/s ({total_flops / step / 1e9 / peak:.0%} of SGEMM)")
     return net, opt
 
 
 def torch_profile(torch, dtype, steps, x, t):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from bench.benchmarks.bench_model import _torch_net
-
     torch.manual_seed(0)
-    net = _torch_net(torch, np.dtype(dtype).name)
+    net = deepconvnet.torch_net(torch, dtype)
     opt = torch.optim.Adam(net.parameters())
     xt, tt = torch.from_numpy(x), torch.from_numpy(t)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -169,12 +159,13 @@ def main(argv=None):
 
     fc.set_num_threads(args.threads)
     dtype = np.dtype(args.dtype).type
+    dcn = deepconvnet.shapes(BATCH)
     rng = np.random.default_rng(0)
-    x = rng.random((BATCH, 1, 28, 28)).astype(dtype)
-    t = rng.integers(0, 10, BATCH)
+    x = rng.random(dcn.x).astype(dtype)
+    t = rng.integers(0, dcn.linears[-1].M, BATCH)
     peak = sgemm_gflops()
     backend = fc._backend.resolve(args.backend)
-    print("\n".join(fc._info.describe()) if hasattr(fc, "_info") else "")
+    print("\n".join(describe()))
     print(isa_line(False))
     print(f"SGEMM 2048^3 through NumPy's BLAS: {peak:.0f} GFLOP/s on {args.threads} threads")
     net, opt = fastconv_profile(backend, dtype, args.steps, x, t, peak)

@@ -16,7 +16,7 @@ import threading
 
 BACKENDS = ("numpy", "numba", "cython")
 #: The kernel families, one module each in every compiled backend.
-FAMILIES = ("im2col", "conv", "pool", "fma", "elementwise", "augment")
+FAMILIES = ("im2col", "conv", "pool", "fma", "elementwise", "optim", "augment")
 _CHOICES = ("auto",) + BACKENDS
 
 _REBUILD_HINT = (

@@ -1,19 +1,20 @@
 """Benchmark coverage (every public kernel is benchmarked in asv and in ``fastconv bench``),
-the ``fastconv bench`` command end to end, and the progress bar."""
+the ``fastconv bench`` command end to end, and the DeepConvNet the benchmarks share."""
 import ast
 import inspect
-import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastconv
 import fastconv.functional
 from fastconv import _bench
-from fastconv._progress import Progress, progress
+from fastconv._bench import deepconvnet
+from fastconv.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "bench" / "benchmarks"
@@ -70,8 +71,6 @@ def test_select_matches_kernel_family_and_op():
 
 
 def test_unknown_kernel_is_an_error(capsys):
-    from fastconv.cli import main
-
     assert main(["bench", "--kernel", "no_such_kernel"]) == 2
     assert "no row matches" in capsys.readouterr().err
 
@@ -118,38 +117,67 @@ def test_legend_describes_only_printed_columns(backends, has_torch):
     assert "'<b> x'" in text
 
 
-# --------------------------------------------------------------------------- progress
+def _case(kernel, fail_on, error):
+    """A row computing ``x + 1`` that raises ``error`` for the backends in ``fail_on``."""
+    def inputs(dtype, rng):
+        return dict(x=rng.standard_normal((4, 4)).astype(dtype))
+
+    def make(backend, a):
+        if backend in fail_on:
+            raise error
+        return lambda: a["x"] + 1
+
+    return _bench.Case(kernel, "test", (kernel,), "4x4", inputs, make)
 
 
-class _Stream(io.StringIO):
-    def __init__(self, tty):
-        super().__init__()
-        self._tty = tty
-
-    def isatty(self):
-        return self._tty
-
-
-def test_progress_draws_nothing_when_not_a_tty():
-    stream = _Stream(tty=False)
-    with Progress(total=3, desc="x", stream=stream) as bar:
-        bar.update(1)
-        bar.write("a log line")
-        bar.update(2, loss=0.5)
-    assert stream.getvalue() == "a log line\n"
-
-
-def test_progress_bar_on_a_tty():
-    stream = _Stream(tty=True)
-    items = list(progress(range(4), desc="job", stream=stream, min_interval=0,
-                          postfix_fn=lambda i: f"item {i}"))
-    assert items == [0, 1, 2, 3]
-    text = stream.getvalue()
-    assert "\r" in text and text.endswith("\n")
-    assert "job: 100% |" in text and "4/4" in text and "item 3" in text
+def test_a_kernel_that_raises_fails_the_run_and_is_named(monkeypatch, capsys):
+    broken = fastconv.available_backends()[-1]
+    cases = [_case("boom", {broken}, RuntimeError("kernel exploded")),
+             _case("hosted", set(fastconv.available_backends()),
+                   _bench.Unavailable("hostlib is not installed"))]
+    monkeypatch.setattr(_bench.cli, "build_cases", lambda N: cases)
+    assert main(["bench", "--quick", "--no-torch"]) == 1
+    out, err = capsys.readouterr()
+    failed = out[out.index("failed"):]
+    assert f"boom [{broken}] (1 row): RuntimeError: kernel exploded" in failed
+    assert "hosted" not in failed  # unavailable is a note, not a failure
+    assert "hosted (1 row): hostlib is not installed" in out[:out.index("failed")]
+    assert f"boom 4x4 [{broken}] raised:" in err and "Traceback" in err
+    if broken != "numpy":  # the other backends of the row were still timed
+        assert "boom" in out[:out.index("skipped / notes")]
 
 
-def test_progress_without_total():
-    bar = Progress(desc="n", enabled=False)
-    bar.update(5, loss="0.1")
-    assert bar.format(80).startswith("n: 5 ") and "loss=0.1" in bar.format(80)
+def test_unavailable_is_a_note_and_exits_zero(monkeypatch, capsys):
+    cases = [_case("hosted", set(fastconv.available_backends()),
+                   _bench.Unavailable("hostlib is not installed")),
+             _case("fine", set(), None)]
+    monkeypatch.setattr(_bench.cli, "build_cases", lambda N: cases)
+    assert main(["bench", "--quick", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "hosted (1 row): hostlib is not installed" in out and "failed" not in out
+
+
+def test_deepconvnet_table_matches_the_model():
+    dcn = deepconvnet.shapes(3)
+    net = fastconv.models.DeepConvNet(rng=0)
+    weights = [(c.FN, c.C, c.k, c.k) for c in dcn.convs] + [(f.D, f.M) for f in dcn.linears]
+    assert [net.params[f"W{i + 1}"].shape for i in range(len(weights))] == weights
+    assert len(net.params) == 2 * len(weights)
+    assert dcn.x == (3,) + net.input_dim
+    scores = net.predict(np.random.default_rng(0).random(dcn.x))
+    assert scores.shape == (3, dcn.linears[-1].M)
+    # the book's figure: about 5.2 GFLOP per training step at batch 100
+    assert 5.0e9 < deepconvnet.shapes(100).flops(train=True) < 5.4e9
+
+
+def test_torch_twin_has_the_models_parameters():
+    torch = pytest.importorskip("torch")
+    twin = deepconvnet.torch_net(torch, "float32")
+    net = fastconv.models.DeepConvNet(rng=0)
+    weights = [p.shape for name, p in twin.named_parameters() if name.endswith("weight")]
+    ours = [net.params[f"W{i + 1}"].shape for i in range(len(weights))]
+    # torch's Linear keeps W as (M, D), the book's Affine as (D, M)
+    assert [tuple(w) if len(w) == 4 else tuple(w)[::-1] for w in weights] == ours
+    twin.eval()
+    x = torch.from_numpy(np.random.default_rng(0).random((2, *net.input_dim), np.float32))
+    assert tuple(twin(x).shape) == (2, net.output_size)

@@ -197,7 +197,7 @@ def test_kernels_match_reference_many_chunks(backend, algorithm, dtype, shape, f
         assert_near(g, w, dtype)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES[::3])
 def test_public_ops_match_reference(backend, dtype, shape, filt, stride, pad):

@@ -603,7 +603,7 @@ def test_real_download_attempt_fails_fast(tmp_path, monkeypatch):
 def _need(*parts):
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"../shared/data absent: {path} not found (see DESIGN.md, Data)")
+        pytest.skip(f"../shared/data absent: {path} not found (the real data is read from ../shared/data beside the checkout)")
     return path
 
 

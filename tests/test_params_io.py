@@ -373,7 +373,7 @@ def test_protocol_2_array_pickles_are_refused(tmp_path):
 
 def _need_pretrained():
     if not PRETRAINED.is_file():
-        pytest.skip(f"../shared/data absent: {PRETRAINED} not found (see DESIGN.md, Data)")
+        pytest.skip(f"../shared/data absent: {PRETRAINED} not found (the real data is read from ../shared/data beside the checkout)")
     return PRETRAINED
 
 

@@ -3,8 +3,10 @@ import math
 
 import numpy as np
 
+import fastconv as fc
+
 from .common import (BACKENDS, COMPARED, DTYPES, LINEAR_SHAPES, PEAKMEM_DTYPES, TRACK_DTYPES,
-                     max_abs_error, op, randn, require, speedup, Timed, Tracked, warm)
+                     max_abs_error, randn, require, speedup, Timed, Tracked)
 
 
 class _Linear:
@@ -19,10 +21,9 @@ class _Linear:
         b = randn((M,), dtype, seed=3, scale=0.1)
         dout = randn((N, M), dtype, seed=4)
         if torch is None:
-            fwd, bwd = op("linear"), op("linear_backward")
-            self.fwd = lambda: fwd(x, w, b, relu, backend=backend)
-            kw = dict(relu_out=warm(self.fwd)) if relu else {}
-            self.bwd = lambda: bwd(dout, x, w, backend=backend, **kw)
+            self.fwd = lambda: fc.linear(x, w, b, relu, backend=backend)
+            kw = dict(relu_out=self.fwd()) if relu else {}
+            self.bwd = lambda: fc.linear_backward(dout, x, w, backend=backend, **kw)
             return
         F = torch.nn.functional
         xt, bt = (torch.from_numpy(a).requires_grad_(True) for a in (x, b))
@@ -52,8 +53,8 @@ class Linear(Timed):
 
     def setup(self, backend, shape, dtype):
         self.k = _Linear(backend, shape, dtype)
-        warm(self.k.fwd)
-        warm(self.k.bwd)
+        self.k.fwd()
+        self.k.bwd()
 
     def time_linear(self, backend, shape, dtype):
         self.k.fwd()
@@ -85,7 +86,7 @@ class LinearVsReference(Tracked):
         self.k = _Linear(backend, shape, dtype)
         self.ref = _Linear("numpy", shape, dtype)
         for f in (self.k.fwd, self.k.bwd, self.ref.fwd, self.ref.bwd):
-            warm(f)
+            f()
 
     def track_speedup_linear(self, backend, shape, dtype):
         return speedup(self.ref.fwd, self.k.fwd)

@@ -1,8 +1,11 @@
 """im2col / col2im: the book's unfold of sliding windows into rows, and its adjoint."""
 import numpy as np
 
+import fastconv as fc
+from fastconv._validation import out_size
+
 from .common import (BACKENDS, COMPARED, DTYPES, IM2COL_SHAPES, PEAKMEM_DTYPES, TRACK_DTYPES,
-                     max_abs_error, op, out_size, randn, require, speedup, Timed, Tracked, warm)
+                     max_abs_error, randn, require, speedup, Timed, Tracked)
 
 
 class _Im2col:
@@ -15,9 +18,8 @@ class _Im2col:
         x = randn((N, C, H, W), dtype, seed=1)
         col = randn((N * OH * OW, C * k * k), dtype, seed=2)
         if torch is None:
-            im2col, col2im = op("im2col"), op("col2im")
-            self.im2col = lambda: im2col(x, k, k, s, p, backend=backend)
-            self.col2im = lambda: col2im(col, (N, C, H, W), k, k, s, p, backend=backend)
+            self.im2col = lambda: fc.im2col(x, k, k, s, p, backend=backend)
+            self.col2im = lambda: fc.col2im(col, (N, C, H, W), k, k, s, p, backend=backend)
             return
         F = torch.nn.functional
         xt = torch.from_numpy(x)
@@ -35,8 +37,8 @@ class Im2col(Timed):
 
     def setup(self, backend, shape, dtype):
         self.k = _Im2col(backend, shape, dtype)
-        warm(self.k.im2col)
-        warm(self.k.col2im)
+        self.k.im2col()
+        self.k.col2im()
 
     def time_im2col(self, backend, shape, dtype):
         self.k.im2col()
@@ -68,7 +70,7 @@ class Im2colVsReference(Tracked):
         self.k = _Im2col(backend, shape, dtype)
         self.ref = _Im2col("numpy", shape, dtype)
         for f in (self.k.im2col, self.k.col2im, self.ref.im2col, self.ref.col2im):
-            warm(f)
+            f()
 
     def track_speedup_im2col(self, backend, shape, dtype):
         return speedup(self.ref.im2col, self.k.im2col)

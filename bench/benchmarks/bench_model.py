@@ -3,25 +3,11 @@ inference, with fastconv's backends and an equivalent PyTorch network."""
 import numpy as np
 
 import fastconv as fc
+from fastconv import models, optim
+from fastconv._bench.deepconvnet import torch_net
 
-from .common import PEAKMEM_DTYPES, SEED, TRACK_DTYPES, Timed, Tracked, require, speedup, warm
-
-BATCH = 100
-#: (C, FN, pad) of the six 3x3 convolutions; a 2x2 max pool follows every second one.
-CONVS = [(1, 16, 1), (16, 16, 1), (16, 32, 1), (32, 32, 2), (32, 64, 1), (64, 64, 1)]
-
-
-def _torch_net(torch, dtype):
-    """PyTorch DeepConvNet of the same architecture and loss as the book's."""
-    nn = torch.nn
-    layers = []
-    for i, (C, FN, pad) in enumerate(CONVS):
-        layers += [nn.Conv2d(C, FN, 3, 1, pad), nn.ReLU()]
-        if i % 2 == 1:
-            layers.append(nn.MaxPool2d(2, 2))
-    layers += [nn.Flatten(), nn.Linear(64 * 4 * 4, 50), nn.ReLU(), nn.Dropout(0.5),
-               nn.Linear(50, 10), nn.Dropout(0.5)]
-    return nn.Sequential(*layers).to(getattr(torch, dtype))
+from .common import (DCN, PEAKMEM_DTYPES, SEED, TRACK_DTYPES, Timed, Tracked, require,
+                     speedup)
 
 
 class _Net:
@@ -30,15 +16,9 @@ class _Net:
     def __init__(self, backend, dtype):
         torch = require(backend)
         rng = np.random.default_rng(SEED)
-        x = rng.random((BATCH, 1, 28, 28)).astype(dtype)
-        t = rng.integers(0, 10, BATCH)
+        x = rng.random(DCN.x).astype(dtype)
+        t = rng.integers(0, DCN.linears[-1].M, DCN.x[0])
         if torch is None:
-            try:
-                from fastconv import models, optim
-            except ImportError:
-                models = optim = None
-            if not hasattr(models, "DeepConvNet") or not hasattr(optim, "Adam"):
-                raise NotImplementedError("fc.models.DeepConvNet / fc.optim.Adam missing")
             with fc.use_backend(backend):
                 net = models.DeepConvNet(dtype=np.dtype(dtype).type, rng=SEED)
             opt = optim.Adam()
@@ -52,7 +32,7 @@ class _Net:
                     return net.predict(x)
         else:
             torch.manual_seed(SEED)
-            net = _torch_net(torch, dtype)
+            net = torch_net(torch, dtype)
             opt = torch.optim.Adam(net.parameters())
             xt, tt = torch.from_numpy(x), torch.from_numpy(t)
 
@@ -77,8 +57,8 @@ class DeepConvNet(Timed):
 
     def setup(self, backend, dtype):
         self.net = _Net(backend, dtype)
-        warm(self.net.step)
-        warm(self.net.predict)
+        self.net.step()
+        self.net.predict()
 
     def time_train_step(self, backend, dtype):
         self.net.step()
@@ -110,7 +90,7 @@ class DeepConvNetVsTorch(Tracked):
         self.net = _Net(backend, dtype)
         self.torch = _Net("torch", dtype)
         for f in (self.net.step, self.net.predict, self.torch.step, self.torch.predict):
-            warm(f)
+            f()
 
     def track_train_step_vs_torch(self, backend, dtype):
         return 1.0 / speedup(self.torch.step, self.net.step, rounds=3)
@@ -131,7 +111,7 @@ class DeepConvNetVsReference(Tracked):
         self.net = _Net(backend, dtype)
         self.ref = _Net("numpy", dtype)
         for f in (self.net.step, self.net.predict, self.ref.step, self.ref.predict):
-            warm(f)
+            f()
 
     def track_speedup_train_step(self, backend, dtype):
         return speedup(self.ref.step, self.net.step, rounds=3)

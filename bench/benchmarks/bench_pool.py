@@ -1,6 +1,9 @@
 """max_pool2d / avg_pool2d and their backward passes."""
+import fastconv as fc
+from fastconv._validation import out_size
+
 from .common import (BACKENDS, COMPARED, DTYPES, PEAKMEM_DTYPES, POOL_SHAPES, TRACK_DTYPES,
-                     max_abs_error, op, out_size, randn, require, speedup, Timed, Tracked, warm)
+                     max_abs_error, randn, require, speedup, Timed, Tracked)
 
 
 class _Pool:
@@ -17,14 +20,14 @@ class _Pool:
         dout = randn((N, C, OH, OW), dtype, seed=2)
         if torch is None:
             if kind == "max":
-                fwd, bwd = op("max_pool2d"), op("max_pool2d_backward")
-                _, argmax = warm(lambda: fwd(x, k, k, s, 0, backend=backend))
-                self.fwd = lambda: fwd(x, k, k, s, 0, backend=backend)
-                self.bwd = lambda: bwd(dout, argmax, x_shape, k, k, s, 0, backend=backend)
+                self.fwd = lambda: fc.max_pool2d(x, k, k, s, 0, backend=backend)
+                _, argmax = self.fwd()
+                self.bwd = lambda: fc.max_pool2d_backward(dout, argmax, x_shape, k, k, s, 0,
+                                                          backend=backend)
             else:
-                fwd, bwd = op("avg_pool2d"), op("avg_pool2d_backward")
-                self.fwd = lambda: fwd(x, k, k, s, 0, backend=backend)
-                self.bwd = lambda: bwd(dout, x_shape, k, k, s, 0, backend=backend)
+                self.fwd = lambda: fc.avg_pool2d(x, k, k, s, 0, backend=backend)
+                self.bwd = lambda: fc.avg_pool2d_backward(dout, x_shape, k, k, s, 0,
+                                                          backend=backend)
             return
         F = torch.nn.functional
         xt, doutt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dout)
@@ -48,8 +51,8 @@ class MaxPool2d(Timed):
 
     def setup(self, backend, shape, dtype):
         self.k = _Pool(backend, shape, dtype, "max")
-        warm(self.k.fwd)
-        warm(self.k.bwd)
+        self.k.fwd()
+        self.k.bwd()
 
     def time_max_pool2d(self, backend, shape, dtype):
         self.k.fwd()
@@ -76,8 +79,8 @@ class AvgPool2d(Timed):
 
     def setup(self, backend, shape, dtype):
         self.k = _Pool(backend, shape, dtype, "avg")
-        warm(self.k.fwd)
-        warm(self.k.bwd)
+        self.k.fwd()
+        self.k.bwd()
 
     def time_avg_pool2d(self, backend, shape, dtype):
         self.k.fwd()
@@ -107,7 +110,7 @@ class _VsReference(Tracked):
         self.k = _Pool(backend, shape, dtype, self.kind)
         self.ref = _Pool("numpy", shape, dtype, self.kind)
         for f in (self.k.fwd, self.k.bwd, self.ref.fwd, self.ref.bwd):
-            warm(f)
+            f()
 
     def _fwd_error(self):
         out, ref = self.k.fwd(), self.ref.fwd()

@@ -1,10 +1,12 @@
 """Shared pieces of the asv suite: backends, shape presets, fixed-seed inputs, and the
-helpers that turn an unavailable backend or op into a skipped benchmark.
+helper that turns an unavailable backend into a skipped benchmark.
 
 Every benchmark class takes ``backend`` as its first parameter. ``'numpy'`` is
 fastconv's pure-NumPy reference; a backend that does not import here (Cython not built,
-PyTorch not installed) or an op that does not exist at the benchmarked commit raises
-``NotImplementedError`` in ``setup``, which asv records as skipped.
+PyTorch not installed) raises ``NotImplementedError`` in ``setup``, which asv records as
+skipped. The suite takes DeepConvNet's shapes and output sizes from fastconv itself
+(``fastconv._bench.deepconvnet``, ``fastconv._validation.out_size``), so it runs on
+commits that have them.
 """
 import math
 import statistics
@@ -14,6 +16,7 @@ import numpy as np
 
 from . import THREADS
 import fastconv as fc
+from fastconv._bench.deepconvnet import shapes
 
 THREADS = int(THREADS)
 fc.set_num_threads(THREADS)
@@ -50,22 +53,41 @@ SEED = 20240501
 # --------------------------------------------------------------------------- presets
 # Every family uses the same three groups of shapes:
 #   dcn_*   the book's DeepConvNet ("Deep Learning from Scratch", ch. 8) at batch 100:
-#           the workload that matters first (see DESIGN.md, ~5.2 GFLOP per step);
+#           the workload that matters first (~5.2 GFLOP per step), its layers taken from
+#           fastconv._bench.deepconvnet (the table fastconv bench uses);
 #   cifar_* a CIFAR-like 3x32x32 net at batch 100: 3 input channels and 32x32 images,
 #           the other common teaching data set (different channel and spatial mix);
 #   large_* one shape far beyond the caches (ResNet stage 1, 64 channels at 56x56),
 #           where memory traffic, not call overhead, decides.
+# The dcn names are asv's keys of past results: they spell the shapes as they always did.
 
-#: name -> (N, C, H, W, FN, k, stride, pad) of a 3x3 convolution.
+BATCH = 100
+DCN = shapes(BATCH)
+_CONV, _POOL, _FC = DCN.convs, DCN.pools, DCN.linears
+
+
+def _dims(shape):
+    return "x".join(str(d) for d in shape)
+
+
+def _conv_name(i):
+    c = _CONV[i]
+    same = c.pad == c.k // 2  # the output keeps the input's size
+    return f"dcn_conv{i + 1}_{_dims(c.x_shape)}" + ("" if same else f"_p{c.pad}")
+
+
+def _fc_name(i):
+    f = _FC[i]
+    return f"dcn_fc{i + 1}_{f.N}x{f.D}x{f.M}" + ("_relu" if f.relu else "")
+
+
+#: name -> (N, C, H, W, FN, k, stride, pad) of a convolution.
 CONV_SHAPES = {
-    # DeepConvNet conv1: one input channel, the GEMM is thin (K = 9)
-    "dcn_conv1_100x1x28x28": (100, 1, 28, 28, 16, 3, 1, 1),
-    # conv2: the largest activations of the net (100x16x28x28)
-    "dcn_conv2_100x16x28x28": (100, 16, 28, 28, 16, 3, 1, 1),
-    # conv4: the net's pad=2 layer (output grows 14 -> 16)
-    "dcn_conv4_100x32x14x14_p2": (100, 32, 14, 14, 32, 3, 1, 2),
+    # DeepConvNet conv1: one input channel, the GEMM is thin (K = 9);
+    # conv2: the largest activations of the net (100x16x28x28);
+    # conv4: the net's pad=2 layer (output grows 14 -> 16);
     # conv6: deepest layer, small 8x8 images, 64 channels (K = 576)
-    "dcn_conv6_100x64x8x8": (100, 64, 8, 8, 64, 3, 1, 1),
+    **{_conv_name(i): _CONV[i] for i in (0, 1, 3, 5)},
     # CIFAR net first layer: 3 channels, 32x32
     "cifar_conv1_100x3x32x32": (100, 3, 32, 32, 32, 3, 1, 1),
     # ResNet stage-1 layer: 58 MB of im2col rows in float32
@@ -75,7 +97,8 @@ CONV_SHAPES = {
 #: name -> ((N, C, H, W), k, stride, pad) for im2col/col2im.
 IM2COL_SHAPES = {
     # DeepConvNet conv2's unfold: the shape of issue 2's >= 10x target
-    "dcn_100x16x28x28": ((100, 16, 28, 28), 3, 1, 1),
+    f"dcn_{_dims(_CONV[1].x_shape)}": (_CONV[1].x_shape, _CONV[1].k, _CONV[1].stride,
+                                       _CONV[1].pad),
     "cifar_100x3x32x32": ((100, 3, 32, 32), 3, 1, 1),
     "large_8x64x56x56": ((8, 64, 56, 56), 3, 1, 1),
 }
@@ -83,8 +106,8 @@ IM2COL_SHAPES = {
 #: name -> ((N, C, H, W), k, stride) for pooling (no padding, as in the nets).
 POOL_SHAPES = {
     # the inputs of DeepConvNet's first and last 2x2 stride-2 max pools
-    "dcn_pool1_100x16x28x28": ((100, 16, 28, 28), 2, 2),
-    "dcn_pool3_100x64x8x8": ((100, 64, 8, 8), 2, 2),
+    **{f"dcn_pool{i + 1}_{_dims(_POOL[i].x_shape)}": (_POOL[i].x_shape, _POOL[i].k,
+                                                      _POOL[i].stride) for i in (0, 2)},
     # CIFAR net after its first conv block
     "cifar_100x32x32x32": ((100, 32, 32, 32), 2, 2),
     # ResNet's 3x3 stride-2 pool on 112x112: overlapping windows
@@ -94,8 +117,7 @@ POOL_SHAPES = {
 #: name -> (N, D, M, relu) for linear: x (N, D) @ W (D, M) + b.
 LINEAR_SHAPES = {
     # DeepConvNet's two affine layers
-    "dcn_fc1_100x1024x50_relu": (100, 1024, 50, True),
-    "dcn_fc2_100x50x10": (100, 50, 10, False),
+    **{_fc_name(i): _FC[i] for i in range(len(_FC))},
     # CIFAR net classifier head on a 64x4x4 feature map
     "cifar_fc_100x1024x256_relu": (100, 1024, 256, True),
     # a VGG-sized fully connected layer: 67 MB of float32 weights
@@ -105,7 +127,7 @@ LINEAR_SHAPES = {
 #: name -> (N, C, H, W) for shift_flip (data augmentation of a training batch).
 AUGMENT_SHAPES = {
     # one MNIST training batch of the DeepConvNet runs
-    "dcn_100x1x28x28": (100, 1, 28, 28),
+    f"dcn_{_dims(DCN.x)}": DCN.x,
     "cifar_100x3x32x32": (100, 3, 32, 32),
     # ImageNet-sized batch: 38 MB in float32
     "large_64x3x224x224": (64, 3, 224, 224),
@@ -113,10 +135,6 @@ AUGMENT_SHAPES = {
 
 
 # --------------------------------------------------------------------------- helpers
-
-def out_size(n, k, s, p):
-    return (n + 2 * p - k) // s + 1
-
 
 def randn(shape, dtype, seed=0, scale=1.0):
     """Standard normal array from a fixed seed (same input on every run and backend)."""
@@ -139,25 +157,6 @@ def torch():
         raise NotImplementedError("torch is not installed in this environment")
     _torch.set_num_threads(THREADS)
     return _torch
-
-
-def op(name):
-    """The public op ``fc.<name>``; NotImplementedError at commits that lack it."""
-    fn = getattr(fc, name, None) or getattr(getattr(fc, "functional", None), name, None)
-    if fn is None:
-        raise NotImplementedError(f"fc.{name} does not exist at this commit")
-    return fn
-
-
-def warm(fn):
-    """Call ``fn`` once (Numba compiles or loads its cache here, never in a timing) and
-    return its result; a backend kernel module missing at this commit skips."""
-    try:
-        return fn()
-    except ModuleNotFoundError as err:
-        if (err.name or "").startswith("fastconv._kernels."):
-            raise NotImplementedError(f"{err.name} does not exist at this commit") from None
-        raise
 
 
 def to_numpy(a):

@@ -505,3 +505,7 @@ def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
                        dW_part, db_part, col_ws, dg_ws, dcol_ws,
                        kh, kw, sh, sw, ph, pw, bool(need_dx), relu_out is not None, p.G, p.nt)
     return dx, dW_part.sum(axis=0).reshape(FN, C, kh, kw), db_part.sum(axis=0)
+
+
+#: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
+__all__ = ["conv2d", "conv2d_backward"]

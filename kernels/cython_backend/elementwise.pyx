@@ -1,11 +1,8 @@
-# Fused elementwise kernels in Cython: ReLU, dropout, softmax + cross-entropy and the
-# optimizers' update rules, each one pass over memory.
+# Fused elementwise kernels in Cython: ReLU, dropout and softmax + cross-entropy, each one
+# pass over memory (the optimizers' update rules are the optim family, optim.pyx).
 #
 # Arrays come flat (1-D, C-contiguous views of the caller's arrays) except the softmax
 # kernels, which take (N, K) rows; masks are np.bool_ arrays (viewed as uint8 here).
-# Scalars arrive as doubles, so the update arithmetic is carried out in double and
-# rounded once to the parameter's dtype on store.
-#
 # Loops run on OpenMP threads from PARALLEL_MIN elements on (prange's use_threads_if);
 # below that a serial pass takes under ~3 us (float32 ReLU), less than starting a
 # parallel region. Same threshold as the Numba kernels.
@@ -182,141 +179,6 @@ def softmax_cross_entropy_backward(y, t, double scale, dx):
         _softmax_xent_grad_dense[double](y, t, scale, dx)
 
 
-# ------------------------------------------------------------------------ optimizers
-# Same chunked raw-pointer loops as above. GCC vectorizes sqrt only without errno
-# handling, hence setup.py's project-wide -fno-math-errno (the state under
-# the sqrt is never negative, so errno is never set): without it the Adam pass over 1M
-# float32 ran 2.0 ms, scalar and slower than NumPy's 1.6 ms.
-
-
-cdef inline void _sgd_chunk(floating* p, const floating* g, Py_ssize_t n,
-                            double lr) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        p[i] = <floating>(p[i] - lr * g[i])
-
-
-cdef inline void _momentum_chunk(floating* p, const floating* g, floating* v, Py_ssize_t n,
-                                 double lr, double momentum) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double vi
-    for i in range(n):
-        vi = momentum * v[i] - lr * g[i]
-        v[i] = <floating>vi
-        p[i] = <floating>(p[i] + vi)
-
-
-cdef inline void _nesterov_chunk(floating* p, const floating* g, floating* v, Py_ssize_t n,
-                                 double lr, double momentum) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double vi, gi
-    for i in range(n):
-        gi = g[i]
-        vi = momentum * v[i] - lr * gi
-        v[i] = <floating>vi
-        p[i] = <floating>(p[i] + momentum * momentum * vi - (1.0 + momentum) * lr * gi)
-
-
-cdef inline void _adagrad_chunk(floating* p, const floating* g, floating* h, Py_ssize_t n,
-                                double lr, double eps) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double hi, gi
-    for i in range(n):
-        gi = g[i]
-        hi = h[i] + gi * gi
-        h[i] = <floating>hi
-        p[i] = <floating>(p[i] - lr * gi / (sqrt(hi) + eps))
-
-
-cdef inline void _rmsprop_chunk(floating* p, const floating* g, floating* h, Py_ssize_t n,
-                                double lr, double decay_rate, double eps) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double hi, gi
-    for i in range(n):
-        gi = g[i]
-        hi = h[i] * decay_rate + (1.0 - decay_rate) * gi * gi
-        h[i] = <floating>hi
-        p[i] = <floating>(p[i] - lr * gi / (sqrt(hi) + eps))
-
-
-cdef inline void _adam_chunk(floating* p, const floating* g, floating* m, floating* v,
-                             Py_ssize_t n, double lr_t, double beta1, double beta2,
-                             double eps) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double mi, vi, gi
-    for i in range(n):
-        gi = g[i]
-        mi = m[i] + (1.0 - beta1) * (gi - m[i])
-        vi = v[i] + (1.0 - beta2) * (gi * gi - v[i])
-        m[i] = <floating>mi
-        v[i] = <floating>vi
-        p[i] = <floating>(p[i] - lr_t * mi / (sqrt(vi) + eps))
-
-
-cdef enum Rule:
-    SGD, MOMENTUM, NESTEROV, ADAGRAD, RMSPROP, ADAM
-
-
-cdef void _update(Rule rule, floating[::1] p, const floating[::1] g, floating[::1] s1,
-                  floating[::1] s2, double a, double b, double c, double d):
-    """One optimizer step over flat ``p`` with gradient ``g`` and state ``s1``/``s2``
-    (unused ones may alias ``p``), chunk by chunk in parallel; ``a..d`` are the rule's
-    scalars in the order of its ``*_chunk`` function."""
-    cdef Py_ssize_t ch, lo, m, n = p.shape[0], nchunks = (n + CHUNK - 1) // CHUNK
-    cdef floating* pp = &p[0]
-    cdef const floating* gp = &g[0]
-    cdef floating* s1p = &s1[0]
-    cdef floating* s2p = &s2[0]
-    for ch in prange(nchunks, nogil=True, schedule="static",
-                     use_threads_if=n >= _PARALLEL_MIN):
-        lo = ch * CHUNK
-        m = min(CHUNK, n - lo)
-        if rule == SGD:
-            _sgd_chunk(pp + lo, gp + lo, m, a)
-        elif rule == MOMENTUM:
-            _momentum_chunk(pp + lo, gp + lo, s1p + lo, m, a, b)
-        elif rule == NESTEROV:
-            _nesterov_chunk(pp + lo, gp + lo, s1p + lo, m, a, b)
-        elif rule == ADAGRAD:
-            _adagrad_chunk(pp + lo, gp + lo, s1p + lo, m, a, b)
-        elif rule == RMSPROP:
-            _rmsprop_chunk(pp + lo, gp + lo, s1p + lo, m, a, b, c)
-        else:
-            _adam_chunk(pp + lo, gp + lo, s1p + lo, s2p + lo, m, a, b, c, d)
-
-
-def _step(Rule rule, p, g, s1, s2, double a, double b=0, double c=0, double d=0):
-    if p.dtype == np.float32:
-        _update[float](rule, p, g, s1, s2, a, b, c, d)
-    else:
-        _update[double](rule, p, g, s1, s2, a, b, c, d)
-
-
-def sgd_update(p, g, double lr):
-    """``p -= lr * g`` (flat arrays, same dtype)."""
-    _step(SGD, p, g, p, p, lr)
-
-
-def momentum_update(p, g, v, double lr, double momentum):
-    """``v = momentum*v - lr*g; p += v``."""
-    _step(MOMENTUM, p, g, v, v, lr, momentum)
-
-
-def nesterov_update(p, g, v, double lr, double momentum):
-    """``v = momentum*v - lr*g; p += momentum**2 * v - (1 + momentum)*lr*g`` (the book's)."""
-    _step(NESTEROV, p, g, v, v, lr, momentum)
-
-
-def adagrad_update(p, g, h, double lr, double eps):
-    """``h += g*g; p -= lr*g / (sqrt(h) + eps)``."""
-    _step(ADAGRAD, p, g, h, h, lr, eps)
-
-
-def rmsprop_update(p, g, h, double lr, double decay_rate, double eps):
-    """``h = decay_rate*h + (1 - decay_rate)*g*g; p -= lr*g / (sqrt(h) + eps)``."""
-    _step(RMSPROP, p, g, h, h, lr, decay_rate, eps)
-
-
-def adam_update(p, g, m, v, double lr_t, double beta1, double beta2, double eps):
-    """``m += (1-beta1)*(g-m); v += (1-beta2)*(g*g-v); p -= lr_t*m / (sqrt(v) + eps)``."""
-    _step(ADAM, p, g, m, v, lr_t, beta1, beta2, eps)
+#: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
+__all__ = ["relu_forward", "relu_backward", "dropout_apply", "softmax_cross_entropy",
+           "softmax_cross_entropy_backward"]

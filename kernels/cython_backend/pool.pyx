@@ -259,3 +259,7 @@ def avg_pool2d_backward(dout, x_shape, g):
     dx = np.empty(x_shape, dtype=dout.dtype)
     _avg_pool_backward_into(dout, dx, kh, kw, sh, sw, ph, pw)
     return dx
+
+
+#: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]

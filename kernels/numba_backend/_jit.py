@@ -5,10 +5,26 @@
 ``fastmath`` stays off: kernels must agree with the NumPy reference to ~1e-12 in float64
 and must propagate NaN (max pooling), which ``fastmath``'s ``nnan`` flag would break.
 ``error_model="numpy"`` drops Python's zero-division checks from the inner loops.
+
+Bounds-checked mode (``FASTCONV_BOUNDSCHECK`` set to anything but 0, the switch that
+also builds the checked Cython kernels, or Numba's own ``NUMBA_BOUNDSCHECK=1``): every
+array index is checked (IndexError) and nothing is cached. Numba's cache key holds the
+bytecode, signature and CPU but not the boundscheck flag: with a normal run's cache
+present, a ``NUMBA_BOUNDSCHECK=1`` process loaded the unchecked code and read past an
+array unreported (Numba 0.68), and a checked run's cache would slow every later one.
 """
-from numba import njit
+import os
+import types
+
+from numba import config, njit
+
+BOUNDSCHECK = os.environ.get("FASTCONV_BOUNDSCHECK", "0").strip() not in ("", "0") or (
+    config.BOUNDSCHECK == 1
+)
 
 FLAGS = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+if BOUNDSCHECK:
+    FLAGS.update(cache=False, boundscheck=True)
 
 
 def jit(fn=None, *, parallel=False):
@@ -23,3 +39,24 @@ def jit(fn=None, *, parallel=False):
 def pjit(fn):
     """Parallel (``prange``) kernel with fastconv's flags."""
     return jit(fn, parallel=True)
+
+
+#: Elements from which the elementwise and optim wrappers run a kernel's ``prange``
+#: variant (see ``elementwise.py`` for the measurement).
+PARALLEL_MIN = 32768
+
+
+def pair(body):
+    """Compile ``body`` twice: serial (``prange`` runs as ``range``) and parallel.
+
+    The serial copy gets its own ``__qualname__`` so the two never share a cache entry
+    (Numba's cache key does not include the ``parallel`` flag).
+    """
+    serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
+    serial.__qualname__ = body.__qualname__ + "_serial"
+    return jit(serial), pjit(body)
+
+
+def pick(kernels, n):
+    """The serial or parallel variant of a ``pair`` for ``n`` elements."""
+    return kernels[1] if n >= PARALLEL_MIN else kernels[0]

@@ -43,3 +43,7 @@ def shift_flip(x, dy, dx, flip, out=None):
         out = np.empty_like(x)
     _shift_flip_into(x, dy, dx, flip, out)
     return out
+
+
+#: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
+__all__ = ["shift_flip"]

@@ -423,3 +423,7 @@ def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
                        kh, kw, sh, sw, ph, pw, OH, OW, bool(need_dx), relu_out is not None, p.G)
     dW = dW_part.sum(axis=0).reshape(FN, C, kh, kw)
     return dx, dW, db_part.sum(axis=0)
+
+
+#: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
+__all__ = ["conv2d", "conv2d_backward"]

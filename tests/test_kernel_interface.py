@@ -1,0 +1,43 @@
+"""Every backend exposes the same kernel interface: the same entry points with the same
+parameters in every family (#12), so a public op dispatches to any of them alike."""
+import inspect
+import types
+
+import pytest
+
+from fastconv import _backend
+
+from conftest import COMPILED
+
+
+def _entry_points(module):
+    """Public callables of a kernel module or namespace, by name -> parameter names."""
+    names = getattr(module, "__all__", None) or [
+        n for n in vars(module) if not n.startswith("_")]
+    out = {}
+    for name in names:
+        obj = getattr(module, name)
+        if callable(obj) and not isinstance(obj, (type, types.ModuleType)):
+            out[name] = tuple(inspect.signature(obj).parameters)
+    return out
+
+
+@pytest.mark.skipif(len(COMPILED) < 2, reason="needs both compiled backends built")
+@pytest.mark.parametrize("family", _backend.FAMILIES)
+def test_compiled_backends_export_the_same_functions(family):
+    numba_k = _entry_points(_backend.kernels("numba", family))
+    cython_k = _entry_points(_backend.kernels("cython", family))
+    assert numba_k, f"no entry points found in the numba {family} family"
+    assert numba_k == cython_k
+
+
+@pytest.mark.parametrize("family", ["im2col", "conv", "pool", "fma", "augment"])
+def test_reference_has_the_compiled_entry_points(family):
+    """The reference adapters take the same leading parameters (the compiled conv adds
+    ``algorithm``, a kernel-level override the reference has no use for)."""
+    ref = _entry_points(_backend.kernels("numpy", family))
+    for backend in COMPILED:
+        compiled = _entry_points(_backend.kernels(backend, family))
+        assert set(ref) == set(compiled), (backend, family)
+        for name, params in ref.items():
+            assert tuple(p for p in compiled[name] if p != "algorithm") == params, name
