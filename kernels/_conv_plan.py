@@ -156,8 +156,10 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, step, lanes, algorithm=None,
 
 
 def finite(*arrays):
-    """True when every value of ``arrays`` is finite: the direct backward's results are
-    checked with it (a few filters' worth of values) before they are trusted."""
+    """True when every value of ``arrays`` is finite. The direct backward's dW and db (a
+    few filters' worth of values) are checked with it: a non-finite value in x can reach
+    dW through the zeros between outputs of the packed dout (0 * inf), so a call whose
+    check fails is recomputed by im2col + GEMM, which multiplies real window cells only."""
     return all(bool(np.isfinite(a).all()) for a in arrays)
 
 

@@ -44,10 +44,7 @@ def _shift_flip_into(const floating[:, :, :, ::1] x, const int64_t[::1] dy,
 
 
 def shift_flip(x, dy, dx, flip, out=None):
-    """``x`` (N, C, H, W) C-contiguous float; ``dy``, ``dx`` int64 (N,); ``flip`` uint8 (N,).
-
-    Returns the flipped-then-shifted batch, written into ``out`` if given.
-    """
+    """The flipped-then-shifted batch ``x`` (``dy``, ``dx`` int64, ``flip`` uint8), in ``out``."""
     if out is None:
         out = np.empty_like(x)
     _shift_flip_into(x, dy, dx, flip, out)

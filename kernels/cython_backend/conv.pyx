@@ -485,10 +485,8 @@ def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
     p = _plan(x, W, g, algorithm, True)
     if p.algorithm == "direct":
         grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
-        if finite(grads[1], grads[2]) or algorithm == "direct":
+        if finite(grads[1], grads[2]) or algorithm == "direct":  # see _conv_plan.finite
             return grads
-        # A non-finite value in x can reach dW through the zeros between outputs of the
-        # packed dout (0 * inf); the GEMM path multiplies only real window cells.
         p = _plan(x, W, g, "gemm", True)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], FN = W.shape[0]
     kh, kw, sh, sw, ph, pw, OH, OW = g

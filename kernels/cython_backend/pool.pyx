@@ -225,39 +225,32 @@ def _avg_pool_backward_into(const floating[:, :, :, ::1] dout, floating[:, :, :,
 
 
 def max_pool2d(x, g):
-    """``x`` (N, C, H, W) C-contiguous float and its checked window geometry ``g``
-    (kh, kw, sh, sw, ph, pw, oh, ow) -> (out (N, C, OH, OW), argmax int32)."""
+    """(out, argmax int32) of ``x`` (N, C, H, W) under the window geometry ``g``."""
     kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
-    arg = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=np.int32)
+    arg = np.empty(out.shape, dtype=np.int32)
     _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw)
     return out, arg
 
 
 def max_pool2d_backward(dout, arg, x_shape, g):
-    """``dout`` (N, C, OH, OW) float and ``arg`` int32 in [0, KH*KW), both C-contiguous,
-    -> dx of ``x_shape``; ``g`` as in :func:`max_pool2d`."""
-    kh, kw, sh, sw, ph, pw, OH, OW = g
+    """dx of ``x_shape`` from ``dout`` and the int32 ``arg`` of :func:`max_pool2d`."""
     dx = np.empty(x_shape, dtype=dout.dtype)
-    _max_pool_backward_into(dout, arg, dx, kh, kw, sh, sw, ph, pw)
+    _max_pool_backward_into(dout, arg, dx, *g[:6])
     return dx
 
 
 def avg_pool2d(x, g):
-    """``x`` (N, C, H, W) C-contiguous float -> (N, C, OH, OW), sum / (KH*KW); ``g`` as
-    in :func:`max_pool2d`."""
-    kh, kw, sh, sw, ph, pw, OH, OW = g
-    out = np.empty((x.shape[0], x.shape[1], OH, OW), dtype=x.dtype)
-    _avg_pool_into(x, out, kh, kw, sh, sw, ph, pw)
+    """Window sums / (KH*KW) of ``x`` (N, C, H, W) under the window geometry ``g``."""
+    out = np.empty((x.shape[0], x.shape[1], g[6], g[7]), dtype=x.dtype)
+    _avg_pool_into(x, out, *g[:6])
     return out
 
 
 def avg_pool2d_backward(dout, x_shape, g):
-    """``dout`` (N, C, OH, OW) C-contiguous float -> dx of ``x_shape``; ``g`` as in
-    :func:`max_pool2d`."""
-    kh, kw, sh, sw, ph, pw, OH, OW = g
+    """dx of ``x_shape`` from the ``dout`` of :func:`avg_pool2d`."""
     dx = np.empty(x_shape, dtype=dout.dtype)
-    _avg_pool_backward_into(dout, dx, kh, kw, sh, sw, ph, pw)
+    _avg_pool_backward_into(dout, dx, *g[:6])
     return dx
 
 

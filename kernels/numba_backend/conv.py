@@ -363,6 +363,12 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     return (dx if need_dx else None), dW, db_part.sum(axis=0)
 
 
+def _plan(x, W, g, algorithm, backward):
+    L = _lanes_of(x)
+    return plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
+                algorithm, backward)
+
+
 # ------------------------------------------------------------------ entry points
 
 
@@ -375,9 +381,7 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
     FN = W.shape[0]
     kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    L = _lanes_of(x)
-    p = plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
-             algorithm)
+    p = _plan(x, W, g, algorithm, False)
     if p.algorithm == "direct":
         xbuf = np.zeros((p.nt, C * p.width), dtype=x.dtype)
         wide = np.empty((p.nt, -(-FN // WIDE_F) * WIDE_F * p.width), dtype=x.dtype)
@@ -396,17 +400,12 @@ def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
     :func:`conv2d`. ``relu_out``: the output of a ``relu=True`` forward (same shape as
     ``dout``), whose ReLU backward is fused into the pass that gathers ``dout``; None: no
     ReLU."""
-    L = _lanes_of(x)
-    p = plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
-             algorithm, backward=True)
+    p = _plan(x, W, g, algorithm, True)
     if p.algorithm == "direct":
         grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
-        if finite(grads[1], grads[2]) or algorithm == "direct":
+        if finite(grads[1], grads[2]) or algorithm == "direct":  # see _conv_plan.finite
             return grads
-        # A non-finite value in x can reach dW through the zeros between outputs of the
-        # packed dout (0 * inf); the GEMM path multiplies only real window cells.
-        p = plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
-                 "gemm", backward=True)
+        p = _plan(x, W, g, "gemm", True)
     N, C = x.shape[0], x.shape[1]
     FN = W.shape[0]
     kh, kw, sh, sw, ph, pw, OH, OW = g
