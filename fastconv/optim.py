@@ -49,7 +49,8 @@ import numpy as np
 from . import _backend
 from ._validation import FLOAT_DTYPES
 
-__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"]
+__all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "StepDecay",
+           "CosineDecay", "WeightDecay"]
 
 EPS = 1e-7
 
@@ -388,3 +389,103 @@ class Adam(_Optimizer):
         tmp *= t(1 - beta2)
         v += tmp
         _scaled_step(p, m, v, tmp, lr_t, eps)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+class StepDecay:
+    """Step decay: ``lr * gamma ** (step // step_size)`` at update ``step`` (0-based).
+
+    A schedule is a callable ``step -> lr``; set ``optimizer.lr = schedule(step)`` before
+    each ``update`` (``fastconv train --lr-schedule`` does). Works with every optimizer.
+    """
+
+    def __init__(self, lr, step_size, gamma=0.1):
+        self.lr = _check_hyper("lr", lr, "StepDecay", lo=0)
+        self.step_size = int(_check_hyper("step_size", step_size, "StepDecay", lo=1))
+        self.gamma = _check_hyper("gamma", gamma, "StepDecay", lo=0)
+
+    def __call__(self, step):
+        return self.lr * self.gamma ** (int(step) // self.step_size)
+
+
+class CosineDecay:
+    """Cosine decay from ``lr`` to ``min_lr`` over ``total_steps`` updates, after a linear
+    warm-up from ``lr / warmup_steps`` to ``lr`` over the first ``warmup_steps``.
+
+    At update ``step`` (0-based): ``lr * (step + 1) / warmup_steps`` during the warm-up,
+    then ``min_lr + (lr - min_lr) * (1 + cos(pi * t)) / 2`` with ``t`` going from 0 (the
+    first step after the warm-up) to 1 (the last step, ``total_steps - 1``); ``min_lr``
+    beyond it.
+    """
+
+    def __init__(self, lr, total_steps, warmup_steps=0, min_lr=0.0):
+        cls = "CosineDecay"
+        self.lr = _check_hyper("lr", lr, cls, lo=0)
+        self.total_steps = int(_check_hyper("total_steps", total_steps, cls, lo=1))
+        self.warmup_steps = int(_check_hyper("warmup_steps", warmup_steps, cls, lo=0))
+        if self.warmup_steps >= self.total_steps:
+            raise ValueError(f"{cls}: warmup_steps ({self.warmup_steps}) must be less than "
+                             f"total_steps ({self.total_steps})")
+        self.min_lr = _check_hyper("min_lr", min_lr, cls, lo=0)
+
+    def __call__(self, step):
+        step = int(step)
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = self.total_steps - 1 - self.warmup_steps
+        t = 1.0 if span <= 0 else min(1.0, (step - self.warmup_steps) / span)
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+# --------------------------------------------------------------------------- weight decay
+
+
+class WeightDecay:
+    """Weight decay around any optimizer: ``WeightDecay(Adam(), 5e-4).update(params, grads)``.
+
+    Only weights decay (arrays of 2 or more dimensions: ``W1``... of the book's nets),
+    not biases.
+
+    Parameters
+    ----------
+    optimizer : one of this module's optimizers
+    rate : float
+        ``decoupled=True`` (AdamW's rule): ``W -= lr * rate * W`` with the optimizer's
+        current ``lr``, from the weights before the step (``W_new = W * (1 - lr * rate) -
+        step(g)``). ``decoupled=False`` (L2, as the book's
+        ``weight_decay_lambda``): ``rate * W`` is added to the gradient before the step,
+        the gradient of ``0.5 * rate * sum(W**2)`` added to the loss (the reported loss
+        is not changed).
+    """
+
+    def __init__(self, optimizer, rate, decoupled=True):
+        if not isinstance(optimizer, _Optimizer):
+            raise TypeError(f"WeightDecay: optimizer must be one of fastconv.optim's "
+                            f"optimizers, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.rate = _check_hyper("rate", rate, "WeightDecay", lo=0)
+        self.decoupled = bool(decoupled)
+
+    @property
+    def lr(self):
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value):
+        self.optimizer.lr = _check_hyper("lr", value, type(self.optimizer).__name__, lo=0)
+
+    def update(self, params, grads):
+        """Decay the weights and update every array of ``params`` in place."""
+        items = self.optimizer._items(params, grads)
+        weights = [key for key, p, _ in items if p.ndim >= 2]
+        if self.rate and not self.decoupled:
+            grads = dict(grads)
+            for key in weights:
+                grads[key] = grads[key] + params[key].dtype.type(self.rate) * params[key]
+        elif self.rate:
+            for key in weights:
+                p = params[key]
+                p -= p.dtype.type(self.lr * self.rate) * p
+        self.optimizer.update(params, grads)

@@ -8,7 +8,7 @@ import pytest
 import fastconv as fc
 from fastconv import optim
 
-from conftest import BACKENDS
+from conftest import BACKENDS, COMPILED
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-6, atol=1e-7), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -165,3 +165,69 @@ def test_bad_hyperparameters(cls, kw):
         cls(**kw)
     with pytest.raises(TypeError):
         cls(lr="0.1")
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def test_step_decay_values():
+    s = optim.StepDecay(0.1, step_size=3, gamma=0.5)
+    assert [s(t) for t in range(7)] == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
+
+
+def test_cosine_decay_values():
+    s = optim.CosineDecay(1.0, total_steps=5, min_lr=0.0)
+    # t = step / 4: cos from 0 to pi
+    assert [s(t) for t in range(5)] == pytest.approx([1.0, 0.8535534, 0.5, 0.1464466, 0.0])
+    assert s(10) == pytest.approx(0.0)
+    w = optim.CosineDecay(1.0, total_steps=6, warmup_steps=2, min_lr=0.1)
+    assert [w(t) for t in range(6)] == pytest.approx(
+        [0.5, 1.0, 1.0, 0.1 + 0.9 * 0.75, 0.1 + 0.9 * 0.25, 0.1])
+
+
+@pytest.mark.parametrize("bad", [dict(total_steps=0), dict(total_steps=3, warmup_steps=3),
+                                 dict(total_steps=3, min_lr=-1)])
+def test_cosine_decay_refuses_bad_arguments(bad):
+    with pytest.raises(ValueError, match="CosineDecay"):
+        optim.CosineDecay(0.1, **bad)
+
+
+def _one_param_set(dtype=np.float64):
+    rng = np.random.default_rng(5)
+    params = {"W1": rng.standard_normal((3, 4)).astype(dtype), "b1": rng.standard_normal(4).astype(dtype)}
+    grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+    return params, grads
+
+
+@pytest.mark.parametrize("backend", ["numpy", *COMPILED])
+def test_decoupled_weight_decay_by_hand(backend):
+    """AdamW's rule with SGD: W <- W * (1 - lr*rate) - lr*g; biases do not decay."""
+    params, grads = _one_param_set()
+    W0, b0 = params["W1"].copy(), params["b1"].copy()
+    opt = optim.WeightDecay(optim.SGD(lr=0.1), rate=0.5)
+    with fc.use_backend(backend):
+        opt.update(params, grads)
+    np.testing.assert_allclose(params["W1"], W0 * (1 - 0.1 * 0.5) - 0.1 * grads["W1"], rtol=1e-12)
+    np.testing.assert_allclose(params["b1"], b0 - 0.1 * grads["b1"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", *COMPILED])
+def test_l2_weight_decay_by_hand(backend):
+    """The book's L2 with Momentum: the gradient gains rate * W (weights only)."""
+    params, grads = _one_param_set()
+    W0, b0 = params["W1"].copy(), params["b1"].copy()
+    opt = optim.WeightDecay(optim.Momentum(lr=0.1, momentum=0.9), rate=0.5, decoupled=False)
+    with fc.use_backend(backend):
+        opt.update(params, grads)
+    # first step: v = -lr * g', p += v
+    np.testing.assert_allclose(params["W1"], W0 - 0.1 * (grads["W1"] + 0.5 * W0), rtol=1e-12)
+    np.testing.assert_allclose(params["b1"], b0 - 0.1 * grads["b1"], rtol=1e-12)
+
+
+def test_weight_decay_follows_a_schedule_through_lr():
+    params, grads = _one_param_set()
+    opt = optim.WeightDecay(optim.Adam(lr=0.01), rate=0.1)
+    opt.lr = optim.StepDecay(0.01, 1, 0.5)(1)
+    assert opt.optimizer.lr == pytest.approx(0.005)
+    with pytest.raises(TypeError, match="WeightDecay: optimizer must be"):
+        optim.WeightDecay(object(), 0.1)
