@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fastconv.functional.augment import shift_flip
+from fastconv.functional.augment import erase, shift_flip
 from fastconv.reference.augment import shift_flip as shift_flip_ref
 
 from conftest import BACKENDS, COMPILED
@@ -99,3 +99,37 @@ def test_largest_allowed_shift_gives_zeros(backend):
     big = np.array([2**24, -2**24], np.int64)
     out = shift_flip(x, big, big[::-1].copy(), np.zeros(2, bool), backend=backend)
     assert out.shape == x.shape and not out.any()
+
+
+def _erase_by_loops(x, top, left, height, width):
+    out = x.copy()
+    for n in range(x.shape[0]):
+        for i in range(x.shape[2]):
+            for j in range(x.shape[3]):
+                if top[n] <= i < top[n] + height[n] and left[n] <= j < left[n] + width[n]:
+                    out[n, :, i, j] = 0
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_erase_matches_loops(dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 2, 7, 5)).astype(dtype)
+    x[0, 0, 1, 1] = np.nan
+    top = np.array([0, 1, 5, -2, 3, 0])
+    left = np.array([0, 2, 3, -1, 9, 0])
+    height = np.array([2, 3, 9, 4, 1, 0])
+    width = np.array([2, 1, 9, 3, 2, 5])
+    got = erase(x, top, left, height, width)
+    assert got.dtype == dtype and got.shape == x.shape
+    np.testing.assert_array_equal(got, _erase_by_loops(x, top, left, height, width))
+
+
+def test_erase_refuses_bad_rectangles():
+    x = np.zeros((2, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="height and width must be >= 0"):
+        erase(x, np.zeros(2, int), np.zeros(2, int), np.array([1, -1]), np.ones(2, int))
+    with pytest.raises(TypeError, match="top has dtype float64"):
+        erase(x, np.zeros(2), np.zeros(2, int), np.ones(2, int), np.ones(2, int))
+    with pytest.raises(ValueError, match="top has shape"):
+        erase(x, np.zeros(3, int), np.zeros(2, int), np.ones(2, int), np.ones(2, int))

@@ -70,3 +70,37 @@ def shift_flip(x, dy, dx, flip, *, backend=None):
     x = v.prepare(x, compute)
     res = _backend.kernels(_backend.resolve(backend), "augment").shift_flip(x, dy, dx, flip)
     return v.restore(out_dtype, res)
+
+
+def erase(x, top, left, height, width):
+    """Random erasing: zero one rectangle per image (all channels), in one vectorised
+    NumPy pass on every backend (no kernel: a masked multiply costs about as much as
+    reading the batch).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W), float
+    top, left, height, width : integer ndarray of shape (N,)
+        Image ``n`` loses rows ``[top[n], top[n] + height[n])`` and columns
+        ``[left[n], left[n] + width[n])``, clipped to the image; a height or width of 0
+        erases nothing.
+
+    Returns
+    -------
+    ndarray of the shape and dtype of ``x`` (a new array; NaN/inf inside a rectangle are
+    zeroed too)
+    """
+    op = "erase"
+    x = v.check_array(x, "x", op, ndim=4)
+    n, _, H, W = x.shape
+    top, left, height, width = (_per_image(a, name, n, op, shift=True) for a, name in
+                                ((top, "top"), (left, "left"), (height, "height"),
+                                 (width, "width")))
+    if (height < 0).any() or (width < 0).any():
+        raise ValueError(f"{op}: height and width must be >= 0 (0 erases nothing)")
+    rows = np.arange(H)[None, :]
+    cols = np.arange(W)[None, :]
+    keep_r = (rows < top[:, None]) | (rows >= (top + height)[:, None])     # (N, H)
+    keep_c = (cols < left[:, None]) | (cols >= (left + width)[:, None])   # (N, W)
+    keep = keep_r[:, None, :, None] | keep_c[:, None, None, :]            # (N, 1, H, W)
+    return np.where(keep, x, x.dtype.type(0))
