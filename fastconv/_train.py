@@ -12,8 +12,18 @@ the net (initial weights, then dropout masks) and one for the data (epoch order,
 ``--augment`` shifts and flips, which go to the ``shift_flip`` kernel as arrays). NumPy's
 global random state is not used. The same seed, backend, dtype and thread count give
 the same parameters bit for bit.
+
+``--distributed``, under ``mpiexec -n K``, trains data-parallel over MPI
+(:mod:`fastconv.distributed`): ``--batch-size`` stays the global batch; every rank
+draws the order, the augmentation and the dropout masks for the whole batch from the
+same seed and computes on its rows, and one Allreduce a step sums the gradients, so
+each step equals the single-process one to float round-off (long float32 runs then
+drift apart as they do between thread counts). Only rank 0 prints and writes ``--out``;
+a rank that fails aborts the job.
 """
 import argparse
+import functools
+import io
 import json
 import sys
 import time
@@ -92,6 +102,10 @@ def configure_parser(parser):
                         help="use only the first N training images (quick runs)")
     parser.add_argument("--no-plots", action="store_true",
                         help="skip curves.png and misclassified.png")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over MPI: start with mpiexec -n K; --batch-size "
+                             "stays the global batch, each rank takes its share; threads "
+                             "default to cores // K per rank (needs fastconv[mpi])")
     parser.epilog = ("example: python -m fastconv train --kind fashion-mnist "
                      "--data ../shared/data/fashion-mnist --epochs 15 --out runs/fmnist")
 
@@ -133,6 +147,33 @@ def predict_labels(net, x, batch_size=_EVAL_BATCH):
 
 
 def run(args):
+    if not args.distributed:
+        return _run(args, None)
+    from fastconv import distributed
+
+    try:
+        comm = distributed.world()
+    except ImportError as err:
+        print(f"fastconv train --distributed: {err}", file=sys.stderr)
+        return 2
+    # A failing rank (an exception, or an error it reports and returns) ends every rank:
+    # the others would otherwise wait in their next collective for good.
+    with distributed.abort_on_error(comm):
+        code = _run(args, comm)
+    if code and comm.Get_size() > 1:
+        sys.stderr.flush()
+        comm.Abort(code)
+    return code
+
+
+class _Discard(io.TextIOBase):
+    """Where the progress of ranks other than 0 goes."""
+
+    def write(self, text):
+        return len(text)
+
+
+def _run(args, comm):
     import numpy as np
 
     from fastconv import _plots
@@ -142,6 +183,8 @@ def run(args):
     from fastconv.optim import Adam
 
     err = sys.stderr
+    root = comm is None or comm.Get_rank() == 0
+    log = err if root else _Discard()  # progress and results: rank 0 only; errors: every rank
     backend = setup_backend(args)
     # Known before the (long) run, said before it starts and again at the end.
     plots_missing = "--no-plots" if args.no_plots else _plots.matplotlib_missing()
@@ -167,38 +210,58 @@ def run(args):
     rng = np.random.default_rng(data_seed)
     optimizer = Adam(lr=args.lr)
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if root:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if comm is None:
+        dp, predict, ranks = None, functools.partial(predict_labels, net), ""
+    else:
+        from fastconv import distributed, get_num_threads
+
+        dp = distributed.DataParallel(net, comm)  # cores // ranks threads unless --threads
+        predict = dp.predict_labels
+        lo, hi = distributed.shard_bounds(args.batch_size, dp.size, dp.size - 1)
+        share = f"{hi - lo}" if args.batch_size % dp.size == 0 else f"{hi - lo}-{hi - lo + 1}"
+        ranks = (f" global ({share} per rank), {plural(dp.size, 'rank')} x "
+                 f"{plural(get_num_threads(), 'thread')}")
 
     n = x_train.shape[0]
     steps = -(-n // args.batch_size)
     sample = np.arange(min(n, _TRAIN_SAMPLE))
     flips = args.kind == "fashion-mnist"
     print(f"fastconv train: DeepConvNet on {args.kind}, {n} training / {x_test.shape[0]} test "
-          f"images, {args.dtype}, backend {backend}, batch {args.batch_size}, Adam lr "
-          f"{args.lr}, {plural(args.epochs, 'epoch')}"
+          f"images, {args.dtype}, backend {backend}, batch {args.batch_size}{ranks}, "
+          f"Adam lr {args.lr}, {plural(args.epochs, 'epoch')}"
           + (f", augment (shift +-{_MAX_SHIFT}{', flip' if flips else ''})" if args.augment else ""),
-          file=err, flush=True)
+          file=log, flush=True)
     if plots_missing and not args.no_plots:
         print(f"fastconv train: curves.png and misclassified.png will not be drawn: "
-              f"{plots_missing} (or pass --no-plots)", file=err, flush=True)
+              f"{plots_missing} (or pass --no-plots)", file=log, flush=True)
 
     history = dict(args={k: v for k, v in vars(args).items() if not k.startswith("_")},
                    backend=backend, step_loss=[], epochs=[])
+    if dp is not None:
+        history["ranks"] = dp.size
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(n)
         losses = []
         t0 = last_log = time.perf_counter()
-        with Progress(total=steps, desc=f"epoch {epoch}/{args.epochs}", stream=err) as bar:
+        with Progress(total=steps, desc=f"epoch {epoch}/{args.epochs}", stream=log) as bar:
             for s in range(steps):
                 idx = order[s * args.batch_size:(s + 1) * args.batch_size]
-                xb, tb = x_train[idx], t_train[idx]
+                # Every rank draws for the whole batch and takes its rows.
+                b = idx.size
+                mine = slice(None) if dp is None else dp.shard(b)
+                xb, tb = x_train[idx[mine]], t_train[idx[mine]]
                 if args.augment:
-                    b = idx.size
                     dy = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
                     dx = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
                     flip = rng.integers(0, 2, size=b) if flips else np.zeros(b, np.int64)
-                    xb = shift_flip(xb, dy, dx, flip)
-                loss, grads = net.loss_and_gradient(xb, tb)
+                    if xb.shape[0]:  # a rank's share of a last batch under K images is empty
+                        xb = shift_flip(xb, dy[mine], dx[mine], flip[mine])
+                if dp is None:
+                    loss, grads = net.loss_and_gradient(xb, tb)
+                else:
+                    loss, grads = dp.loss_and_gradient(xb, tb, total=b)
                 optimizer.update(net.params, grads)
                 losses.append(loss)
                 done = min((s + 1) * args.batch_size, n)
@@ -214,8 +277,8 @@ def run(args):
         # and nothing redraws the bar after it.
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        train_acc = float(np.mean(predict_labels(net, x_train[sample]) == t_train[sample]))
-        pred = predict_labels(net, x_test)
+        train_acc = float(np.mean(predict(x_train[sample]) == t_train[sample]))
+        pred = predict(x_test)
         test_acc = float(np.mean(pred == t_test))
         eval_s = time.perf_counter() - t1
         record = dict(epoch=epoch, loss=float(np.mean(losses)), train_acc=train_acc,
@@ -226,8 +289,10 @@ def run(args):
         print(f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}  train acc "
               f"{train_acc:.4f} ({plural(sample.size, 'image')})  test acc {test_acc:.4f}  "
               f"{train_s:.1f} s ({record['images_per_second']:.0f} images/s), "
-              f"eval {eval_s:.1f} s", file=err, flush=True)
+              f"eval {eval_s:.1f} s", file=log, flush=True)
 
+    if not root:
+        return 0
     params_path = out_dir / "params.npz"
     net.save_params(params_path)
     (out_dir / "history.json").write_text(json.dumps(history, indent=1))
