@@ -2,16 +2,27 @@
 
 Each epoch visits the training images once in a fresh random order (the book's Trainer
 draws batches with replacement instead). After each epoch: the mean training loss,
-accuracy on a fixed sample of 1,000 training images and on the whole test set. At the
-end, in ``--out``: ``params.npz`` (load it with ``DeepConvNet.load_params`` or
-``fastconv evaluate``), ``history.json`` and, when matplotlib is installed,
-``curves.png`` and ``misclassified.png``.
+accuracy on a fixed sample of 1,000 training images, on the validation split
+(``--val-split``) and on the whole test set. The best epoch's parameters are kept
+(``best.npz``), chosen on the validation accuracy when there is a split, else on the test
+accuracy (``history.json`` records which). At the end, in ``--out``: ``params.npz`` (the
+last epoch's; load either with ``DeepConvNet.load_params`` or ``fastconv evaluate``),
+``best.npz``, ``history.json`` and, when matplotlib is installed, ``curves.png`` and
+``misclassified.png``.
+
+Recipe options: ``--lr-schedule`` (constant, step: x0.1 every ``--lr-step-epochs``, or
+cosine to 0, with ``--warmup-epochs`` of linear warm-up), ``--weight-decay`` (decoupled,
+AdamW's rule, or ``--weight-decay-mode l2``, the book's), and ``--augment`` (a recipe per
+dataset, named in the run's header: random crops of the image zero-padded by 2 pixels
+(shifts of -2..2) for both, plus horizontal flips for fashion-mnist; ``shift``,
+``shift-flip``, ``shift-flip-erase`` (and random erasing of one rectangle of 2-20% of
+the image with probability 1/2) choose one).
 
 Reproducibility: ``--seed`` seeds one ``np.random.SeedSequence``, split into a stream for
-the net (initial weights, then dropout masks) and one for the data (epoch order, then the
-``--augment`` shifts and flips, which go to the ``shift_flip`` kernel as arrays). NumPy's
-global random state is not used. The same seed, backend, dtype and thread count give
-the same parameters bit for bit.
+the net (initial weights, then dropout masks), one for the data (epoch order, then the
+``--augment`` draws, which go to the ``shift_flip`` kernel and ``erase`` as arrays) and
+one for the validation split. NumPy's global random state is not used. The same seed,
+backend, dtype and thread count give the same parameters bit for bit.
 
 ``--distributed``, under ``mpiexec -n K``, trains data-parallel over MPI
 (:mod:`fastconv.distributed`): ``--batch-size`` stays the global batch; every rank
@@ -29,10 +40,18 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 _TRAIN_SAMPLE = 1000     # training images scored after each epoch
 _EVAL_BATCH = 500        # images per forward pass when scoring
 _MAX_SHIFT = 2           # --augment: shifts of -2..2 pixels in each direction
 _LOG_EVERY = 60.0        # seconds between progress lines when stderr is not a terminal
+#: --augment recipes: what each does to a batch, and the default per dataset (digits are
+#: not mirror-symmetric, garments are).
+AUGMENT = {"shift": ("shift",), "shift-flip": ("shift", "flip"),
+           "shift-flip-erase": ("shift", "flip", "erase")}
+AUGMENT_DEFAULT = {"mnist": "shift", "fashion-mnist": "shift-flip"}
+_ERASE_P, _ERASE_AREA = 0.5, (0.02, 0.2)  # erase: probability, share of the image
 
 
 def _positive_int(text):
@@ -42,6 +61,26 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
     return value
 
 
@@ -91,9 +130,30 @@ def configure_parser(parser):
                         help="Adam's learning rate (default: 0.001)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="default: float32")
-    parser.add_argument("--augment", action="store_true",
-                        help=f"random shifts of up to {_MAX_SHIFT} pixels (zero fill), and "
-                             "horizontal flips for fashion-mnist")
+    parser.add_argument("--augment", nargs="?", const="auto", default=None,
+                        choices=("auto",) + tuple(AUGMENT),
+                        help=f"augment each batch: random crops of the image zero-padded by "
+                             f"{_MAX_SHIFT} pixels (shift), horizontal flips (flip), random "
+                             f"erasing (erase); alone or 'auto': shift for mnist, shift-flip "
+                             f"for fashion-mnist")
+    parser.add_argument("--lr-schedule", choices=("constant", "step", "cosine"),
+                        default="constant", help="learning rate over the run: constant "
+                        "(default), step (x0.1 every --lr-step-epochs) or cosine (to 0)")
+    parser.add_argument("--lr-step-epochs", type=_positive_int, metavar="E",
+                        help="step schedule: epochs between decays (default: a third of "
+                             "--epochs)")
+    parser.add_argument("--warmup-epochs", type=_non_negative_float, default=0.0, metavar="E",
+                        help="cosine schedule: linear warm-up over the first E epochs "
+                             "(default: 0)")
+    parser.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
+                        metavar="RATE", help="weight decay of the weights, not biases "
+                        "(default: 0)")
+    parser.add_argument("--weight-decay-mode", choices=("decoupled", "l2"),
+                        default="decoupled", help="decoupled (AdamW's rule, default) or l2 "
+                        "(added to the gradient, the book's weight_decay_lambda)")
+    parser.add_argument("--val-split", type=_fraction, default=0.0, metavar="F",
+                        help="hold out this fraction of the training images to choose the "
+                             "best epoch on (default: 0, the test set chooses)")
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
     parser.add_argument("--out", metavar="DIR", default="runs/train",
                         help="where params.npz, history.json and the plots go "
@@ -146,6 +206,47 @@ def predict_labels(net, x, batch_size=_EVAL_BATCH):
     return out
 
 
+def lr_schedule(args, steps):
+    """The learning rate at each update (a callable of the 0-based update index) for
+    ``--lr-schedule``, ``steps`` updates an epoch; None for a constant rate."""
+    from fastconv import optim
+
+    if args.lr_schedule == "step":
+        every = args.lr_step_epochs or max(1, args.epochs // 3)
+        return optim.StepDecay(args.lr, every * steps, 0.1)
+    if args.lr_schedule == "cosine":
+        total = args.epochs * steps
+        return optim.CosineDecay(args.lr, total,
+                                 warmup_steps=min(total - 1, round(args.warmup_epochs * steps)))
+    return None
+
+
+def augment_batch(xb, mine, b, ops, rng):
+    """``xb`` (this rank's rows ``mine`` of a batch of ``b``) augmented by ``ops`` (see
+    ``AUGMENT``), every draw taken for the whole batch so that all ranks draw alike."""
+    import numpy as np
+
+    from fastconv.functional.augment import erase, shift_flip
+
+    dy = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
+    dx = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
+    flip = rng.integers(0, 2, size=b) if "flip" in ops else np.zeros(b, np.int64)
+    if xb.shape[0]:  # a rank's share of a last batch under K images is empty
+        xb = shift_flip(xb, dy[mine], dx[mine], flip[mine])
+    if "erase" in ops:
+        H, W = xb.shape[2:]
+        area = rng.uniform(*_ERASE_AREA, size=b) * H * W
+        aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3), size=b))
+        h = np.minimum(H, np.rint(np.sqrt(area * aspect))).astype(np.int64)
+        w = np.minimum(W, np.rint(np.sqrt(area / aspect))).astype(np.int64)
+        on = rng.random(b) < _ERASE_P
+        top = (rng.random(b) * (H - h + 1)).astype(np.int64)
+        left = (rng.random(b) * (W - w + 1)).astype(np.int64)
+        if xb.shape[0]:
+            xb = erase(xb, top[mine], left[mine], (h * on)[mine], (w * on)[mine])
+    return xb
+
+
 def run(args):
     if not args.distributed:
         return _run(args, None)
@@ -177,10 +278,8 @@ def _run(args, comm):
     import numpy as np
 
     from fastconv import _plots
-    from fastconv._progress import Progress
-    from fastconv.functional.augment import shift_flip
     from fastconv.models import DeepConvNet
-    from fastconv.optim import Adam
+    from fastconv.optim import Adam, WeightDecay
 
     err = sys.stderr
     root = comm is None or comm.Get_rank() == 0
@@ -205,10 +304,25 @@ def _run(args, comm):
     t_train = t_train.astype(np.int64)
     t_test = t_test.astype(np.int64)
 
-    net_seed, data_seed = np.random.SeedSequence(args.seed).spawn(2)
+    net_seed, data_seed, split_seed = np.random.SeedSequence(args.seed).spawn(3)
+    x_val = t_val = None
+    if args.val_split:
+        n_val = round(args.val_split * x_train.shape[0])
+        if not 1 <= n_val < x_train.shape[0]:
+            print(f"fastconv: --val-split {args.val_split} of {x_train.shape[0]} training "
+                  f"images leaves {n_val} for validation and {x_train.shape[0] - n_val} to "
+                  f"train on; both need at least one", file=err)
+            return 1
+        perm = np.random.default_rng(split_seed).permutation(x_train.shape[0])
+        val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        x_val, t_val = x_train[val], t_train[val]
+        x_train, t_train = x_train[keep], t_train[keep]
     net = DeepConvNet(input_dim=x_train.shape[1:], dtype=dtype, rng=np.random.default_rng(net_seed))
     rng = np.random.default_rng(data_seed)
     optimizer = Adam(lr=args.lr)
+    if args.weight_decay:
+        optimizer = WeightDecay(optimizer, args.weight_decay,
+                                decoupled=args.weight_decay_mode == "decoupled")
     out_dir = Path(args.out)
     if root:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -227,37 +341,54 @@ def _run(args, comm):
     n = x_train.shape[0]
     steps = -(-n // args.batch_size)
     sample = np.arange(min(n, _TRAIN_SAMPLE))
-    flips = args.kind == "fashion-mnist"
-    print(f"fastconv train: DeepConvNet on {args.kind}, {n} training / {x_test.shape[0]} test "
-          f"images, {args.dtype}, backend {backend}, batch {args.batch_size}{ranks}, "
-          f"Adam lr {args.lr}, {plural(args.epochs, 'epoch')}"
-          + (f", augment (shift +-{_MAX_SHIFT}{', flip' if flips else ''})" if args.augment else ""),
+    schedule = lr_schedule(args, steps)
+    recipe = AUGMENT_DEFAULT[args.kind] if args.augment == "auto" else args.augment
+    ops = AUGMENT[recipe] if recipe else ()
+    what = {"shift": f"crop of a {_MAX_SHIFT}-pixel zero pad", "flip": "horizontal flip",
+            "erase": f"erase p={_ERASE_P}"}
+    selected_on = "validation" if x_val is not None else "test"
+    print(f"fastconv train: DeepConvNet on {args.kind}, {n} training"
+          + (f" / {x_val.shape[0]} validation" if x_val is not None else "")
+          + f" / {x_test.shape[0]} test images, {args.dtype}, backend {backend}, batch "
+          f"{args.batch_size}{ranks}, Adam lr {args.lr}"
+          + (f" ({args.lr_schedule} schedule)" if schedule else "")
+          + (f", weight decay {args.weight_decay} ({args.weight_decay_mode})"
+             if args.weight_decay else "")
+          + f", {plural(args.epochs, 'epoch')}"
+          + (f", augment {recipe} ({', '.join(what[o] for o in ops)})" if ops else "")
+          + f"; best epoch chosen on the {selected_on} set",
           file=log, flush=True)
     if plots_missing and not args.no_plots:
         print(f"fastconv train: curves.png and misclassified.png will not be drawn: "
               f"{plots_missing} (or pass --no-plots)", file=log, flush=True)
 
     history = dict(args={k: v for k, v in vars(args).items() if not k.startswith("_")},
-                   backend=backend, step_loss=[], epochs=[])
+                   backend=backend, augment=list(ops), selected_on=selected_on,
+                   step_loss=[], epochs=[])
+    best_acc, best_path = -1.0, out_dir / "best.npz"
     if dp is not None:
         history["ranks"] = dp.size
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(n)
         losses = []
+        aug_s = 0.0
         t0 = last_log = time.perf_counter()
-        with Progress(total=steps, desc=f"epoch {epoch}/{args.epochs}", stream=log) as bar:
+        # Quiet (disable=None) when the log is not a terminal: a line now and then instead.
+        bar = tqdm(total=steps, desc=f"epoch {epoch}/{args.epochs}", file=log,
+                   disable=None if root else True, leave=True, dynamic_ncols=True)
+        with bar:
             for s in range(steps):
                 idx = order[s * args.batch_size:(s + 1) * args.batch_size]
                 # Every rank draws for the whole batch and takes its rows.
                 b = idx.size
                 mine = slice(None) if dp is None else dp.shard(b)
                 xb, tb = x_train[idx[mine]], t_train[idx[mine]]
-                if args.augment:
-                    dy = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
-                    dx = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
-                    flip = rng.integers(0, 2, size=b) if flips else np.zeros(b, np.int64)
-                    if xb.shape[0]:  # a rank's share of a last batch under K images is empty
-                        xb = shift_flip(xb, dy[mine], dx[mine], flip[mine])
+                if ops:
+                    ta = time.perf_counter()
+                    xb = augment_batch(xb, mine, b, ops, rng)
+                    aug_s += time.perf_counter() - ta
+                if schedule is not None:
+                    optimizer.lr = schedule((epoch - 1) * steps + s)
                 if dp is None:
                     loss, grads = net.loss_and_gradient(xb, tb)
                 else:
@@ -267,29 +398,39 @@ def _run(args, comm):
                 done = min((s + 1) * args.batch_size, n)
                 now = time.perf_counter()
                 status = dict(loss=f"{np.mean(losses[-50:]):.4f}", img_s=f"{done / (now - t0):.0f}")
-                bar.update(1, **status)
-                if not bar.enabled and now - last_log >= _LOG_EVERY:
-                    # no bar in a log file: a line now and then instead
-                    bar.write(f"  epoch {epoch} step {s + 1}/{steps}: loss {status['loss']}  "
-                              f"{status['img_s']} images/s")
+                bar.set_postfix(status, refresh=False)
+                bar.update(1)
+                if bar.disable and root and now - last_log >= _LOG_EVERY:
+                    print(f"  epoch {epoch} step {s + 1}/{steps}: loss {status['loss']}  "
+                          f"{status['img_s']} images/s", file=log, flush=True)
                     last_log = now
-        # The bar has drawn its final (100%) line and ended it: the summary goes below,
-        # and nothing redraws the bar after it.
+        # The bar has drawn its final (100%) line and ended it: the summary goes below.
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         train_acc = float(np.mean(predict(x_train[sample]) == t_train[sample]))
+        val_acc = None if x_val is None else float(np.mean(predict(x_val) == t_val))
         pred = predict(x_test)
         test_acc = float(np.mean(pred == t_test))
         eval_s = time.perf_counter() - t1
         record = dict(epoch=epoch, loss=float(np.mean(losses)), train_acc=train_acc,
-                      test_acc=test_acc, train_seconds=train_s, eval_seconds=eval_s,
+                      val_acc=val_acc, test_acc=test_acc, lr=float(optimizer.lr),
+                      train_seconds=train_s, augment_seconds=aug_s, eval_seconds=eval_s,
                       images_per_second=n / train_s)
         history["epochs"].append(record)
         history["step_loss"].extend(float(v) for v in losses)
+        chosen = val_acc if x_val is not None else test_acc
+        if chosen > best_acc:
+            best_acc = chosen
+            history.update(best_epoch=epoch, best_acc=chosen, best_test_acc=test_acc)
+            if root:
+                net.save_params(best_path)
         print(f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}  train acc "
-              f"{train_acc:.4f} ({plural(sample.size, 'image')})  test acc {test_acc:.4f}  "
-              f"{train_s:.1f} s ({record['images_per_second']:.0f} images/s), "
-              f"eval {eval_s:.1f} s", file=log, flush=True)
+              f"{train_acc:.4f} ({plural(sample.size, 'image')})"
+              + (f"  val acc {val_acc:.4f}" if val_acc is not None else "")
+              + f"  test acc {test_acc:.4f}  {train_s:.1f} s "
+              f"({record['images_per_second']:.0f} images/s"
+              + (f", augment {100 * aug_s / train_s:.1f}%" if ops else "")
+              + f"), eval {eval_s:.1f} s", file=log, flush=True)
 
     if not root:
         return 0
@@ -311,6 +452,8 @@ def _run(args, comm):
                                    f"({plural(shown, 'image')})"
                                    if shown else " (no misclassified test images)"), file=err)
     final = history["epochs"][-1]
+    print(f"best epoch {history['best_epoch']} (on the {selected_on} set): test accuracy "
+          f"{history['best_test_acc']:.4f}, saved in {best_path}", file=err)
     print(f"test accuracy {final['test_acc']:.4f} after {plural(args.epochs, 'epoch')}",
           flush=True)
     return 0

@@ -94,10 +94,14 @@ def test_train_then_evaluate(idx_dir, tmp_path, capsys):
 def test_same_seed_same_result(idx_dir, tmp_path, capsys):
     runs = {}
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
-        train(idx_dir, tmp_path / name, "--augment", "--seed", seed, "--dtype", "float64",
-              "--no-plots", "--limit", "100")
+        # every random draw of the recipe: split, order, crops, flips, erasing, dropout
+        train(idx_dir, tmp_path / name, "--augment", "shift-flip-erase", "--seed", seed,
+              "--dtype", "float64", "--no-plots", "--limit", "100", "--epochs", "2",
+              "--val-split", "0.2", "--lr-schedule", "cosine", "--weight-decay", "1e-3")
         with np.load(tmp_path / name / "params.npz") as f:
             runs[name] = {k: f[k] for k in f.files}
+        runs[name]["history"] = json.loads((tmp_path / name / "history.json").read_text())
+    assert runs["a"].pop("history")["step_loss"] == runs["b"].pop("history")["step_loss"]
     for key in runs["a"]:
         np.testing.assert_array_equal(runs["a"][key], runs["b"][key])
     assert not np.array_equal(runs["a"]["W1"], runs["c"]["W1"])
@@ -302,19 +306,19 @@ def test_train_no_plots_option_is_not_announced_as_missing(idx_dir, tmp_path, ca
 def test_train_progress_bar_is_finished_before_the_epoch_summary(idx_dir, tmp_path, capsys,
                                                                  monkeypatch):
     """In a terminal, the bar's last (100%) line comes before the summary, not after."""
-    from fastconv import _progress
+    from fastconv import _train
 
-    class TerminalBar(_progress.Progress):
+    class TerminalBar(_train.tqdm):
         def __init__(self, *args, **kwargs):
-            kwargs["enabled"] = True
+            kwargs["disable"] = False
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(_progress, "Progress", TerminalBar)
+    monkeypatch.setattr(_train, "tqdm", TerminalBar)
     train(idx_dir, tmp_path, "--no-plots", "--limit", "100", "--epochs", "2")
     err = capsys.readouterr().err
     for epoch in (1, 2):
         summary = err.index(f"epoch {epoch}/2: loss")
-        bar_end = err.rindex(f"\repoch {epoch}/2: 100% ", 0, summary)
+        bar_end = err.rindex(f"\repoch {epoch}/2: 100%|", 0, summary)
         assert "\n" in err[bar_end:summary]  # the bar's line ended before the summary
         after = err[summary:]
         assert f"epoch {epoch}/2: 100%" not in after  # never redrawn below it
@@ -355,3 +359,33 @@ def test_curves_accuracy_panel(tmp_path, epochs):
     lo, hi = ax.get_ylim()
     assert 0.0 <= lo < min(test_acc) and max(train_acc) <= hi <= 1.0
     assert hi - lo >= 0.1
+
+
+def test_train_recipe_options(idx_dir, tmp_path, capsys):
+    """Schedules, weight decay and the validation split reach the run: the header names
+    them, the learning rate follows the schedule, the best epoch is chosen on the
+    validation set and kept in best.npz."""
+    out = tmp_path / "recipe"
+    train(idx_dir, out, "--epochs", "3", "--limit", "200", "--no-plots", "--augment",
+          "--lr-schedule", "step", "--lr-step-epochs", "1", "--weight-decay", "0.01",
+          "--weight-decay-mode", "l2", "--val-split", "0.25")
+    err = capsys.readouterr().err
+    assert "150 training / 50 validation / 100 test images" in err
+    assert "(step schedule), weight decay 0.01 (l2)" in err
+    assert "augment shift (crop of a 2-pixel zero pad)" in err  # mnist: no flips
+    assert "best epoch chosen on the validation set" in err
+    history = json.loads((out / "history.json").read_text())
+    assert history["selected_on"] == "validation"
+    lrs = [e["lr"] for e in history["epochs"]]
+    assert lrs == pytest.approx([0.001, 0.0001, 0.00001])
+    best = max(history["epochs"], key=lambda e: (e["val_acc"], -e["epoch"]))
+    assert history["best_epoch"] == best["epoch"]
+    net = DeepConvNet(dtype=np.float32)
+    net.load_params(out / "best.npz")
+
+
+def test_train_refuses_an_empty_split(idx_dir, tmp_path, capsys):
+    argv = ["train", "--data", str(idx_dir), "--limit", "2", "--val-split", "0.1",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 1
+    assert "leaves 0 for validation" in capsys.readouterr().err
