@@ -35,6 +35,8 @@ from .functional import conv2d, conv2d_backward
 from . import reference
 from . import layers, optim
 from . import datasets, models, params_io
+# None of these imports an optional library (mpi4py, autograd, MyGrad) until it is used.
+from . import distributed, integrations, testing
 
 __version__ = "0.1.0"
 
@@ -62,6 +64,9 @@ __all__ = [
     "datasets",
     "models",
     "params_io",
+    "distributed",
+    "integrations",
+    "testing",
 ]
 
 _init_from_env()

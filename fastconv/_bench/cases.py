@@ -328,7 +328,9 @@ def build_cases(N=100):
         cases += [_linear_case(lin, backward) for lin in dcn.linears]
     cases.append(_shift_flip_case(dcn.x))
     cases += [_model_case(dcn, True), _model_case(dcn, False)]
-    return cases
+    from .integrations import integration_cases  # imports no host library itself
+
+    return cases + integration_cases(64)
 
 
 def covered_ops():

@@ -1,0 +1,335 @@
+"""Bench rows for :mod:`fastconv.integrations`: one training step of a small CNN written
+with each host code base, without fastconv (the ``numpy`` column) and with fastconv's
+integration on each compiled backend.
+
+The net, the same in every row: conv 3x3 (16 filters, pad 1) - ReLU - max pool 2x2,
+conv 3x3 (32 filters, pad 1) - ReLU - max pool 2x2, affine 1568 -> 10, softmax
+cross-entropy, plain SGD update; input (N, 1, 28, 28), float32 by default.
+
+Without fastconv, each host computes the layers as its users do:
+
+* CS231n: the course's NumPy im2col algorithm (index arrays built per call, one fancy
+  index gather for im2col, ``np.add.at`` for col2im, the GEMM in BLAS) and its
+  reshape-based max pooling, re-expressed below.
+* autograd: a convolution written with ``autograd.numpy`` (nine shifted slices of the
+  padded input stacked and contracted with ``tensordot``), pooling by reshape and
+  ``max``; autograd differentiates it.
+* MyGrad: ``mygrad.nnet.conv_nd``, ``relu`` and ``max_pool``.
+
+Every step returns its loss, computed before the update: rows compare it with the
+``numpy`` column's on the first call (every column starts from the same weights).
+"""
+import importlib
+import math
+
+import numpy as np
+
+from .._validation import out_size
+from .cases import Case, Unavailable
+
+#: (input channels, filters) of the two 3x3 convolutions, each padded by 1 and followed
+#: by ReLU and a 2x2 max pool; then an affine layer to 10 classes.
+CONVS = ((1, 16), (16, 32))
+CLASSES = 10
+LEARNING_RATE = 0.01
+HOSTS = ("cs231n", "autograd", "mygrad")
+_NOTES = {
+    "cs231n": "numpy column: CS231n's NumPy im2col layers; others: fastconv.integrations.cs231n",
+    "autograd": "numpy column: autograd.numpy convolution; others: fastconv.integrations.autograd",
+    "mygrad": "numpy column: mygrad.nnet conv_nd/max_pool; others: fastconv.integrations.mygrad",
+}
+
+
+def init_params(rng, dtype=np.float32):
+    """He-initialised weights ``W1, b1, W2, b2, W3, b3`` of the small CNN."""
+    params = {}
+    for i, (C, F) in enumerate(CONVS, 1):
+        params[f"W{i}"] = (rng.standard_normal((F, C, 3, 3)) * math.sqrt(2 / (9 * C))).astype(dtype)
+        params[f"b{i}"] = np.zeros(F, dtype)
+    D = CONVS[-1][1] * 7 * 7
+    params["W3"] = (rng.standard_normal((D, CLASSES)) * math.sqrt(2 / D)).astype(dtype)
+    params["b3"] = np.zeros(CLASSES, dtype)
+    return params
+
+
+def step_flops(N):
+    """Multiply-adds x 2 of a step: the forward's convolutions and affine layer, times 3
+    for forward + the two gradients."""
+    fwd = 0
+    H = 28
+    for C, F in CONVS:
+        fwd += 2 * N * F * H * H * C * 9
+        H //= 2
+    fwd += 2 * N * CONVS[-1][1] * H * H * CLASSES
+    return 3.0 * fwd
+
+
+def _host(name):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name:
+            raise
+        raise Unavailable(f"{name} is not installed: pip install fastconv[{name}]") from None
+
+
+# --------------------------------------------------------------------------- shared
+
+def _softmax_loss(scores, t):
+    """Mean softmax cross-entropy and its gradient (CS231n's ``softmax_loss``)."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(scores.shape[0])
+    dscores = np.exp(log_p)
+    dscores[rows, t] -= 1
+    dscores /= scores.shape[0]
+    return -log_p[rows, t].mean(), dscores
+
+
+def _sgd(params, grads):
+    for k, g in grads.items():
+        params[k] -= LEARNING_RATE * g
+
+
+# --------------------------------------------------------------------------- CS231n
+
+def _window_indices(C, H, W, k, pad, stride):
+    """Index arrays (channel, row, column) into the padded input: row ``(c, ky, kx)`` of
+    the column matrix, column ``(oy, ox)``."""
+    OH, OW = out_size(H, k, stride, pad), out_size(W, k, stride, pad)
+    ky = np.repeat(np.arange(k), k)
+    kx = np.tile(np.arange(k), k)
+    oy = stride * np.repeat(np.arange(OH), OW)
+    ox = stride * np.tile(np.arange(OW), OH)
+    chan = np.repeat(np.arange(C), k * k)[:, None]
+    rows = np.tile(ky, C)[:, None] + oy[None, :]
+    cols = np.tile(kx, C)[:, None] + ox[None, :]
+    return chan, rows, cols, OH, OW
+
+
+def _cs231n_conv_forward(x, w, b, pad):
+    N, C, H, W = x.shape
+    F, _, k, _ = w.shape
+    chan, rows, cols, OH, OW = _window_indices(C, H, W, k, pad, 1)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    # (N, C*k*k, OH*OW) -> (C*k*k, OH*OW*N): one column per (output pixel, image)
+    x_cols = xp[:, chan, rows, cols].transpose(1, 2, 0).reshape(C * k * k, -1)
+    out = (w.reshape(F, -1) @ x_cols + b[:, None]).reshape(F, OH, OW, N).transpose(3, 0, 1, 2)
+    return np.ascontiguousarray(out), (x.shape, w, pad, x_cols)
+
+
+def _cs231n_conv_backward(dout, cache):
+    (N, C, H, W), w, pad, x_cols = cache
+    F, _, k, _ = w.shape
+    db = dout.sum(axis=(0, 2, 3))
+    d = dout.transpose(1, 2, 3, 0).reshape(F, -1)
+    dw = (d @ x_cols.T).reshape(w.shape)
+    chan, rows, cols, OH, OW = _window_indices(C, H, W, k, pad, 1)
+    dx_cols = (w.reshape(F, -1).T @ d).reshape(C * k * k, OH * OW, N).transpose(2, 0, 1)
+    dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dout.dtype)
+    np.add.at(dxp, (slice(None), chan, rows, cols), dx_cols)
+    return dxp[:, :, pad:pad + H, pad:pad + W], dw, db
+
+
+def _cs231n_pool_forward(x):
+    """2x2 stride-2 max pooling by reshape (windows that tile the input)."""
+    N, C, H, W = x.shape
+    blocks = x.reshape(N, C, H // 2, 2, W // 2, 2)
+    out = blocks.max(axis=3).max(axis=4)
+    return out, (blocks, out)
+
+
+def _cs231n_pool_backward(dout, cache):
+    blocks, out = cache
+    hit = blocks == out[:, :, :, None, :, None]
+    # tied maxima share the gradient, as in CS231n's reshape method
+    share = dout[:, :, :, None, :, None] / hit.sum(axis=(3, 5), keepdims=True)
+    dx = np.where(hit, share, 0).astype(dout.dtype, copy=False)
+    N, C, OH, _, OW, _ = blocks.shape
+    return dx.reshape(N, C, 2 * OH, 2 * OW)
+
+
+def _cs231n_sandwich_numpy():
+    def forward(x, w, b):
+        a, conv_cache = _cs231n_conv_forward(x, w, b, 1)
+        r = np.maximum(a, 0)
+        out, pool_cache = _cs231n_pool_forward(r)
+        return out, (conv_cache, a, pool_cache)
+
+    def backward(dout, cache):
+        conv_cache, a, pool_cache = cache
+        da = np.where(a > 0, _cs231n_pool_backward(dout, pool_cache), 0).astype(dout.dtype)
+        return _cs231n_conv_backward(da, conv_cache)
+
+    return forward, backward
+
+
+def _cs231n_sandwich_fastconv():
+    from .integrations import cs231n
+
+    conv_param = {"stride": 1, "pad": 1}
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+    def forward(x, w, b):
+        return cs231n.conv_relu_pool_forward(x, w, b, conv_param, pool_param)
+
+    return forward, cs231n.conv_relu_pool_backward
+
+
+def _cs231n_step(params, x, t, sandwich):
+    forward, backward = sandwich
+    h1, c1 = forward(x, params["W1"], params["b1"])
+    h2, c2 = forward(h1, params["W2"], params["b2"])
+    flat = h2.reshape(h2.shape[0], -1)
+    loss, dscores = _softmax_loss(flat @ params["W3"] + params["b3"], t)
+    grads = {"W3": flat.T @ dscores, "b3": dscores.sum(axis=0)}
+    dh2 = (dscores @ params["W3"].T).reshape(h2.shape)
+    dh1, grads["W2"], grads["b2"] = backward(dh2, c2)
+    _, grads["W1"], grads["b1"] = backward(dh1, c1)
+    _sgd(params, grads)
+    return loss
+
+
+# --------------------------------------------------------------------------- autograd
+
+def _autograd_loss_numpy(anp, logsumexp):
+    def conv(x, W, b):
+        N, C, H, Wd = x.shape
+        xp = anp.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="constant")
+        shifted = anp.stack([xp[:, :, i:i + H, j:j + Wd] for i in range(3) for j in range(3)],
+                            axis=2)  # (N, C, 9, H, W)
+        out = anp.tensordot(anp.reshape(W, (W.shape[0], C, 9)), shifted, axes=([1, 2], [1, 2]))
+        return anp.transpose(out, (1, 0, 2, 3)) + anp.reshape(b, (1, -1, 1, 1))
+
+    def pool(h):
+        N, C, H, W = h.shape
+        return anp.max(anp.reshape(h, (N, C, H // 2, 2, W // 2, 2)), axis=(3, 5))
+
+    def loss(params, x, t):
+        h = pool(anp.maximum(conv(x, params["W1"], params["b1"]), 0.0))
+        h = pool(anp.maximum(conv(h, params["W2"], params["b2"]), 0.0))
+        scores = anp.dot(anp.reshape(h, (h.shape[0], -1)), params["W3"]) + params["b3"]
+        log_p = scores - logsumexp(scores, axis=1, keepdims=True)
+        return -anp.mean(log_p[np.arange(x.shape[0]), t])
+
+    return loss
+
+
+def _autograd_loss_fastconv(anp, logsumexp, backend):
+    from .integrations import autograd as fa
+
+    def loss(params, x, t):
+        h = fa.conv2d(x, params["W1"], params["b1"], pad=1, relu=True, backend=backend)
+        h = fa.max_pool2d(h, 2, 2, backend=backend)
+        h = fa.conv2d(h, params["W2"], params["b2"], pad=1, relu=True, backend=backend)
+        h = fa.max_pool2d(h, 2, 2, backend=backend)
+        scores = fa.linear(h, params["W3"], params["b3"], backend=backend)
+        log_p = scores - logsumexp(scores, axis=1, keepdims=True)
+        return -anp.mean(log_p[np.arange(x.shape[0]), t])
+
+    return loss
+
+
+# --------------------------------------------------------------------------- MyGrad
+
+def _mygrad_forward_numpy(mg):
+    from mygrad.nnet.activations import relu
+    from mygrad.nnet.layers import conv_nd, max_pool
+
+    def forward(p, x):
+        h = conv_nd(x, p["W1"], stride=1, padding=1) + p["b1"].reshape(1, -1, 1, 1)
+        h = max_pool(relu(h), (2, 2), 2)
+        h = conv_nd(h, p["W2"], stride=1, padding=1) + p["b2"].reshape(1, -1, 1, 1)
+        h = max_pool(relu(h), (2, 2), 2)
+        return mg.matmul(h.reshape(h.shape[0], -1), p["W3"]) + p["b3"]
+
+    return forward
+
+
+def _mygrad_forward_fastconv(backend):
+    from .integrations import mygrad as fm
+
+    def forward(p, x):
+        h = fm.conv2d(x, p["W1"], p["b1"], pad=1, relu=True, backend=backend)
+        h = fm.max_pool2d(h, 2, 2, backend=backend)
+        h = fm.conv2d(h, p["W2"], p["b2"], pad=1, relu=True, backend=backend)
+        h = fm.max_pool2d(h, 2, 2, backend=backend)
+        return fm.linear(h, p["W3"], p["b3"], backend=backend)
+
+    return forward
+
+
+# --------------------------------------------------------------------------- steps
+
+def make_step(host, backend, x, t, params):
+    """A zero-argument training step of the small CNN with ``host``'s code: ``backend``
+    'numpy' is the host without fastconv, another backend the host with fastconv's
+    integration on it. The step updates its own copy of ``params`` and returns the loss
+    before the update.
+
+    Raises
+    ------
+    Unavailable
+        The host library is not installed.
+    """
+    import fastconv as fc
+
+    params = {k: v.copy() for k, v in params.items()}
+    if host == "cs231n":
+        sandwich = _cs231n_sandwich_numpy() if backend == "numpy" else _cs231n_sandwich_fastconv()
+
+        def step():
+            with fc.use_backend(backend):
+                return np.asarray(_cs231n_step(params, x, t, sandwich))
+
+        return step
+    if host == "autograd":
+        _host("autograd")
+        import autograd.numpy as anp
+        from autograd import value_and_grad
+        from autograd.scipy.special import logsumexp
+
+        loss = (_autograd_loss_numpy(anp, logsumexp) if backend == "numpy"
+                else _autograd_loss_fastconv(anp, logsumexp, backend))
+        loss_and_grads = value_and_grad(loss)
+
+        def step():
+            value, grads = loss_and_grads(params, x, t)
+            _sgd(params, grads)
+            return np.asarray(value)
+
+        return step
+    if host == "mygrad":
+        mg = _host("mygrad")
+        from mygrad.nnet.losses import softmax_crossentropy
+
+        forward = (_mygrad_forward_numpy(mg) if backend == "numpy"
+                   else _mygrad_forward_fastconv(backend))
+        tensors = {k: mg.tensor(v) for k, v in params.items()}
+
+        def step():
+            loss = softmax_crossentropy(forward(tensors, x), t)
+            loss.backward()
+            for p in tensors.values():
+                p.data -= LEARNING_RATE * p.grad
+            return np.asarray(loss.item())
+
+        return step
+    raise ValueError(f"make_step: host must be one of {HOSTS}, got {host!r}")
+
+
+def _case(host, N):
+    def inputs(dtype, rng):
+        return dict(x=rng.random((N, 1, 28, 28)).astype(dtype), t=rng.integers(0, CLASSES, N),
+                    params=init_params(rng, dtype))
+
+    def make(backend, a):
+        return make_step(host, backend, a["x"], a["t"], a["params"])
+
+    return Case(f"{host}_step", "integration", (), f"small CNN N={N} SGD step", inputs, make,
+                None, step_flops(N), note=_NOTES[host])
+
+
+def integration_cases(N=64):
+    """One row per host code base: the small CNN's training step at batch ``N``."""
+    return [_case(host, N) for host in HOSTS]
