@@ -1,4 +1,19 @@
-"""Shared pytest helpers for the fastconv test suite."""
+"""Shared pytest helpers for the fastconv test suite.
+
+Hypothesis profiles, picked by the environment variable ``FASTCONV_HYPOTHESIS_PROFILE``:
+
+``ci`` (the default)
+    Derandomized (the same examples on every run, so a CI failure reproduces), no example
+    database, no deadline (kernels compile on first use; the machines are shared), and
+    ``CI_EXAMPLES`` examples per property test: tests/test_properties.py, the largest
+    user, is sized to take at most about 90 s on 2 cores.
+``long``
+    ``LONG_EXAMPLES`` examples, randomized, with the example database (a failure found
+    is replayed first next time): a longer search after a kernel change, e.g.
+    ``FASTCONV_HYPOTHESIS_PROFILE=long python -m pytest -q tests/test_properties.py``.
+
+Tests that set their own ``max_examples`` keep it under both.
+"""
 
 from pathlib import Path
 
@@ -14,7 +29,7 @@ def shared_data_path(*parts):
     """Return ``SHARED_DATA_DIR / parts``, skipping the test when it is absent."""
     path = SHARED_DATA_DIR.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"../shared/data absent: {path} not found (see DESIGN.md, Data)")
+        pytest.skip(f"../shared/data absent: {path} not found (the real data is read from ../shared/data beside the checkout)")
     return path
 
 
@@ -90,3 +105,49 @@ TINY_DEEPCONVNET = dict(
     conv_param_6={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
     hidden_size=6, output_size=3,
 )
+
+
+# --------------------------------------------------------------------------- hypothesis
+
+import os  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+
+# 150: tests/test_properties.py (6171 examples over 3 backends) took 42-44 s on a shared,
+# loaded 2-core machine, one core busy; 100 took 29 s.
+CI_EXAMPLES = 150
+LONG_EXAMPLES = 10 * CI_EXAMPLES
+settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None,
+                          deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=LONG_EXAMPLES, deadline=None, print_blob=True)
+HYPOTHESIS_PROFILE = os.environ.get("FASTCONV_HYPOTHESIS_PROFILE", "ci").strip() or "ci"
+if HYPOTHESIS_PROFILE not in ("ci", "long"):
+    raise pytest.UsageError(
+        f"FASTCONV_HYPOTHESIS_PROFILE={HYPOTHESIS_PROFILE!r} is not a hypothesis profile of "
+        f"this suite; use 'ci' (the default) or 'long' (see tests/conftest.py)"
+    )
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def centered_difference(f, a, i, eps=1e-6):
+    """(f() with a[i] + eps - f() with a[i] - eps) / (2 eps): the derivative of the scalar
+    ``f()`` with respect to the element ``a[i]``, changed in place and restored."""
+    old = a[i]
+    a[i] = old + eps
+    hi = f()
+    a[i] = old - eps
+    lo = f()
+    a[i] = old
+    return (hi - lo) / (2 * eps)
+
+
+def numeric_grad(f, a, eps=1e-6):
+    """The gradient of the scalar ``f()`` with respect to every element of ``a`` (which
+    ``f`` reads), by centered differences."""
+    g = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        g[i] = centered_difference(f, a, i, eps)
+    return g

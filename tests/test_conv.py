@@ -13,7 +13,7 @@ import fastconv as fc
 from fastconv import _backend
 from fastconv import reference as ref
 
-from conftest import BACKENDS, COMPILED, TOL, assert_sum_close
+from conftest import BACKENDS, COMPILED, TOL, assert_sum_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 ALGORITHMS = ["direct", "gemm"]
@@ -54,6 +54,20 @@ def assert_near(actual, expected, dtype):
     assert_sum_close(actual, expected, TERMS, dtype)
 
 
+def _assert_backward_near(backward, dout, x, W, stride, pad, dtype):
+    """``backward(need_dx)`` -> (dx, dW, db) of ``dout`` against the reference's gradients:
+    all three, of ``dtype``, with need_dx; dx None and dW without. Returns the reference's
+    gradients and the second call's."""
+    want = ref.conv2d_backward(dout, x, W, stride, pad)
+    for g, w in zip(backward(True), want):
+        assert g.dtype == dtype
+        assert_near(g, w, dtype)
+    got = backward(False)
+    assert got[0] is None
+    assert_near(got[1], want[1], dtype)
+    return want, got
+
+
 def _naive_conv(x, W, b, stride, pad):
     (sh, sw), (ph, pw) = fc._validation.pair(stride, "s", "t", 1), fc._validation.pair(pad, "p", "t", 0)
     N, C, H, Wd = x.shape
@@ -78,22 +92,6 @@ def test_reference_forward_matches_naive_loop(shape, filt, stride, pad):
     assert_near(ref.conv2d(x, W, b, stride, pad), _naive_conv(x, W, b, stride, pad), np.float64)
 
 
-def _numeric_grads(f, arrays, eps=1e-6):
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for i in np.ndindex(a.shape):
-            old = a[i]
-            a[i] = old + eps
-            hi = f()
-            a[i] = old - eps
-            lo = f()
-            a[i] = old
-            g[i] = (hi - lo) / (2 * eps)
-        grads.append(g)
-    return grads
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("filt,stride,pad", [((2, 3, 2), (2, 1), 1), ((3, 2, 2), 1, 0)])
 def test_gradients_match_centered_differences(backend, filt, stride, pad):
@@ -104,7 +102,7 @@ def test_gradients_match_centered_differences(backend, filt, stride, pad):
     def loss():
         return float(np.sum(fc.conv2d(x, W, b, stride, pad, backend=backend) * G))
 
-    num_dx, num_dW, num_db = _numeric_grads(loss, [x, W, b])
+    num_dx, num_dW, num_db = (numeric_grad(loss, a) for a in (x, W, b))
     dx, dW, db = fc.conv2d_backward(G, x, W, stride, pad, backend=backend)
     for got, want in ((dx, num_dx), (dW, num_dW), (db, num_db)):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
@@ -156,14 +154,9 @@ def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride,
                 np.maximum(expected, 0), dtype)
 
     dout = _data(expected.shape, dtype, 7)
-    want = ref.conv2d_backward(dout, x, W, stride, pad)
-    got = k.conv2d_backward(dout, x, W, win, True, algorithm=algorithm)
-    for g, w in zip(got, want):
-        assert g.dtype == dtype
-        assert_near(g, w, dtype)
-    dx, dW, db = k.conv2d_backward(dout, x, W, win, False, algorithm=algorithm)
-    assert dx is None
-    assert_near(dW, want[1], dtype)
+    want, (_, _, db) = _assert_backward_near(
+        lambda need_dx: k.conv2d_backward(dout, x, W, win, need_dx, algorithm=algorithm),
+        dout, x, W, stride, pad, dtype)
     assert_near(db, want[2], dtype)
 
     relu_out = np.ascontiguousarray(np.maximum(expected, 0), dtype=dtype)
@@ -209,14 +202,10 @@ def test_public_ops_match_reference(backend, dtype, shape, filt, stride, pad):
     assert_near(relu, np.maximum(expected, 0), dtype)
     assert_near(fc.conv2d(x, W, None, stride, pad, backend=backend), expected - b[:, None, None], dtype)
     dout = _data(expected.shape, dtype, 5)
-    want = ref.conv2d_backward(dout, x, W, stride, pad)
-    got = fc.conv2d_backward(dout, x, W, stride, pad, backend=backend)
-    for g, w in zip(got, want):
-        assert g.dtype == dtype
-        assert_near(g, w, dtype)
-    dx, dW, db = fc.conv2d_backward(dout, x, W, stride, pad, need_dx=False, backend=backend)
-    assert dx is None
-    assert_near(dW, want[1], dtype)
+    _assert_backward_near(
+        lambda need_dx: fc.conv2d_backward(dout, x, W, stride, pad, need_dx=need_dx,
+                                           backend=backend),
+        dout, x, W, stride, pad, dtype)
 
 
 @settings(max_examples=25, deadline=None)
@@ -292,6 +281,13 @@ B = np.zeros(4, np.float32)
 DOUT = np.zeros((2, 4, 4, 4), np.float32)
 
 
+def _assert_rejects(fn, args, change, exc, match):
+    """``fn(**args)`` with the arguments in ``change`` replaced raises ``exc`` matching
+    ``match``."""
+    with pytest.raises(exc, match=match):
+        fn(**{**args, **change})
+
+
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(x=X[0]), ValueError, r"x is 3-dimensional.*needs 4 dimensions \(N, C, H, W\)"),
     (dict(W=W3[0]), ValueError, r"W is 3-dimensional"),
@@ -310,10 +306,7 @@ DOUT = np.zeros((2, 4, 4, 4), np.float32)
     (dict(backend="gpu"), ValueError, r"backend must be one of"),
 ])
 def test_conv2d_rejects_bad_input(kwargs, exc, match):
-    args = dict(x=X, W=W3, b=B, stride=1, pad=0)
-    args.update(kwargs)
-    with pytest.raises(exc, match=match):
-        fc.conv2d(**args)
+    _assert_rejects(fc.conv2d, dict(x=X, W=W3, b=B, stride=1, pad=0), kwargs, exc, match)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
@@ -330,10 +323,8 @@ def test_conv2d_rejects_bad_input(kwargs, exc, match):
     (dict(relu_out=DOUT.astype(np.int32)), TypeError, r"relu_out has dtype int32"),
 ])
 def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
-    args = dict(dout=DOUT, x=X, W=W3, stride=1, pad=0)
-    args.update(kwargs)
-    with pytest.raises(exc, match=match):
-        fc.conv2d_backward(**args)
+    _assert_rejects(fc.conv2d_backward, dict(dout=DOUT, x=X, W=W3, stride=1, pad=0), kwargs,
+                    exc, match)
 
 
 @pytest.mark.parametrize("geometry,direct", [

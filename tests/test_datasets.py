@@ -168,26 +168,28 @@ def test_read_idx_truncated_header(tmp_path):
         read_idx(path)
 
 
+def _assert_wrong_size(path, match, declared, held):
+    """read_idx(path) fails with ``match``, naming the file, the data size its header
+    declares and the size it holds."""
+    with pytest.raises(ValueError, match=match) as info:
+        read_idx(path)
+    msg = str(info.value)
+    assert str(path) in msg
+    assert declared in msg and held in msg
+
+
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
 def test_read_idx_truncated_data(tmp_path, gz):
     data = idx_bytes(np.zeros((3, 4, 5), dtype=np.uint8))[:-7]
     path = write_idx(tmp_path / ("trunc" + (".gz" if gz else "")), raw=data)
-    with pytest.raises(ValueError, match="truncated") as info:
-        read_idx(path)
-    msg = str(info.value)
-    assert str(path) in msg
-    assert "60 data bytes" in msg and "holds 53" in msg
+    _assert_wrong_size(path, "truncated", "60 data bytes", "holds 53")
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
 def test_read_idx_trailing_bytes(tmp_path, gz):
     data = idx_bytes(np.zeros(10, dtype=np.uint8)) + b"garbage"
     path = write_idx(tmp_path / ("trail" + (".gz" if gz else "")), raw=data)
-    with pytest.raises(ValueError, match="trailing bytes") as info:
-        read_idx(path)
-    msg = str(info.value)
-    assert str(path) in msg
-    assert "10 data bytes" in msg and "holds 17" in msg
+    _assert_wrong_size(path, "trailing bytes", "10 data bytes", "holds 17")
 
 
 def _gz_payload():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import fastconv as fc
 from fastconv import reference as ref
 
-from conftest import BACKENDS, COMPILED, assert_close, assert_sum_close
+from conftest import BACKENDS, COMPILED, assert_close, assert_sum_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 
@@ -88,20 +88,6 @@ def test_linear_backward_relu_mask_is_the_books(backend):
     assert np.any(out == 0) and np.any(out > 0)
 
 
-def _numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        fp = f()
-        flat[i] = old - eps
-        fm = f()
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("relu", [False, True])
 def test_linear_gradient_by_finite_differences(backend, relu):
@@ -119,7 +105,7 @@ def test_linear_gradient_by_finite_differences(backend, relu):
     out = fc.linear(x, W, b, relu, backend=backend)
     dx, dW, db = fc.linear_backward(r, x, W, relu_out=out if relu else None, backend=backend)
     for analytic, param in ((dx, x), (dW, W), (db, b)):
-        np.testing.assert_allclose(analytic, _numeric_grad(loss, param), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(analytic, numeric_grad(loss, param), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

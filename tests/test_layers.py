@@ -10,7 +10,7 @@ from fastconv import optim
 from fastconv.functional import elementwise as ew
 from fastconv.reference import layers as R
 
-from conftest import BACKENDS, TOL, assert_close
+from conftest import BACKENDS, TOL, assert_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 
@@ -23,22 +23,6 @@ def backend(request):
 
 def _rand(rng, shape, dtype):
     return rng.standard_normal(shape).astype(dtype)
-
-
-def _numgrad(f, x, h=1e-6):
-    """Centered differences of the scalar f() with respect to x (float64, in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
 
 
 # ------------------------------------------------------------------------------ ReLU
@@ -145,7 +129,7 @@ def test_softmax_with_loss_gradient_by_differences(backend, labels):
     layer = L.SoftmaxWithLoss()
     layer.forward(x, t)
     dx = layer.backward()
-    num = _numgrad(lambda: float(L.SoftmaxWithLoss().forward(x, t)), x)
+    num = numeric_grad(lambda: float(L.SoftmaxWithLoss().forward(x, t)), x)
     # y - t is the gradient of the loss without the book's +1e-7 inside the log; the
     # two differ by about 1e-7 / y_t relative.
     np.testing.assert_allclose(dx, num, rtol=1e-5, atol=1e-7)
@@ -253,9 +237,9 @@ def test_batchnorm_gradients_by_differences(backend, shape):
     bn = L.BatchNormalization(gamma, beta)
     bn.forward(x)
     dx = bn.backward(w.copy())
-    np.testing.assert_allclose(dx, _numgrad(loss, x), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(bn.dgamma, _numgrad(loss, gamma), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(bn.dbeta, _numgrad(loss, beta), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bn.dgamma, numeric_grad(loss, gamma), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bn.dbeta, numeric_grad(loss, beta), rtol=1e-5, atol=1e-7)
 
 
 def test_batchnorm_validates():
@@ -370,11 +354,11 @@ class _TwoLayerNet:
         dout = self.last.backward(1)
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
-        return loss, {"W1": self.layers[0].dW, "b1": self.layers[0].db,
-                      "W2": self.layers[2].dW, "b2": self.layers[2].db}
+        first, last = self.layers[0], self.layers[-1]
+        return loss, {"W1": first.dW, "b1": first.db, "W2": last.dW, "b2": last.db}
 
 
-class _ConvNet:
+class _ConvNet(_TwoLayerNet):
     """Convolution-Relu-Pooling-Affine-SoftmaxWithLoss, the book's SimpleConvNet shape."""
 
     def __init__(self, mod, params):
@@ -382,16 +366,6 @@ class _ConvNet:
         self.layers = [mod.Convolution(params["W1"], params["b1"], 1, 1), mod.Relu(),
                        mod.Pooling(2, 2, 2), mod.Affine(params["W2"], params["b2"])]
         self.last = mod.SoftmaxWithLoss()
-
-    loss = _TwoLayerNet.loss
-
-    def gradient(self, x, t):
-        loss = self.loss(x, t)
-        dout = self.last.backward(1)
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return loss, {"W1": self.layers[0].dW, "b1": self.layers[0].db,
-                      "W2": self.layers[3].dW, "b2": self.layers[3].db}
 
 
 def _train(net_cls, mod, params, x, t, steps):

@@ -13,7 +13,7 @@ from fastconv.layers import Convolution, Dropout
 from fastconv.models import DeepConvNet, SimpleConvNet
 from fastconv.optim import Adam
 
-from conftest import BACKENDS, TINY_DEEPCONVNET as TINY, shared_data_path
+from conftest import BACKENDS, TINY_DEEPCONVNET as TINY, centered_difference, shared_data_path
 
 PRETRAINED = ("pretrained", "deep_convnet_params.pkl")
 
@@ -155,17 +155,10 @@ def test_gradient_matches_finite_differences():
 
     reseed()
     grads = net.gradient(x, t)
-    h = 1e-6
     for key, p in net.params.items():
         for flat in rng.choice(p.size, size=min(4, p.size), replace=False):
             i = np.unravel_index(flat, p.shape)
-            old = p[i]
-            p[i] = old + h
-            up = loss()
-            p[i] = old - h
-            down = loss()
-            p[i] = old
-            np.testing.assert_allclose(grads[key][i], (up - down) / (2 * h),
+            np.testing.assert_allclose(grads[key][i], centered_difference(loss, p, i, 1e-6),
                                        rtol=1e-4, atol=1e-8, err_msg=f"{key}{i}")
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import fastconv as fc
 from fastconv import reference as ref
 
-from conftest import BACKENDS, COMPILED, assert_close
+from conftest import BACKENDS, COMPILED, assert_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 
@@ -31,6 +31,13 @@ def _data(shape, dtype, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
+def _each_case(test):
+    """Parametrize a comparison with the reference over COMPILED x DTYPES x CASES."""
+    test = pytest.mark.parametrize("shape,pool,stride,pad", CASES)(test)
+    test = pytest.mark.parametrize("dtype", DTYPES)(test)
+    return pytest.mark.parametrize("backend", COMPILED)(test)
+
+
 def _in_bounds(arg, x_shape, pool, stride, pad):
     """Whether every argmax names a cell inside the input (not padding)."""
     kh, kw = pool
@@ -45,9 +52,7 @@ def _in_bounds(arg, x_shape, pool, stride, pad):
 # --------------------------------------------------------------------------- max forward
 
 
-@pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,pool,stride,pad", CASES)
+@_each_case
 def test_max_pool_matches_reference(backend, dtype, shape, pool, stride, pad):
     x = _data(shape, dtype)
     exp_out, exp_arg = ref.max_pool2d(x, *pool, stride, pad)
@@ -155,9 +160,7 @@ def test_max_pool_non_contiguous_input(backend):
 # --------------------------------------------------------------------------- max backward
 
 
-@pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,pool,stride,pad", CASES)
+@_each_case
 def test_max_pool_backward_matches_reference(backend, dtype, shape, pool, stride, pad):
     x = _data(shape, dtype)
     _, arg = ref.max_pool2d(x, *pool, stride, pad)
@@ -209,21 +212,6 @@ def test_max_pool_backward_non_contiguous(backend):
     assert_close(dx, expected)
 
 
-def _numeric_grad(f, x, eps):
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + eps
-        fp = f(x)
-        x[i] = old - eps
-        fm = f(x)
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("pool,stride,pad", [((2, 2), None, 0), ((3, 3), 1, 1), ((3, 2), (2, 1), (1, 1))])
 def test_max_pool_gradient_by_finite_differences(backend, pool, stride, pad):
@@ -233,19 +221,17 @@ def test_max_pool_gradient_by_finite_differences(backend, pool, stride, pad):
     out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
     r = _data(out.shape, np.float64, seed=7)
 
-    def loss(z):
-        return float(np.sum(fc.max_pool2d(z, *pool, stride=stride, pad=pad, backend=backend)[0] * r))
+    def loss():
+        return float(np.sum(fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)[0] * r))
 
     dx = fc.max_pool2d_backward(r, arg, shape, *pool, stride=stride, pad=pad, backend=backend)
-    np.testing.assert_allclose(dx, _numeric_grad(loss, x.copy(), 1e-4), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x, 1e-4), rtol=1e-7, atol=1e-9)
 
 
 # --------------------------------------------------------------------------- average
 
 
-@pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,pool,stride,pad", CASES)
+@_each_case
 def test_avg_pool_matches_reference(backend, dtype, shape, pool, stride, pad):
     x = _data(shape, dtype)
     out = fc.avg_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
@@ -272,11 +258,11 @@ def test_avg_pool_gradient_by_finite_differences(backend, pool, stride, pad):
     x = _data(shape, np.float64, seed=8)
     r = _data(fc.avg_pool2d(x, *pool, stride=stride, pad=pad).shape, np.float64, seed=9)
 
-    def loss(z):
-        return float(np.sum(fc.avg_pool2d(z, *pool, stride=stride, pad=pad, backend=backend) * r))
+    def loss():
+        return float(np.sum(fc.avg_pool2d(x, *pool, stride=stride, pad=pad, backend=backend) * r))
 
     dx = fc.avg_pool2d_backward(r, shape, *pool, stride=stride, pad=pad, backend=backend)
-    np.testing.assert_allclose(dx, _numeric_grad(loss, x.copy(), 1e-5), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x, 1e-5), rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -4,8 +4,7 @@ import math
 import fastconv as fc
 from fastconv._validation import out_size
 
-from .common import (BACKENDS, COMPARED, CONV_SHAPES, DTYPES, PEAKMEM_DTYPES, TRACK_DTYPES,
-                     max_abs_error, randn, require, speedup, Timed, Tracked)
+from .common import CONV_SHAPES, kernel_benchmarks, randn, require
 
 
 class _Conv:
@@ -37,58 +36,5 @@ class _Conv:
         self.bwd = lambda: torch.autograd.grad(graph, (xt, wt, bt), doutt, retain_graph=True)
 
 
-class Conv2d(Timed):
-    params = (BACKENDS, list(CONV_SHAPES), DTYPES)
-    param_names = ("backend", "shape", "dtype")
-
-    def setup(self, backend, shape, dtype):
-        self.k = _Conv(backend, shape, dtype)
-        self.k.fwd()
-        self.k.bwd()
-
-    def time_conv2d(self, backend, shape, dtype):
-        self.k.fwd()
-
-    def time_conv2d_backward(self, backend, shape, dtype):
-        self.k.bwd()
-
-
-class Conv2dMemory(Timed):
-    params = (BACKENDS, list(CONV_SHAPES), PEAKMEM_DTYPES)
-    param_names = ("backend", "shape", "dtype")
-    setup = Conv2d.setup
-
-    def peakmem_conv2d(self, backend, shape, dtype):
-        self.k.fwd()
-
-    def peakmem_conv2d_backward(self, backend, shape, dtype):
-        self.k.bwd()
-
-
-class Conv2dVsReference(Tracked):
-    """Speedup over the NumPy reference (measured alternately in one process) and the
-    largest absolute error against it."""
-
-    params = (COMPARED, list(CONV_SHAPES), TRACK_DTYPES)
-    param_names = ("backend", "shape", "dtype")
-
-    def setup(self, backend, shape, dtype):
-        self.k = _Conv(backend, shape, dtype)
-        self.ref = _Conv("numpy", shape, dtype)
-        for f in (self.k.fwd, self.k.bwd, self.ref.fwd, self.ref.bwd):
-            f()
-
-    def track_speedup_conv2d(self, backend, shape, dtype):
-        return speedup(self.ref.fwd, self.k.fwd)
-
-    def track_speedup_conv2d_backward(self, backend, shape, dtype):
-        return speedup(self.ref.bwd, self.k.bwd)
-
-    def track_error_conv2d(self, backend, shape, dtype):
-        return max_abs_error(self.k.fwd(), self.ref.fwd())
-
-    def track_error_conv2d_backward(self, backend, shape, dtype):
-        return max_abs_error(self.k.bwd(), self.ref.bwd())
-
-    track_speedup_conv2d.unit = track_speedup_conv2d_backward.unit = "x"
-    track_error_conv2d.unit = track_error_conv2d_backward.unit = "max abs error"
+Conv2d, Conv2dMemory, Conv2dVsReference = kernel_benchmarks(
+    "Conv2d", _Conv, CONV_SHAPES, {"conv2d": "fwd", "conv2d_backward": "bwd"})

@@ -5,8 +5,7 @@ import numpy as np
 
 import fastconv as fc
 
-from .common import (BACKENDS, COMPARED, DTYPES, LINEAR_SHAPES, PEAKMEM_DTYPES, TRACK_DTYPES,
-                     max_abs_error, randn, require, speedup, Timed, Tracked)
+from .common import LINEAR_SHAPES, kernel_benchmarks, randn, require
 
 
 class _Linear:
@@ -47,58 +46,5 @@ class _Linear:
         self.fwd, self.bwd = fwd, bwd
 
 
-class Linear(Timed):
-    params = (BACKENDS, list(LINEAR_SHAPES), DTYPES)
-    param_names = ("backend", "shape", "dtype")
-
-    def setup(self, backend, shape, dtype):
-        self.k = _Linear(backend, shape, dtype)
-        self.k.fwd()
-        self.k.bwd()
-
-    def time_linear(self, backend, shape, dtype):
-        self.k.fwd()
-
-    def time_linear_backward(self, backend, shape, dtype):
-        self.k.bwd()
-
-
-class LinearMemory(Timed):
-    params = (BACKENDS, list(LINEAR_SHAPES), PEAKMEM_DTYPES)
-    param_names = ("backend", "shape", "dtype")
-    setup = Linear.setup
-
-    def peakmem_linear(self, backend, shape, dtype):
-        self.k.fwd()
-
-    def peakmem_linear_backward(self, backend, shape, dtype):
-        self.k.bwd()
-
-
-class LinearVsReference(Tracked):
-    """Speedup over the NumPy reference (measured alternately in one process) and the
-    largest absolute error against it."""
-
-    params = (COMPARED, list(LINEAR_SHAPES), TRACK_DTYPES)
-    param_names = ("backend", "shape", "dtype")
-
-    def setup(self, backend, shape, dtype):
-        self.k = _Linear(backend, shape, dtype)
-        self.ref = _Linear("numpy", shape, dtype)
-        for f in (self.k.fwd, self.k.bwd, self.ref.fwd, self.ref.bwd):
-            f()
-
-    def track_speedup_linear(self, backend, shape, dtype):
-        return speedup(self.ref.fwd, self.k.fwd)
-
-    def track_speedup_linear_backward(self, backend, shape, dtype):
-        return speedup(self.ref.bwd, self.k.bwd)
-
-    def track_error_linear(self, backend, shape, dtype):
-        return max_abs_error(self.k.fwd(), self.ref.fwd())
-
-    def track_error_linear_backward(self, backend, shape, dtype):
-        return max_abs_error(self.k.bwd(), self.ref.bwd())
-
-    track_speedup_linear.unit = track_speedup_linear_backward.unit = "x"
-    track_error_linear.unit = track_error_linear_backward.unit = "max abs error"
+Linear, LinearMemory, LinearVsReference = kernel_benchmarks(
+    "Linear", _Linear, LINEAR_SHAPES, {"linear": "fwd", "linear_backward": "bwd"})

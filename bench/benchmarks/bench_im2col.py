@@ -4,8 +4,7 @@ import numpy as np
 import fastconv as fc
 from fastconv._validation import out_size
 
-from .common import (BACKENDS, COMPARED, DTYPES, IM2COL_SHAPES, PEAKMEM_DTYPES, TRACK_DTYPES,
-                     max_abs_error, randn, require, speedup, Timed, Tracked)
+from .common import IM2COL_SHAPES, kernel_benchmarks, randn, require
 
 
 class _Im2col:
@@ -31,58 +30,5 @@ class _Im2col:
         self.col2im = lambda: F.fold(colt, (H, W), k, padding=p, stride=s)
 
 
-class Im2col(Timed):
-    params = (BACKENDS, list(IM2COL_SHAPES), DTYPES)
-    param_names = ("backend", "shape", "dtype")
-
-    def setup(self, backend, shape, dtype):
-        self.k = _Im2col(backend, shape, dtype)
-        self.k.im2col()
-        self.k.col2im()
-
-    def time_im2col(self, backend, shape, dtype):
-        self.k.im2col()
-
-    def time_col2im(self, backend, shape, dtype):
-        self.k.col2im()
-
-
-class Im2colMemory(Timed):
-    params = (BACKENDS, list(IM2COL_SHAPES), PEAKMEM_DTYPES)
-    param_names = ("backend", "shape", "dtype")
-    setup = Im2col.setup
-
-    def peakmem_im2col(self, backend, shape, dtype):
-        self.k.im2col()
-
-    def peakmem_col2im(self, backend, shape, dtype):
-        self.k.col2im()
-
-
-class Im2colVsReference(Tracked):
-    """Speedup over the NumPy reference (measured alternately in one process) and the
-    largest absolute error against it."""
-
-    params = (COMPARED, list(IM2COL_SHAPES), TRACK_DTYPES)
-    param_names = ("backend", "shape", "dtype")
-
-    def setup(self, backend, shape, dtype):
-        self.k = _Im2col(backend, shape, dtype)
-        self.ref = _Im2col("numpy", shape, dtype)
-        for f in (self.k.im2col, self.k.col2im, self.ref.im2col, self.ref.col2im):
-            f()
-
-    def track_speedup_im2col(self, backend, shape, dtype):
-        return speedup(self.ref.im2col, self.k.im2col)
-
-    def track_speedup_col2im(self, backend, shape, dtype):
-        return speedup(self.ref.col2im, self.k.col2im)
-
-    def track_error_im2col(self, backend, shape, dtype):
-        return max_abs_error(self.k.im2col(), self.ref.im2col())
-
-    def track_error_col2im(self, backend, shape, dtype):
-        return max_abs_error(self.k.col2im(), self.ref.col2im())
-
-    track_speedup_im2col.unit = track_speedup_col2im.unit = "x"
-    track_error_im2col.unit = track_error_col2im.unit = "max abs error"
+Im2col, Im2colMemory, Im2colVsReference = kernel_benchmarks(
+    "Im2col", _Im2col, IM2COL_SHAPES, {"im2col": "im2col", "col2im": "col2im"})

@@ -79,44 +79,48 @@ class DeepConvNetMemory(Timed):
         self.net.predict()
 
 
-class DeepConvNetVsTorch(Tracked):
+class _Versus(Tracked):
+    """Setup of the ``track_*`` classes: this backend's net and the ``other`` backend's,
+    each run once; ``_speedup`` is the other's time / this one's."""
+
+    param_names = ("backend", "dtype")
+    other = None
+
+    def setup(self, backend, dtype):
+        self.net, self.other_net = _Net(backend, dtype), _Net(self.other, dtype)
+        for f in (self.net.step, self.net.predict, self.other_net.step, self.other_net.predict):
+            f()
+
+    def _speedup(self, method):
+        return speedup(getattr(self.other_net, method), getattr(self.net, method), rounds=3)
+
+
+class DeepConvNetVsTorch(_Versus):
     """fastconv time / PyTorch time, both measured alternately in this one process
     (below 1: fastconv is faster). The reference is included for scale."""
 
     params = (["numpy", "numba", "cython"], TRACK_DTYPES)
-    param_names = ("backend", "dtype")
-
-    def setup(self, backend, dtype):
-        self.net = _Net(backend, dtype)
-        self.torch = _Net("torch", dtype)
-        for f in (self.net.step, self.net.predict, self.torch.step, self.torch.predict):
-            f()
+    other = "torch"
 
     def track_train_step_vs_torch(self, backend, dtype):
-        return 1.0 / speedup(self.torch.step, self.net.step, rounds=3)
+        return 1.0 / self._speedup("step")
 
     def track_predict_vs_torch(self, backend, dtype):
-        return 1.0 / speedup(self.torch.predict, self.net.predict, rounds=3)
+        return 1.0 / self._speedup("predict")
 
     track_train_step_vs_torch.unit = track_predict_vs_torch.unit = "fastconv/torch"
 
 
-class DeepConvNetVsReference(Tracked):
+class DeepConvNetVsReference(_Versus):
     """Speedup over the NumPy reference net (measured alternately in one process)."""
 
     params = (["numba", "cython", "torch"], TRACK_DTYPES)
-    param_names = ("backend", "dtype")
-
-    def setup(self, backend, dtype):
-        self.net = _Net(backend, dtype)
-        self.ref = _Net("numpy", dtype)
-        for f in (self.net.step, self.net.predict, self.ref.step, self.ref.predict):
-            f()
+    other = "numpy"
 
     def track_speedup_train_step(self, backend, dtype):
-        return speedup(self.ref.step, self.net.step, rounds=3)
+        return self._speedup("step")
 
     def track_speedup_predict(self, backend, dtype):
-        return speedup(self.ref.predict, self.net.predict, rounds=3)
+        return self._speedup("predict")
 
     track_speedup_train_step.unit = track_speedup_predict.unit = "x"

@@ -1,5 +1,6 @@
-"""Shared pieces of the asv suite: backends, shape presets, fixed-seed inputs, and the
-helper that turns an unavailable backend into a skipped benchmark.
+"""Shared pieces of the asv suite: backends, shape presets, fixed-seed inputs, the helper
+that turns an unavailable backend into a skipped benchmark, and the factory of a kernel
+family's three benchmark classes (``kernel_benchmarks``).
 
 Every benchmark class takes ``backend`` as its first parameter. ``'numpy'`` is
 fastconv's pure-NumPy reference; a backend that does not import here (Cython not built,
@@ -219,3 +220,84 @@ class Tracked:
     """Attributes of the ``track_*`` classes (they time internally: a longer timeout)."""
 
     timeout = 300
+
+
+def _calls(attr):
+    """A benchmark method that calls ``self.k.<attr>()`` (inputs are built in ``setup``)."""
+    def method(self, *params):
+        getattr(self.k, attr)()
+    return method
+
+
+def _tracks_speedup(attr):
+    def method(self, *params):
+        return speedup(getattr(self.ref, attr), getattr(self.k, attr))
+    method.unit = "x"
+    return method
+
+
+def _tracks_error(attr, pick):
+    def method(self, *params):
+        out, ref = getattr(self.k, attr)(), getattr(self.ref, attr)()
+        return max_abs_error(pick(out), pick(ref))
+    method.unit = "max abs error"
+    return method
+
+
+def _same(result):
+    return result
+
+
+def kernel_benchmarks(name, kernel, presets, ops, backends=BACKENDS, compared=COMPARED,
+                      compare=None):
+    """The three asv classes of one kernel family, each over ``(backend, shape, dtype)``:
+
+    * ``name`` (:class:`Timed`): ``time_<op>`` on ``backends`` x ``presets`` x ``DTYPES``;
+    * ``name + "Memory"`` (:class:`Timed`): ``peakmem_<op>``, the same on ``PEAKMEM_DTYPES``;
+    * ``name + "VsReference"`` (:class:`Tracked`): ``track_speedup_<op>`` (reference time
+      / this backend's time, measured alternately in one process) and ``track_error_<op>``
+      (largest absolute error against the ``'numpy'`` reference) on ``compared`` x
+      ``presets`` x ``TRACK_DTYPES``.
+
+    ``presets`` is one of the ``*_SHAPES`` tables. ``kernel(backend, shape, dtype)`` builds
+    the inputs of one preset, raising NotImplementedError for a backend that cannot run
+    here (asv records it as skipped), and holds one callable per op: ``ops`` maps each op,
+    the methods' suffix, to that callable's attribute name. Setup calls every callable
+    once (JIT compilation, first touch of the buffers). ``compare`` maps an op to a
+    function applied to both its result and the reference's before the error is taken.
+
+    Bind the classes to module-level names equal to their own: asv names a benchmark
+    ``module.Class.method``, and those names key the results of past runs.
+    """
+    calls = tuple(ops.values())
+    compare = compare or {}
+
+    def setup(self, backend, shape, dtype):
+        self.k = kernel(backend, shape, dtype)
+        for attr in calls:
+            getattr(self.k, attr)()
+
+    def setup_pair(self, backend, shape, dtype):
+        self.k = kernel(backend, shape, dtype)
+        self.ref = kernel("numpy", shape, dtype)
+        for k in (self.k, self.ref):
+            for attr in calls:
+                getattr(k, attr)()
+
+    def make(suffix, base, backends, dtypes, methods):
+        cls_name = name + suffix
+        return type(cls_name, (base,), {
+            "__module__": kernel.__module__, "__qualname__": cls_name,
+            "params": (backends, list(presets), dtypes),
+            "param_names": ("backend", "shape", "dtype"), **methods})
+
+    timed = make("", Timed, backends, DTYPES, {
+        "setup": setup, **{f"time_{op}": _calls(attr) for op, attr in ops.items()}})
+    memory = make("Memory", Timed, backends, PEAKMEM_DTYPES, {
+        "setup": setup, **{f"peakmem_{op}": _calls(attr) for op, attr in ops.items()}})
+    tracked = make("VsReference", Tracked, compared, TRACK_DTYPES, {
+        "setup": setup_pair,
+        **{f"track_speedup_{op}": _tracks_speedup(attr) for op, attr in ops.items()},
+        **{f"track_error_{op}": _tracks_error(attr, compare.get(op, _same))
+           for op, attr in ops.items()}})
+    return timed, memory, tracked
