@@ -129,7 +129,7 @@ def test_missing_data_and_bad_arguments(tmp_path, capsys):
     assert "cannot load mnist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["train", "--epochs", "0"])
-    assert "expected a positive integer, got 0" in capsys.readouterr().err
+    assert "expected a positive integer, got '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["evaluate", "--data", str(tmp_path)])  # --params is required
 
