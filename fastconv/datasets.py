@@ -115,6 +115,12 @@ _IDX_DTYPES = {
     0x0E: np.dtype(">f8"),
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+# Deflate emits at most 258 bytes for 2 bits of input (zlib's FAQ: 1032:1 is its
+# limit), so a gzip file of s bytes holds at most 1032*s. Also in params_io.py.
+_DEFLATE_MAX_RATIO = 1032
+# IDX data is read in chunks of this size, so memory follows what the file holds,
+# not what its header claims (``read(n)`` allocates n bytes before reading).
+_CHUNK = 1 << 20
 
 
 # ---------------------------------------------------------------------------
@@ -147,45 +153,76 @@ def read_idx(path):
     ValueError
         The file is not a valid IDX file: a bad magic number, a truncated
         header, a byte count that differs from what the header declares
-        (truncated, or trailing bytes), or a corrupt gzip stream. The message
-        names the file.
+        (truncated, or trailing bytes), a header declaring more data than the
+        gzip file can expand to, or a corrupt gzip stream. The message names
+        the file.
+
+    Notes
+    -----
+    The file is untrusted: the header is read first, and the data after it
+    in chunks up to the size it declares, so memory follows what the file
+    holds. A gzip file expanding beyond its header's size (a gzip bomb) is
+    refused after one chunk past it, and a header declaring more than deflate
+    can expand the file to is refused before any data is read.
     """
     path = Path(os.fspath(path))
-    return _parse_idx(_read_maybe_gzip(path), str(path))
-
-
-def _read_maybe_gzip(path):
-    """Return the (decompressed) bytes of ``path``."""
     with open(path, "rb") as f:
-        data = f.read()
-    if path.name.endswith(".gz") or data[:2] == _GZIP_MAGIC:
-        return _gunzip(data, str(path))
-    return data
+        if not (path.name.endswith(".gz") or f.read(2) == _GZIP_MAGIC):
+            f.seek(0)
+            return _parse_idx(f, str(path))
+        f.seek(0)
+        gz_size = os.fstat(f.fileno()).st_size
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                return _parse_idx(g, str(path), gz_size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise _gzip_error(path, exc) from exc
 
 
-def _gunzip(blob, name, limit=None):
-    """Decompress gzip ``blob``; ValueError naming ``name`` when it is corrupt."""
+def _gzip_error(name, exc):
+    return ValueError(
+        f"{name}: not a valid gzip file ({exc}); the file is corrupt or "
+        f"incomplete: delete it and fetch it again"
+    )
+
+
+def _gunzip(blob, name, limit):
+    """Decompress gzip ``blob`` up to ``limit`` bytes; ValueError naming ``name`` when it
+    is corrupt or larger."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(blob), mode="rb") as g:
-            raw = g.read() if limit is None else g.read(limit + 1)
+            raw = g.read(limit + 1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(
-            f"{name}: not a valid gzip file ({exc}); the file is corrupt or "
-            f"incomplete: delete it and fetch it again"
-        ) from exc
-    if limit is not None and len(raw) > limit:
+        raise _gzip_error(name, exc) from exc
+    if len(raw) > limit:
         raise ValueError(f"{name}: decompresses to more than {limit} bytes")
     return raw
 
 
-def _parse_idx(data, name):
-    """Parse the bytes of an IDX file into a fresh native-order array."""
+def _read_upto(stream, n):
+    """Up to ``n`` bytes of ``stream``, read in chunks of ``_CHUNK``."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = stream.read(min(n - len(buf), _CHUNK))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _parse_idx(stream, name, gz_size=None):
+    """Parse an IDX file read from the binary ``stream`` into a fresh native-order array.
+
+    ``gz_size``: the size of the gzip file ``stream`` decompresses, which bounds the
+    data it can hold; None for a raw file, where reading stops at its end anyway.
+    """
+    data = _read_upto(stream, 4)
     if len(data) < 4:
         raise ValueError(
             f"{name}: too short for an IDX file ({len(data)} bytes; the magic "
             f"number alone takes 4)"
         )
-    magic = int.from_bytes(data[:4], "big")
+    magic = int.from_bytes(data, "big")
     code, ndim = data[2], data[3]
     if data[0] != 0 or data[1] != 0 or code not in _IDX_DTYPES or ndim == 0:
         codes = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
@@ -196,6 +233,7 @@ def _parse_idx(data, name):
             f"MNIST-format file?"
         )
     header = 4 + 4 * ndim
+    data += _read_upto(stream, header - 4)
     if len(data) < header:
         raise ValueError(
             f"{name}: truncated IDX header: {ndim} dimensions need a {header}-byte "
@@ -205,17 +243,28 @@ def _parse_idx(data, name):
     dtype = _IDX_DTYPES[code]
     count = math.prod(dims)
     expected = count * dtype.itemsize
-    actual = len(data) - header
-    if actual != expected:
-        what = "truncated" if actual < expected else "trailing bytes after the data"
+    if gz_size is not None and header + expected > _DEFLATE_MAX_RATIO * gz_size:
+        raise ValueError(
+            f"{name}: the IDX header declares shape {dims} of {dtype.name}, i.e. "
+            f"{expected} data bytes, more than a {gz_size}-byte gzip file can expand "
+            f"to (deflate expands at most {_DEFLATE_MAX_RATIO}-fold); the file is "
+            f"corrupt or crafted"
+        )
+    data = _read_upto(stream, expected)
+    # Past the declared data, at most one more chunk is read to count trailing bytes.
+    extra = len(stream.read(_CHUNK)) if len(data) == expected else 0
+    if len(data) != expected or extra:
+        what = "truncated" if extra == 0 else "trailing bytes after the data"
+        actual = len(data) + extra
+        held = f"at least {actual}" if extra == _CHUNK else f"{actual}"
         raise ValueError(
             f"{name}: size mismatch ({what}): the IDX header declares shape "
             f"{dims} of {dtype.name}, i.e. {expected} data bytes after the "
-            f"{header}-byte header, but the file holds {actual}; the file is "
+            f"{header}-byte header, but the file holds {held}; the file is "
             f"corrupt or incomplete: fetch it again"
         )
     try:
-        arr = np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(dims)
+        arr = np.frombuffer(data, dtype=dtype, count=count).reshape(dims)
     except ValueError as exc:  # e.g. more dimensions than NumPy supports
         raise ValueError(f"{name}: cannot hold shape {dims} in an array: {exc}") from exc
     # astype copies: the result is fresh, writable, C-contiguous and native-order.
@@ -308,10 +357,7 @@ def _read_head(path, size):
                 with gzip.GzipFile(fileobj=f, mode="rb") as g:
                     data = g.read(size + 1)
             except (OSError, EOFError, zlib.error) as exc:
-                raise ValueError(
-                    f"{path}: not a valid gzip file ({exc}); the file is corrupt or "
-                    f"incomplete: delete it and fetch it again"
-                ) from exc
+                raise _gzip_error(path, exc) from exc
     return data if len(data) == size else b""
 
 
@@ -401,7 +447,7 @@ def _verify_download(kind, base, blob, url):
             got = hashlib.md5(blob).hexdigest()
             if got != want:
                 raise ValueError(f"md5 of the .gz file is {got}, expected {want}")
-    arr = _parse_idx(raw, url)
+    arr = _parse_idx(io.BytesIO(raw), url)
     if arr.shape != _EXPECTED_SHAPES[base] or arr.dtype != np.uint8:
         raise ValueError(
             f"holds {arr.dtype} {arr.shape}, expected uint8 {_EXPECTED_SHAPES[base]}"
