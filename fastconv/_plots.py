@@ -31,7 +31,8 @@ def _figure(**kwargs):
     return Figure(**kwargs)
 
 
-def plot_curves(step_loss, steps_per_epoch, train_acc, test_acc, path):
+def plot_curves(step_loss, steps_per_epoch, train_acc, test_acc, path, val_acc=None,
+                best_epoch=None):
     """Training loss per step (raw and smoothed) and accuracy per epoch, side by side.
 
     Parameters
@@ -43,6 +44,10 @@ def plot_curves(step_loss, steps_per_epoch, train_acc, test_acc, path):
         Accuracy after each epoch (train on a fixed sample, test on the whole test set).
     path : str or os.PathLike
         The PNG to write.
+    val_acc : sequence of float, optional
+        Accuracy on the validation split after each epoch.
+    best_epoch : int, optional
+        The epoch whose parameters were kept (marked by a vertical line).
 
     Returns
     -------
@@ -68,8 +73,14 @@ def plot_curves(step_loss, steps_per_epoch, train_acc, test_acc, path):
                 clip_on=False, zorder=3)
     ax_acc.plot(ep, test_acc, "s-", label=f"test: {test_acc[-1]:.4f}", clip_on=False,
                 zorder=3)
+    if val_acc is not None:
+        ax_acc.plot(ep, val_acc, "^-", label=f"validation: {val_acc[-1]:.4f}", clip_on=False,
+                    zorder=3)
+    if best_epoch is not None:
+        ax_acc.axvline(best_epoch, color="0.5", linestyle=":", label=f"best epoch {best_epoch}")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy",
-               xlim=(0.5, ep.size + 0.5), ylim=accuracy_range(list(train_acc) + list(test_acc)))
+               xlim=(0.5, ep.size + 0.5),
+               ylim=accuracy_range(list(train_acc) + list(test_acc) + list(val_acc or [])))
     if ep.size <= 10:
         ax_acc.set_xticks(ep)
     else:

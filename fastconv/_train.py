@@ -425,7 +425,10 @@ def _run(args, comm):
         curves = out_dir / "curves.png"
         _plots.plot_curves(history["step_loss"], steps,
                            [e["train_acc"] for e in history["epochs"]],
-                           [e["test_acc"] for e in history["epochs"]], curves)
+                           [e["test_acc"] for e in history["epochs"]], curves,
+                           val_acc=None if x_val is None else
+                           [e["val_acc"] for e in history["epochs"]],
+                           best_epoch=history["best_epoch"])
         shown = _plots.plot_misclassified(x_test, t_test, pred, _plots.class_names(args.kind),
                                           out_dir / "misclassified.png")
         print(f"saved {curves}" + (f" and {out_dir / 'misclassified.png'} "
