@@ -181,14 +181,13 @@ def set_num_threads(n):
             f"set_num_threads needs 1 <= n <= {limit} (four times the {os.cpu_count()} "
             f"CPUs), got {n}"
         )
-    from threadpoolctl import threadpool_limits
+    from ._kernels import _blas
 
-    # scipy.linalg is what Numba's np.dot and the Cython GEMMs call; import it so its
-    # OpenBLAS pool exists and is limited too.
-    import scipy.linalg  # noqa: F401
-
-    threadpool_limits(limits=n, user_api="blas")
     with _lock:
+        # Under the lock: two concurrent calls leave the BLAS pools and the count agreeing.
+        # _blas sets SciPy's pool too (what Numba's np.dot and the Cython GEMMs call), in
+        # step with the kernels' single-threaded BLAS blocks, so none undoes this call.
+        _blas.set_num_threads(n)
         _num_threads = n
         _generation += 1
     for backend in ("numba", "cython"):

@@ -18,8 +18,9 @@ SMALL_GEMM_MACS = 1 << 25
 
 
 _lock = threading.Lock()
-_depth = 0
-_saved = []
+_depth = 0  # single_threaded_blas blocks open now, in every thread together
+_target = None  # the count set_num_threads last gave the BLAS pools; None: never called
+_found = []  # the counts the first block to enter found, restored when _target is None
 _controllers = None
 
 
@@ -41,13 +42,55 @@ def _blas_controllers():
     return _controllers
 
 
+def _set(controller, n):
+    """``controller.set_num_threads(n)``, from whichever thread calls it.
+
+    threadpoolctl 3.8 lets only the first thread that set a pthreads OpenBLAS pool set it
+    again and silently ignores the others (measured: ``set_num_threads(3)`` from a second
+    Python thread left both pools at 2), which would leave a kernel called from any other
+    thread with a multi-threaded BLAS. This module serializes its own changes under
+    ``_lock``, so it hands that control back around each one (a no-op before 3.8).
+    """
+    release = getattr(controller, "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+    controller.set_num_threads(n)
+    if release is not None:
+        release(force=True)
+
+
+def set_num_threads(n):
+    """Every BLAS pool to ``n`` threads: the BLAS part of ``fastconv.set_num_threads``.
+
+    Made under the guard's lock, so it is never undone by a kernel: while a
+    :class:`single_threaded_blas` block is open anywhere, the pools it holds stay at one
+    thread (kernels in flight call them from their parallel loops) and the last block
+    to leave sets ``n``, not the count it found on entering.
+    """
+    global _target
+    from threadpoolctl import ThreadpoolController
+
+    held = {c.filepath for c in _blas_controllers()}
+    with _lock:
+        for c in ThreadpoolController().select(user_api="blas").lib_controllers:
+            if not (_depth and c.filepath in held):
+                _set(c, n)
+        _target = n
+
+
 class single_threaded_blas:
     """Context manager: SciPy's BLAS runs single-threaded inside the block.
 
     The kernels call BLAS from inside their own parallel loops (one call per thread);
     a multi-threaded BLAS there would start threads on cores that are already busy.
-    Nested and concurrent uses are counted: the first to enter saves and lowers the
-    thread counts, the last to leave restores them.
+    There is no per-thread setting to use instead: the calls come from OpenMP's and
+    Numba's worker threads, and SciPy's OpenBLAS (0.3.30, pthreads) has one count for
+    the process; its ``openblas_set_num_threads_local(1)``, called in a worker thread,
+    set the main thread's count to 1 too.
+    Nested and concurrent uses are counted: the first to enter lowers the pools to one
+    thread, the last to leave sets the count of the latest :func:`set_num_threads`
+    (or, if it was never called, the counts the first found). A BLAS call of SciPy's
+    from other code while a block is open runs on one thread.
     """
 
     def __enter__(self):
@@ -55,9 +98,10 @@ class single_threaded_blas:
         with _lock:
             if _depth == 0:
                 ctl = _blas_controllers()
-                _saved[:] = [c.num_threads for c in ctl]
+                if _target is None:
+                    _found[:] = [c.num_threads for c in ctl]
                 for c in ctl:
-                    c.set_num_threads(1)
+                    _set(c, 1)
             _depth += 1
         return self
 
@@ -66,8 +110,9 @@ class single_threaded_blas:
         with _lock:
             _depth -= 1
             if _depth == 0:
-                for c, n in zip(_blas_controllers(), _saved):
-                    c.set_num_threads(n)
+                ctl = _blas_controllers()
+                for c, n in zip(ctl, _found if _target is None else [_target] * len(ctl)):
+                    _set(c, n)
         return False
 
 

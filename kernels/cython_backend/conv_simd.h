@@ -73,6 +73,33 @@ static inline int fc_simd_cpu_supports(const fc_simd_level* level)
     return 1;
 }
 
+/* FC_CHECK(cond): the kernels' index checks, compiled in the bounds-checked build only
+ * (FASTCONV_BOUNDSCHECK, see setup.py); there it prints the file, line and condition and
+ * aborts when cond is false, elsewhere it is nothing and cond is not evaluated. Each check
+ * states a precondition that keeps the indices a kernel forms inside the regions its
+ * comment gives (rows, planes, padding); the kernels see no buffer sizes, so a read past a
+ * whole buffer is AddressSanitizer's to catch. Not assert(): Python's CFLAGS carry
+ * -DNDEBUG. */
+#ifdef FC_BOUNDSCHECK
+#include <stdio.h>
+#include <stdlib.h>
+#define FC_CHECK(cond)                                                                   \
+    ((cond) ? (void)0                                                                    \
+            : (fprintf(stderr, "%s:%d: fastconv index check failed: %s\n", __FILE__,    \
+                       __LINE__, #cond),                                                 \
+               abort()))
+/* 1 when every tap offset is >= 0: the kernels read at and after each position. */
+static inline int fc_taps_forward(const ptrdiff_t* off, ptrdiff_t ntap)
+{
+    for (ptrdiff_t t = 0; t < ntap; t++)
+        if (off[t] < 0)
+            return 0;
+    return 1;
+}
+#else
+#define FC_CHECK(cond) ((void)0)
+#endif
+
 #define FC_CAT3_(a, b, c) a##_##b##_##c
 #define FC_CAT3(a, b, c) FC_CAT3_(a, b, c)
 #define FC_CAT_(a, b) a##_##b

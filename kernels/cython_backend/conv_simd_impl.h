@@ -12,6 +12,7 @@ typedef FC_T FC_UVEC __attribute__((vector_size(FC_VBYTES), aligned(sizeof(FC_T)
 static void FC_FN(fc_add_row_sums)(const FC_T* a, ptrdiff_t lda, ptrdiff_t rows,
                                    ptrdiff_t Q, FC_T* sums)
 {
+    FC_CHECK(rows >= 0 && Q >= 0 && Q % FC_L == 0);
     for (ptrdiff_t r = 0; r < rows; r++) {
         FC_VEC acc = (FC_VEC){0};
         for (ptrdiff_t q = 0; q < Q; q += FC_L)
@@ -33,6 +34,9 @@ static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
                                 FC_T* out, ptrdiff_t ldo, ptrdiff_t Q)
 {
     const ptrdiff_t step = FC_FWD_V * FC_L;
+    /* Each filter's row of out holds every position written, Q rounded up to step. */
+    FC_CHECK(C >= 0 && nfb >= 0 && Q >= 0 && (Q + step - 1) / step * step <= ldo);
+    FC_CHECK(fc_taps_forward(off, ntap));
     /* Filter blocks outermost (each block's weights stay in L1, x streams from L2).
      * Positions outermost instead (x reused across filter blocks) measured no faster,
      * AVX2, six convs' forward summed, alternated: 37.0/25.0/25.4 against 28.8/21.7/25.0 ms. */
@@ -123,16 +127,21 @@ static inline __attribute__((always_inline)) void FC_FN(fc_dw_block)(
 }
 
 /* dw[(f*Cp + c)*ntap + t] += sum over q < Q of g[f*gs + q] * x[c*xs + q + off[t]],
- * for f < nfb*FC_DW_F, c < Cp (a multiple of FC_DW_C and FC_DW3_C) and every tap t.
- * Q is a multiple of FC_L; g is zero wherever it is not a real output position, and x
- * is finite everywhere read. Taps go three at a time (FC_DW_F filters x FC_DW3_C
- * channels x 3 taps: one load of g serves three taps), the remainder one at a time
- * (FC_DW_F x FC_DW_C). */
+ * for f < nfb*FC_DW_F, c < Cp and every tap t; Cp is a multiple of FC_DW3_C when there
+ * are three-tap blocks (ntap >= 3) and of FC_DW_C when taps are left over (dw_channels).
+ * Q is a multiple of FC_L; g is zero wherever it is not a real output position (so an
+ * inf or NaN in x can still reach dw as 0 * inf: the drivers check dW, _conv_plan.finite).
+ * Taps go three at a time (FC_DW_F filters x FC_DW3_C channels x 3 taps: one load of g
+ * serves three taps), the remainder one at a time (FC_DW_F x FC_DW_C). */
 static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
                               const FC_T* x, ptrdiff_t xs, ptrdiff_t Cp,
                               const ptrdiff_t* off, ptrdiff_t ntap,
                               FC_T* dw, ptrdiff_t Q)
 {
+    /* Whole channel blocks for each loop that runs (kernels/_conv_plan.dw_channels). */
+    FC_CHECK(nfb >= 0 && Q >= 0 && Q % FC_L == 0);
+    FC_CHECK((ntap < 3 || Cp % FC_DW3_C == 0) && (ntap % 3 == 0 || Cp % FC_DW_C == 0));
+    FC_CHECK(fc_taps_forward(off, ntap));
     const ptrdiff_t ntap3 = ntap - ntap % 3;
     for (ptrdiff_t fb = 0; fb < nfb; fb++) {
         const FC_T* gb = g + fb * FC_DW_F * gs;
@@ -159,6 +168,10 @@ static void FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdi
                            ptrdiff_t Wp, ptrdiff_t S, FC_T* restrict dst, ptrdiff_t ds,
                            ptrdiff_t tail)
 {
+    /* Rows and planes hold their padding (no negative memset length), and one channel's
+     * m planes and tail end before the next channel's begin. */
+    FC_CHECK(m >= 0 && C >= 0 && H >= 0 && W >= 0 && top >= 0 && left >= 0);
+    FC_CHECK(left + W <= Wp && (top + H) * Wp <= S && tail >= 0 && m * S + tail <= ds);
     for (ptrdiff_t c = 0; c < C; c++) {
         for (ptrdiff_t j = 0; j < m; j++) {
             FC_T* plane = dst + c * ds + j * S;
@@ -190,6 +203,9 @@ static void FC_FN(fc_unwide)(const FC_T* wide, ptrdiff_t ldo, ptrdiff_t m, ptrdi
                              ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t Wp, ptrdiff_t S,
                              const FC_T* b, int relu, FC_T* restrict dst)
 {
+    /* Output rows inside wide rows, planes inside planes, m planes inside a row of ldo. */
+    FC_CHECK(m >= 0 && F >= 0 && OH >= 0 && OW >= 0);
+    FC_CHECK(OW <= Wp && OH * Wp <= S && m * S <= ldo);
     for (ptrdiff_t j = 0; j < m; j++)
         for (ptrdiff_t f = 0; f < F; f++) {
             const FC_T bf = b ? b[f] : (FC_T)0;

@@ -8,10 +8,16 @@ and must propagate NaN (max pooling), which ``fastmath``'s ``nnan`` flag would b
 
 Bounds-checked mode (``FASTCONV_BOUNDSCHECK`` set to anything but 0, the switch that
 also builds the checked Cython kernels, or Numba's own ``NUMBA_BOUNDSCHECK=1``): every
-array index is checked (IndexError) and nothing is cached. Numba's cache key holds the
-bytecode, signature and CPU but not the boundscheck flag: with a normal run's cache
-present, a ``NUMBA_BOUNDSCHECK=1`` process loaded the unchecked code and read past an
-array unreported (Numba 0.68), and a checked run's cache would slow every later one.
+array index is checked (IndexError), ``prange`` loops run serially and nothing is
+cached. Serially, because inside a parallel region Numba's check reports nothing: a
+``prange`` loop reading 2 past a 3-element array returned garbage with
+``parallel=True, boundscheck=True`` and raised IndexError with ``parallel=False``
+(numba/numba#9380); the loops' index ranges (the work split included, which the
+kernels size from ``numba.get_num_threads()``) are the same either way. Not cached,
+because Numba's cache key holds the bytecode, signature and CPU but not the boundscheck
+flag: with a normal run's cache present, a ``NUMBA_BOUNDSCHECK=1`` process loaded the
+unchecked code and read past an array unreported (Numba 0.68), and a checked run's cache
+would slow every later one.
 """
 import os
 import types
@@ -31,7 +37,7 @@ def jit(fn=None, *, parallel=False):
     """``numba.njit`` with fastconv's flags; ``parallel=True`` for ``prange`` kernels."""
 
     def wrap(f):
-        return njit(parallel=parallel, **FLAGS)(f)
+        return njit(parallel=parallel and not BOUNDSCHECK, **FLAGS)(f)
 
     return wrap if fn is None else wrap(fn)
 
