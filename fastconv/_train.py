@@ -48,7 +48,7 @@ _MAX_SHIFT = 2           # --augment: shifts of -2..2 pixels in each direction
 _LOG_EVERY = 60.0        # seconds between progress lines when stderr is not a terminal
 #: --augment recipes: what each does to a batch, and the default per dataset (digits are
 #: not mirror-symmetric, garments are).
-AUGMENT = {"shift": ("shift",), "shift-flip": ("shift", "flip"),
+AUGMENT = {"shift": ("shift",), "flip": ("flip",), "shift-flip": ("shift", "flip"),
            "shift-flip-erase": ("shift", "flip", "erase")}
 AUGMENT_DEFAULT = {"mnist": "shift", "fashion-mnist": "shift-flip"}
 _ERASE_P, _ERASE_AREA = 0.5, (0.02, 0.2)  # erase: probability, share of the image
@@ -114,8 +114,8 @@ def configure_parser(parser):
                         choices=("auto",) + tuple(AUGMENT),
                         help=f"augment each batch: random crops of the image zero-padded by "
                              f"{_MAX_SHIFT} pixels (shift), horizontal flips (flip), random "
-                             f"erasing (erase); alone or 'auto': shift for mnist, shift-flip "
-                             f"for fashion-mnist")
+                             f"erasing (erase): one of the choices; alone or 'auto': shift "
+                             f"for mnist, shift-flip for fashion-mnist")
     parser.add_argument("--lr-schedule", choices=("constant", "step", "cosine"),
                         default="constant", help="learning rate over the run: constant "
                         "(default), step (x0.1 every --lr-step-epochs) or cosine (to 0)")
@@ -208,8 +208,9 @@ def augment_batch(xb, mine, b, ops, rng):
 
     from fastconv.functional.augment import erase, shift_flip
 
-    dy = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
-    dx = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=b)
+    shift = _MAX_SHIFT if "shift" in ops else 0
+    dy = rng.integers(-shift, shift + 1, size=b)
+    dx = rng.integers(-shift, shift + 1, size=b)
     flip = rng.integers(0, 2, size=b) if "flip" in ops else np.zeros(b, np.int64)
     if xb.shape[0]:  # a rank's share of a last batch under K images is empty
         xb = shift_flip(xb, dy[mine], dx[mine], flip[mine])

@@ -191,3 +191,22 @@ def test_torch_twin_has_the_models_parameters():
     twin.eval()
     x = torch.from_numpy(np.random.default_rng(0).random((2, *net.input_dim), np.float32))
     assert tuple(twin(x).shape) == (2, net.output_size)
+
+
+def test_integration_rows_run_one_step():
+    """Each integration row's step runs on the host alone and through fastconv (rows whose
+    host library is missing are Unavailable, as in the bench)."""
+    from fastconv._bench import Unavailable
+    from fastconv._bench.integrations import integration_cases
+
+    ran = 0
+    for case in integration_cases(4):
+        inputs = case.inputs(np.float32, np.random.default_rng(0))
+        for backend in fastconv.available_backends():
+            try:
+                step = case.make(backend, inputs)
+            except Unavailable:
+                continue
+            step()
+            ran += 1
+    assert ran >= len(fastconv.available_backends())  # CS231n's needs no host library

@@ -165,7 +165,7 @@ def _cs231n_sandwich_numpy():
 
 
 def _cs231n_sandwich_fastconv():
-    from .integrations import cs231n
+    from fastconv.integrations import cs231n
 
     conv_param = {"stride": 1, "pad": 1}
     pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
@@ -216,7 +216,7 @@ def _autograd_loss_numpy(anp, logsumexp):
 
 
 def _autograd_loss_fastconv(anp, logsumexp, backend):
-    from .integrations import autograd as fa
+    from fastconv.integrations import autograd as fa
 
     def loss(params, x, t):
         h = fa.conv2d(x, params["W1"], params["b1"], pad=1, relu=True, backend=backend)
@@ -247,7 +247,7 @@ def _mygrad_forward_numpy(mg):
 
 
 def _mygrad_forward_fastconv(backend):
-    from .integrations import mygrad as fm
+    from fastconv.integrations import mygrad as fm
 
     def forward(p, x):
         h = fm.conv2d(x, p["W1"], p["b1"], pad=1, relu=True, backend=backend)

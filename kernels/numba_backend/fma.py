@@ -13,9 +13,13 @@ from .._blas import guard_for
 from ._jit import jit, pjit
 
 
+@jit
+def _dot(x, W):
+    return np.dot(x, W)
+
+
 @pjit
-def _linear(x, W, b, has_bias, relu, zero):
-    out = np.dot(x, W)
+def _bias_relu(out, b, has_bias, relu, zero):
     N, M = out.shape
     for i in prange(N):
         for j in range(M):
@@ -25,7 +29,6 @@ def _linear(x, W, b, has_bias, relu, zero):
             if relu and v < 0:
                 v = zero
             out[i, j] = v
-    return out
 
 
 # The two reductions below are serial: db sums over rows, and (N, M) is the small side
@@ -60,11 +63,15 @@ def linear(x, W, b, relu):
 
     All arrays C-contiguous, of one float dtype; ``b`` may be None.
     """
-    zero = x.dtype.type(0)
     has_bias = b is not None
+    # The GEMM outside the parallel function: np.dot inside a parallel=True one took
+    # 8.0 ms against 0.5 ms (DeepConvNet's (100, 1024) @ (1024, 50), float32, 1 BLAS
+    # thread, AVX-512 host).
     with guard_for(x.shape[0] * x.shape[1] * W.shape[1]):
-        return _linear(x, W, b if has_bias else np.zeros(0, dtype=x.dtype), has_bias,
-                       bool(relu), zero)
+        out = _dot(x, W)
+    _bias_relu(out, b if has_bias else np.zeros(0, dtype=x.dtype), has_bias, bool(relu),
+               x.dtype.type(0))
+    return out
 
 
 def linear_backward(dout, x, W, relu_out):
