@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from ._validation import out_size
+
 __all__ = ["TOLERANCE", "EPS", "tolerance", "assert_close", "assert_matches_reference",
            "check_grad"]
 
@@ -147,8 +149,7 @@ def _overlaps(pool_h, pool_w, stride):
 
 def _conv_out(x, W, stride, pad):
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
-    return ((x.shape[2] + 2 * ph - W.shape[2]) // sh + 1,
-            (x.shape[3] + 2 * pw - W.shape[3]) // sw + 1)
+    return out_size(x.shape[2], W.shape[2], sh, ph), out_size(x.shape[3], W.shape[3], sw, pw)
 
 
 #: Terms summed per output element of each fastconv op, from its bound arguments (one
