@@ -4,7 +4,8 @@ fastconv's kernels.
 CS231n code switches with one import::
 
     # from cs231n.layer_utils import conv_relu_pool_forward, conv_relu_pool_backward
-    from fastconv.integrations.cs231n import conv_relu_pool_forward, conv_relu_pool_backward
+    # from cs231n.layers import affine_forward, affine_backward
+    from fastconv.integrations.cs231n import *
 
 Run from the project root::
 
@@ -17,16 +18,8 @@ wherever ``fastconv.datasets.load_mnist`` finds it; random images when there is 
 import numpy as np
 
 import _common
-from fastconv.integrations.cs231n import conv_relu_pool_backward, conv_relu_pool_forward
-
-
-def affine_forward(x, w, b):
-    return x.reshape(x.shape[0], -1) @ w + b, (x, w)
-
-
-def affine_backward(dout, cache):
-    x, w = cache
-    return (dout @ w.T).reshape(x.shape), x.reshape(x.shape[0], -1).T @ dout, dout.sum(axis=0)
+from fastconv.integrations.cs231n import (affine_backward, affine_forward,
+                                         conv_relu_pool_backward, conv_relu_pool_forward)
 
 
 def softmax_loss(scores, y):

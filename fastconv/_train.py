@@ -15,8 +15,9 @@ cosine to 0, with ``--warmup-epochs`` of linear warm-up), ``--weight-decay`` (de
 AdamW's rule, or ``--weight-decay-mode l2``, the book's), and ``--augment`` (a recipe per
 dataset, named in the run's header: random crops of the image zero-padded by 2 pixels
 (shifts of -2..2) for mnist, horizontal flips for fashion-mnist (measured best, see
-``AUGMENT_DEFAULT``); ``shift``, ``flip``, ``shift-flip``, ``shift-flip-erase`` (and random
-erasing of one rectangle of 2-20% of the image with probability 1/2) choose one).
+``AUGMENT_DEFAULT``); ``shift``, ``flip``, ``shift-flip``, ``flip-erase`` and
+``shift-flip-erase`` (erase: random erasing of one rectangle of 2-20% of the image with
+probability 1/2) choose one).
 
 Reproducibility: ``--seed`` seeds one ``np.random.SeedSequence``, split into a stream for
 the net (initial weights, then dropout masks), one for the data (epoch order, then the
@@ -51,7 +52,7 @@ _LOG_EVERY = 60.0        # seconds between progress lines when stderr is not a t
 #: seed 0 (AVX-512 host): flip reached 92.67% test (best validation epoch), shift-flip
 #: 92.40%; the 2-pixel crops cost this small net more fit than they bring.
 AUGMENT = {"shift": ("shift",), "flip": ("flip",), "shift-flip": ("shift", "flip"),
-           "shift-flip-erase": ("shift", "flip", "erase")}
+           "flip-erase": ("flip", "erase"), "shift-flip-erase": ("shift", "flip", "erase")}
 AUGMENT_DEFAULT = {"mnist": "shift", "fashion-mnist": "flip"}
 _ERASE_P, _ERASE_AREA = 0.5, (0.02, 0.2)  # erase: probability, share of the image
 

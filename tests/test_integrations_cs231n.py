@@ -363,3 +363,47 @@ def test_import_rules_of_the_integrations():
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+# --------------------------------------------------------------------------- affine
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_affine_layers_match_cs231n_definitions(dtype, backend):
+    """CS231n's layers.affine_forward/backward (and layer_utils.affine_relu_*) written
+    out in NumPy: out = x.reshape(N, -1) @ w + b, dx = dout @ w.T, dw = x2.T @ dout."""
+    x = _data((5, 3, 4, 2), dtype, 1)
+    w, b = _data((24, 7), dtype, 2), _data((7,), dtype, 3)
+    dout = _data((5, 7), dtype, 4)
+    x2 = x.reshape(5, -1).astype(np.float64)
+    want = x2 @ w + b
+
+    def like(a):  # the float64 definition, rounded to the result's dtype
+        return np.asarray(a).astype(dtype)
+
+    with fc.use_backend(backend):
+        out, cache = cs231n.affine_forward(x, w, b)
+        assert_close(out, like(want), terms=24, dtype=dtype)
+        dx, dw, db = cs231n.affine_backward(dout, cache)
+        assert dx.shape == x.shape
+        dx_want = (dout.astype(np.float64) @ w.T).reshape(x.shape)
+        assert_close(dx, like(dx_want), terms=7, dtype=dtype)
+        assert_close(dw, like(x2.T @ dout), terms=5, dtype=dtype)
+        assert_close(db, like(dout.sum(axis=0)), terms=5, dtype=dtype)
+        out, cache = cs231n.affine_relu_forward(x, w, b)
+        assert_close(out, like(np.maximum(want, 0)), terms=24, dtype=dtype)
+        dx, dw, db = cs231n.affine_relu_backward(dout, cache)
+        masked = np.where(want > 0, dout, 0)
+        assert_close(dw, like(x2.T @ masked), terms=5, dtype=dtype)
+        assert_close(db, like(masked.sum(axis=0)), terms=5, dtype=dtype)
+
+
+def test_affine_layers_refuse_bad_input():
+    x, w, b = np.zeros((2, 3)), np.zeros((3, 4)), np.zeros(4)
+    with pytest.raises(ValueError, match="W has shape"):
+        cs231n.affine_forward(x, np.zeros((5, 4)), b)
+    with pytest.raises(TypeError, match="affine_backward: cache must be the cache returned by"):
+        cs231n.affine_backward(np.zeros((2, 4)), (x, w))
+    with pytest.raises(TypeError, match="affine_relu_backward: cache"):
+        cs231n.affine_relu_backward(np.zeros((2, 4)), cs231n.affine_forward(x, w, b)[1])

@@ -161,7 +161,15 @@ def _cs231n_sandwich_numpy():
         da = np.where(a > 0, _cs231n_pool_backward(dout, pool_cache), 0).astype(dout.dtype)
         return _cs231n_conv_backward(da, conv_cache)
 
-    return forward, backward
+    def affine_forward(x, w, b):  # CS231n's layers.affine_forward
+        return x.reshape(x.shape[0], -1) @ w + b, (x, w)
+
+    def affine_backward(dout, cache):
+        x, w = cache
+        flat = x.reshape(x.shape[0], -1)
+        return (dout @ w.T).reshape(x.shape), flat.T @ dout, dout.sum(axis=0)
+
+    return forward, backward, affine_forward, affine_backward
 
 
 def _cs231n_sandwich_fastconv():
@@ -173,17 +181,18 @@ def _cs231n_sandwich_fastconv():
     def forward(x, w, b):
         return cs231n.conv_relu_pool_forward(x, w, b, conv_param, pool_param)
 
-    return forward, cs231n.conv_relu_pool_backward
+    return (forward, cs231n.conv_relu_pool_backward, cs231n.affine_forward,
+            cs231n.affine_backward)
 
 
 def _cs231n_step(params, x, t, sandwich):
-    forward, backward = sandwich
+    forward, backward, affine_forward, affine_backward = sandwich
     h1, c1 = forward(x, params["W1"], params["b1"])
     h2, c2 = forward(h1, params["W2"], params["b2"])
-    flat = h2.reshape(h2.shape[0], -1)
-    loss, dscores = _softmax_loss(flat @ params["W3"] + params["b3"], t)
-    grads = {"W3": flat.T @ dscores, "b3": dscores.sum(axis=0)}
-    dh2 = (dscores @ params["W3"].T).reshape(h2.shape)
+    scores, c3 = affine_forward(h2, params["W3"], params["b3"])
+    loss, dscores = _softmax_loss(scores, t)
+    grads = {}
+    dh2, grads["W3"], grads["b3"] = affine_backward(dscores, c3)
     dh1, grads["W2"], grads["b2"] = backward(dh2, c2)
     _, grads["W1"], grads["b1"] = backward(dh1, c1)
     _sgd(params, grads)

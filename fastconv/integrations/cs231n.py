@@ -5,6 +5,7 @@ switches by changing one import::
 
     # from cs231n.fast_layers import conv_forward_fast, conv_backward_fast
     # from cs231n.layer_utils import conv_relu_pool_forward, conv_relu_pool_backward
+    # from cs231n.layers import affine_forward, affine_backward
     from fastconv.integrations.cs231n import *
 
 Same signatures and semantics as CS231n: NCHW arrays, ``w`` of shape (F, C, HH, WW),
@@ -34,11 +35,13 @@ Differences from CS231n's code:
 from collections.abc import Mapping
 
 from .. import _validation as v
-from ..functional import conv2d, conv2d_backward, max_pool2d, max_pool2d_backward
+from ..functional import (conv2d, conv2d_backward, linear, linear_backward, max_pool2d,
+                          max_pool2d_backward)
 
 __all__ = ["conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast",
            "max_pool_backward_fast", "conv_relu_forward", "conv_relu_backward",
-           "conv_relu_pool_forward", "conv_relu_pool_backward"]
+           "conv_relu_pool_forward", "conv_relu_pool_backward", "affine_forward",
+           "affine_backward", "affine_relu_forward", "affine_relu_backward"]
 
 #: key -> (reader, smallest value): window sizes are ints, strides and pads an int or an
 #: (h, w) pair.
@@ -210,3 +213,42 @@ def conv_relu_pool_backward(dout, cache):
     stride, pad = _conv_geometry(conv_param, op)
     da = max_pool_backward_fast(dout, pool_cache)
     return conv2d_backward(da, x, w, stride, pad, relu_out=a)
+
+
+def affine_forward(x, w, b):
+    """CS231n's ``affine_forward``: ``x.reshape(N, -1) @ w + b`` by :func:`fastconv.linear`.
+
+    Its BLAS call runs single-threaded right after the convolutions' parallel loops, where
+    NumPy's multi-threaded ``@`` waits on their still-spinning threads (the small CNN's
+    (64, 1568) @ (1568, 10) took milliseconds that way).
+
+    Returns
+    -------
+    out : ndarray of shape (N, M)
+    cache : tuple
+        ``(x, w, b)``, for :func:`affine_backward`.
+    """
+    return linear(x, w, b), (x, w, b)
+
+
+def affine_backward(dout, cache):
+    """Backward pass of :func:`affine_forward`: ``(dx shaped like x, dw, db)``."""
+    x, w, _ = _unpack(cache, 3, "affine_backward", "affine_forward")
+    return linear_backward(dout, x, w)
+
+
+def affine_relu_forward(x, w, b):
+    """CS231n's ``affine_relu_forward``: the affine layer and its ReLU in one output pass.
+
+    Returns ``(out, cache)``; the cache ``((x, w, b), out)`` holds the returned ``out``.
+    """
+    out = linear(x, w, b, relu=True)
+    return out, ((x, w, b), out)
+
+
+def affine_relu_backward(dout, cache):
+    """Backward pass of :func:`affine_relu_forward`: ``(dx, dw, db)``."""
+    op = "affine_relu_backward"
+    fc_cache, out = _unpack(cache, 2, op, "affine_relu_forward")
+    x, w, _ = _unpack(fc_cache, 3, op, "affine_relu_forward")
+    return linear_backward(dout, x, w, relu_out=out)
