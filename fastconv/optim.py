@@ -161,7 +161,10 @@ class _Optimizer:
             Same keys and shapes as ``params``; other float dtypes are cast to the
             parameter's dtype first.
         """
-        items = self._items(params, grads)
+        self._apply(self._items(params, grads))
+
+    def _apply(self, items):
+        """The update of checked ``(key, p, g)`` items (see ``_items``)."""
         states = [self._states(key, p) for key, p, _ in items]
         self._step()
         name = _backend.resolve(None)
@@ -478,14 +481,13 @@ class WeightDecay:
 
     def update(self, params, grads):
         """Decay the weights and update every array of ``params`` in place."""
-        items = self.optimizer._items(params, grads)
-        weights = [key for key, p, _ in items if p.ndim >= 2]
-        if self.rate and not self.decoupled:
-            grads = dict(grads)
-            for key in weights:
-                grads[key] = grads[key] + params[key].dtype.type(self.rate) * params[key]
-        elif self.rate:
-            for key in weights:
-                p = params[key]
-                p -= p.dtype.type(self.lr * self.rate) * p
-        self.optimizer.update(params, grads)
+        items = self.optimizer._items(params, grads)  # checked before anything changes
+        if self.rate:
+            for i, (key, p, g) in enumerate(items):
+                if p.ndim < 2:
+                    continue
+                if self.decoupled:
+                    p -= p.dtype.type(self.lr * self.rate) * p
+                else:
+                    items[i] = (key, p, g + p.dtype.type(self.rate) * p)
+        self.optimizer._apply(items)

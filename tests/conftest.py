@@ -44,26 +44,16 @@ def shared_data():
 import numpy as np  # noqa: E402
 
 import fastconv  # noqa: E402
+from fastconv.testing import EPS, TOLERANCE, tolerance  # noqa: E402,F401 (EPS: tests import it from here)
 
-#: Tolerances against fastconv.reference, one row per dtype (rtol, atol).
-TOL = {
-    np.dtype(np.float32): dict(rtol=1e-5, atol=1e-6),
-    np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12),
-    np.dtype(np.float16): dict(rtol=2e-3, atol=2e-3),
-}
+#: Tolerances against fastconv.reference, one row per dtype: fastconv.testing's table, the
+#: one rule for the suite and for users' own checks.
+TOL = {dt: dict(rtol=rtol, atol=atol) for dt, (rtol, atol) in TOLERANCE.items()}
 
 #: Every backend that imports here, the reference included.
 BACKENDS = fastconv.available_backends()
 #: The compiled backends only.
 COMPILED = tuple(b for b in BACKENDS if b != "numpy")
-
-
-#: Unit round-off of each dtype's arithmetic (float16 is accumulated in float32).
-EPS = {
-    np.dtype(np.float32): 2.0**-24,
-    np.dtype(np.float64): 2.0**-53,
-    np.dtype(np.float16): 2.0**-24,
-}
 
 
 def assert_sum_close(actual, expected, terms, dtype=None):
@@ -77,11 +67,8 @@ def assert_sum_close(actual, expected, terms, dtype=None):
     scale of the terms for these tests' data) times max(rtol, 4 * eps * sqrt(terms)):
     an elementwise tolerance failed on an AVX2 host for a 1024-term float32 sum
     (0.3163041 against 0.3163093 in a row reaching 50)."""
-    dt = np.dtype(dtype or expected.dtype)
     assert actual.shape == expected.shape
-    rtol = TOL[dt]["rtol"]
-    scale = float(np.max(np.abs(expected), initial=0.0))
-    atol = max(rtol, 4 * EPS[dt] * float(np.sqrt(terms))) * scale + TOL[dt]["atol"]
+    rtol, atol = tolerance(expected, terms, dtype)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
 
 

@@ -7,20 +7,14 @@ import pytest
 
 import fastconv as fc
 from fastconv import layers
-from fastconv.testing import (EPS, TOLERANCE, assert_close, assert_matches_reference,
+from fastconv.testing import (assert_close, assert_matches_reference,
                               check_grad, tolerance)
 
-import conftest
 from conftest import BACKENDS, COMPILED
 
 
 def _data(shape, dtype=np.float64, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def test_tables_agree_with_the_test_suite():
-    assert EPS == conftest.EPS
-    assert TOLERANCE == {dt: (row["rtol"], row["atol"]) for dt, row in conftest.TOL.items()}
 
 
 # --------------------------------------------------------------------------- assert_close
