@@ -135,6 +135,9 @@ def configure_parser(parser):
     parser.add_argument("--weight-decay-mode", choices=("decoupled", "l2"),
                         default="decoupled", help="decoupled (AdamW's rule, default) or l2 "
                         "(added to the gradient, the book's weight_decay_lambda)")
+    parser.add_argument("--dropout", type=_fraction, default=0.5, metavar="RATIO",
+                        help="ratio of DeepConvNet's two dropout layers (default: the "
+                             "book's 0.5)")
     parser.add_argument("--val-split", type=_fraction, default=0.0, metavar="F",
                         help="hold out this fraction of the training images to choose the "
                              "best epoch on (default: 0, the test set chooses)")
@@ -302,7 +305,8 @@ def _run(args, comm):
         val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         x_val, t_val = x_train[val], t_train[val]
         x_train, t_train = x_train[keep], t_train[keep]
-    net = DeepConvNet(input_dim=x_train.shape[1:], dtype=dtype, rng=np.random.default_rng(net_seed))
+    net = DeepConvNet(input_dim=x_train.shape[1:], dropout_ratio=args.dropout, dtype=dtype,
+                      rng=np.random.default_rng(net_seed))
     rng = np.random.default_rng(data_seed)
     optimizer = Adam(lr=args.lr)
     if args.weight_decay:
@@ -339,6 +343,7 @@ def _run(args, comm):
           + (f" ({args.lr_schedule} schedule)" if schedule else "")
           + (f", weight decay {args.weight_decay} ({args.weight_decay_mode})"
              if args.weight_decay else "")
+          + (f", dropout {args.dropout}" if args.dropout != 0.5 else "")
           + f", {plural(args.epochs, 'epoch')}"
           + (f", augment {recipe} ({', '.join(what[o] for o in ops)})" if ops else "")
           + f"; best epoch chosen on the {selected_on} set",

@@ -342,6 +342,8 @@ class DeepConvNet(_Net):
         book's defaults: 16, 16, 32, 32, 64, 64 filters of 3x3, pad 1, except pad 2 in
         the fourth).
     hidden_size, output_size : int
+    dropout_ratio : float in [0, 1)
+        Of both dropout layers (the book's 0.5).
     dtype : float64 (default), float32 or float16 (inference only, see module)
     rng : None, int or np.random.Generator
         Source of the initial weights and of the dropout masks.
@@ -367,7 +369,8 @@ class DeepConvNet(_Net):
                  conv_param_4={'filter_num': 32, 'filter_size': 3, 'pad': 2, 'stride': 1},
                  conv_param_5={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
                  conv_param_6={'filter_num': 64, 'filter_size': 3, 'pad': 1, 'stride': 1},
-                 hidden_size=50, output_size=10, dtype=np.float64, rng=None):
+                 hidden_size=50, output_size=10, dropout_ratio=0.5, dtype=np.float64,
+                 rng=None):
         self._init_common(dtype, rng, input_dim, output_size)
         conv_params = [conv_param_1, conv_param_2, conv_param_3,
                        conv_param_4, conv_param_5, conv_param_6]
@@ -400,8 +403,8 @@ class DeepConvNet(_Net):
         self.layers = [convs[0], convs[1], layers.Pooling(2, 2, stride=2),
                        convs[2], convs[3], layers.Pooling(2, 2, stride=2),
                        convs[4], convs[5], layers.Pooling(2, 2, stride=2),
-                       fc7, layers.Dropout(0.5, rng=self.rng), fc8,
-                       layers.Dropout(0.5, rng=self.rng)]
+                       fc7, layers.Dropout(dropout_ratio, rng=self.rng), fc8,
+                       layers.Dropout(dropout_ratio, rng=self.rng)]
         self._weight_layers = convs + [fc7, fc8]
         self.last_layer = layers.SoftmaxWithLoss()
         self._push_params()

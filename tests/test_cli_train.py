@@ -131,6 +131,9 @@ def test_missing_data_and_bad_arguments(tmp_path, capsys):
         cli.main(["train", "--epochs", "0"])
     assert "expected a positive integer, got '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        cli.main(["train", "--dropout", "1"])
+    assert "expected a number in [0, 1), got '1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         cli.main(["evaluate", "--data", str(tmp_path)])  # --params is required
 
 
@@ -368,10 +371,10 @@ def test_train_recipe_options(idx_dir, tmp_path, capsys):
     out = tmp_path / "recipe"
     train(idx_dir, out, "--epochs", "3", "--limit", "200", "--no-plots", "--augment",
           "--lr-schedule", "step", "--lr-step-epochs", "1", "--weight-decay", "0.01",
-          "--weight-decay-mode", "l2", "--val-split", "0.25")
+          "--weight-decay-mode", "l2", "--val-split", "0.25", "--dropout", "0.3")
     err = capsys.readouterr().err
     assert "150 training / 50 validation / 100 test images" in err
-    assert "(step schedule), weight decay 0.01 (l2)" in err
+    assert "(step schedule), weight decay 0.01 (l2), dropout 0.3," in err
     assert "augment shift (crop of a 2-pixel zero pad)" in err  # mnist: no flips
     assert "best epoch chosen on the validation set" in err
     history = json.loads((out / "history.json").read_text())

@@ -209,6 +209,18 @@ def test_astype_and_float16_is_inference_only():
         DeepConvNet(dtype=np.int32)
 
 
+def test_dropout_ratio_reaches_both_dropout_layers():
+    from fastconv.layers import Dropout
+
+    ratios = [lay.dropout_ratio for lay in DeepConvNet(**TINY, dropout_ratio=0.3).layers
+              if isinstance(lay, Dropout)]
+    assert ratios == [0.3, 0.3]
+    assert [lay.dropout_ratio for lay in DeepConvNet(**TINY).layers
+            if isinstance(lay, Dropout)] == [0.5, 0.5]  # the book's
+    with pytest.raises(ValueError, match=r"dropout_ratio must lie in \[0, 1\]"):
+        DeepConvNet(**TINY, dropout_ratio=1.5)
+
+
 def test_same_rng_seed_same_net():
     a, b = DeepConvNet(**TINY, rng=9), DeepConvNet(**TINY, rng=9)
     x = np.random.default_rng(0).random((4, 1, 10, 10))
