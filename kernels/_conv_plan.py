@@ -19,6 +19,17 @@ Algorithms (``kernels/*_backend/conv``):
   Cython writes the blocks in C with GCC vector extensions (``conv_simd.h``, one unit
   per level), Numba as
   LLVM vector IR (``numba_backend/_simd.py``). Other geometries have no direct kernel.
+- ``'direct_filters'``, where ``'direct'`` applies: the same packed planes, but only the
+  real outputs are computed, and the vectors hold filters instead of positions. The
+  forward keeps a block of filter vectors x output positions (``fv_f`` x ``fv_p``,
+  ``BLOCKS``): per channel and tap it loads ``fv_f`` vectors of filters and broadcasts
+  each position's input value against them, so a plane's padding costs nothing; the
+  block is scattered into the rows of filters the compaction reads. dx is that kernel
+  over the packed dout. dW takes dout packed with filters last (one row per output,
+  ``pack_t``) and keeps a block of filter vectors x ``fv_p`` channel-and-tap pairs
+  (``dw_offsets``), broadcasting x at each output: a sum over real outputs only, with
+  no horizontal sums at the end. Positions and pairs come as offset lists
+  (``positions``, ``dw_offsets``), padded to whole blocks.
 - ``'gemm'``: im2col + GEMM without transposes. Each thread owns a contiguous share
   of the batch and walks it in groups of ``G`` images: it builds the group's col in
   (C*KH*KW, G*OH*OW) layout, one single-threaded BLAS call ``W(FN, K) @ col`` gives
@@ -30,8 +41,11 @@ Algorithms (``kernels/*_backend/conv``):
   from one image to 512 KiB measured within noise, one whole-share col per thread up
   to 2.7x slower.
 
-The rule (``use_direct``): direct wherever its kernels apply, im2col + GEMM elsewhere;
-``plan`` applies it and sizes the call, and both backends execute what it returns.
+The rule (``use_direct``, ``use_filters``): a direct algorithm wherever its kernels
+apply, im2col + GEMM elsewhere; ``'direct_filters'`` where the wide planes would waste
+more than 15% of the work on padding (``FILTERS_BELOW``) and the output channels fill
+whole blocks of filters, else ``'direct'``. ``plan`` applies it and sizes the call, and
+both backends execute what it returns.
 Measured on DeepConvNet's six convs (batch 100, float32, 2 threads, fused ReLU,
 median of 15; direct vs gemm in ms, forward / backward with dx / backward without dx):
 
@@ -53,6 +67,21 @@ convs' forward + backward; the closest layer, 64x8x8 -> 64, took 8.9/8.6 (fwd) a
 The only case direct does not win is the first layer's backward *with* dx (C = 1 pads
 to an 8-channel block there), which a network never asks for: the input needs no
 gradient.
+
+direct_filters against direct (Cython, float32, batch 100, 2 threads, fused ReLU,
+medians of 20 taken three times alternated, Zen 5; forward / backward with dx in ms):
+
+    layer (plane: outputs/values)   AVX-512 direct  AVX-512 filters  AVX2 direct  AVX2 filters
+    16x28x28 -> 16 (784/841, 0.93)       -               -           1.77/3.75    1.84/3.93
+    16x14x14 -> 32 (196/225, 0.87)   0.59/1.50       0.70/1.53       1.00/2.14    0.98/2.06
+    32x14x14 -> 32 p2 (256/256, 1)   1.18/2.60       1.39/2.54       2.10/4.28    2.22/4.05
+    32x8x8 -> 64 (64/81, 0.79)       0.78/1.75       0.75/1.47       1.34/2.75    1.14/2.31
+    64x8x8 -> 64 (64/81, 0.79)       1.52/3.49       1.33/2.63       2.63/5.39    2.16/4.32
+
+(AVX-512's 32-filter blocks leave the 16-filter layer out.) On the 8x8 planes the filters
+kernels win everything, forward, dx and dW alike (alone, dW with filters in vectors took
+conv6's backward from 3.49 to 2.78 ms at AVX-512); at 0.87 and above they lose or tie,
+hence ``FILTERS_BELOW = 0.85``.
 """
 import math
 from typing import NamedTuple
@@ -69,6 +98,8 @@ class Blocks(NamedTuple):
     dw_f: int  #: weight-gradient blocks: filters ...
     dw_c: int  #: ... x channels, one tap
     dw3_c: int  #: ... x channels, three taps
+    fv_f: int  #: direct_filters blocks: vectors of filters ...
+    fv_p: int  #: ... x broadcast inputs (output positions; dW: channel-and-tap pairs)
 
 
 #: Block shapes per level (``kernels/_isa.py``), the same in both backends (setup.py
@@ -91,10 +122,22 @@ class Blocks(NamedTuple):
 #: - sse (16 registers, no FMA: a product needs a temporary): fwd 4x2 (12 registers)
 #:   against 4x3 (17, one spill) alternated three times: 163/213/159 against
 #:   160/256/192 ms; 4x2 kept. dW as avx2.
+#:
+#: The direct_filters blocks keep fv_p*fv_f accumulators, fv_f vectors of filters (dW:
+#: of dout) and one broadcast input. Measured on conv6's forward (100x64x8x8 -> 64, Cython,
+#: 2 threads, median of 20, Zen 5, alternated with the wide kernel in one sitting):
+#:
+#: - avx512: 2x8 1.20 ms (wide: 1.39), 2x12 1.19, 4x6 1.30 (wide 1.51 in that sitting),
+#:   4x4 1.35 (wide 1.40). 2x8 kept: as fast as 2x12 with 8 index registers, not 12, and
+#:   32 filters a block, so the 32-filter layers qualify too.
+#: - avx2 (forced on the same host): 2x6 2.07-2.16 ms (wide 2.55-2.65); 4x3 4.27 (17
+#:   registers: spills); 1x12 2.87. 2x6 kept.
+#: - sse: 2x4 (8 accumulators, 2 vectors of filters, the broadcast and a product),
+#:   by the register count; not measured.
 BLOCKS = {
-    "sse": Blocks(16, 4, 2, 4, 2, 1),
-    "avx2": Blocks(32, 4, 3, 4, 2, 1),
-    "avx512": Blocks(64, 8, 3, 4, 4, 2),
+    "sse": Blocks(16, 4, 2, 4, 2, 1, 2, 4),
+    "avx2": Blocks(32, 4, 3, 4, 2, 1, 2, 6),
+    "avx512": Blocks(64, 8, 3, 4, 4, 2, 2, 8),
 }
 
 #: Target size in bytes of one thread's col group (see ``group_size``).
@@ -108,51 +151,94 @@ SIMD_CHUNK_BYTES = 512 * 1024
 
 
 def use_direct(kh, kw, sh, sw, ph, pw, oh=None, ow=None):
-    """The rule: True when the direct algorithm is chosen for this geometry (a
-    ``Window``'s fields; the output size does not enter the rule)."""
+    """True when the direct kernels apply to this geometry (a ``Window``'s fields):
+    stride 1 and pad < window."""
     return sh == 1 and sw == 1 and ph < kh and pw < kw
 
 
+#: The rule picks ``'direct_filters'`` where a wide plane holds fewer than this fraction
+#: of outputs (see the module docstring: 8x8 planes, 0.79, won; 0.87 and more did not).
+FILTERS_BELOW = 0.85
+
+ALGORITHMS = ("direct", "direct_filters", "gemm")
+
+
 def choose(algorithm, g):
-    """``algorithm`` if given (``'direct'`` or ``'gemm'``), else the rule's choice for the
-    window geometry ``g``; ValueError for ``'direct'`` where no direct kernel applies."""
+    """``algorithm`` if given (one of ``ALGORITHMS``), else ``'direct'`` where the direct
+    kernels apply to the window geometry ``g`` (``plan`` then picks between the two
+    direct kernels) and ``'gemm'`` elsewhere. ValueError for a direct algorithm where no
+    direct kernel applies."""
     if algorithm is None:
         return "direct" if use_direct(*g) else "gemm"
-    if algorithm not in ("direct", "gemm"):
-        raise ValueError(f"algorithm must be None, 'direct' or 'gemm', got {algorithm!r}")
-    if algorithm == "direct" and not use_direct(*g):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be None or one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm != "gemm" and not use_direct(*g):
         raise ValueError(
-            f"algorithm='direct' needs stride 1 and pad < window (got window "
+            f"algorithm={algorithm!r} needs stride 1 and pad < window (got window "
             f"{g[0]}x{g[1]}, stride {g[2:4]}, pad {g[4:6]}); use 'gemm' or None"
         )
     return algorithm
 
 
+def use_filters(plane, outputs, channels, filters):
+    """The rule between the direct kernels: True (``'direct_filters'``) where a packed
+    plane of ``plane`` values holds fewer than ``FILTERS_BELOW`` of them as ``outputs``
+    and each count in ``channels`` (the call's output channels: FN, and C for dx) fills
+    whole blocks of ``filters``."""
+    return (outputs < FILTERS_BELOW * plane
+            and all(c % filters == 0 for c in channels))
+
+
 class Plan(NamedTuple):
     """How one conv call runs: the same decision and sizes in both backends."""
 
-    algorithm: str  #: ``'direct'`` (wide-plane kernels) or ``'gemm'`` (im2col + GEMM)
+    algorithm: str  #: one of ``ALGORITHMS``
     G: int  #: images per packed chunk (direct) or per GEMM (gemm)
     nt: int  #: threads that get work
     off: object  #: direct: flat offsets of the window taps (``wide_layout``); gemm: None
     width: int  #: direct: row length of the packed buffers; gemm: 0
+    pos: object  #: direct_filters: the outputs' offsets in G packed planes; else None
+    pos_dx: object  #: direct_filters, backward: the same for dx's outputs; else None
 
 
-def plan(x_shape, W_shape, g, itemsize, n_threads, step, lanes, algorithm=None,
-         backward=False):
+def plan(x_shape, W_shape, g, itemsize, n_threads, blocks, algorithm=None, backward=False):
     """The :class:`Plan` of a conv call on ``x_shape`` with filters ``W_shape`` and window
-    geometry ``g``, for ``n_threads`` threads; ``step`` output positions per forward block
-    of the direct kernels (``fwd_v`` vectors of ``lanes`` values); ``algorithm``
-    overrides the rule."""
+    geometry ``g``, for ``n_threads`` threads and the level's ``blocks`` (``BLOCKS``);
+    ``algorithm`` overrides the rule."""
+    rule = algorithm is None
     algorithm = choose(algorithm, g)
     kh, kw, _, _, ph, pw, oh, ow = g
-    N, C = x_shape[0], x_shape[1]
+    N, C, H, W = x_shape
     if algorithm == "gemm":
         G = group_size(N, C * kh * kw, oh * ow, itemsize, n_threads)
-        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0)
-    _, _, off, G, nt, width = wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads,
-                                        step, lanes, backward)
-    return Plan("direct", G, nt, off, width)
+        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0, None, None)
+    lanes = blocks.vbytes // itemsize
+    Wp, S, off, G, nt, width = wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads,
+                                         blocks.fwd_v * lanes, lanes, backward)
+    channels = (W_shape[0], C) if backward else (W_shape[0],)
+    if rule and use_filters(S, oh * ow, channels, blocks.fv_f * lanes):
+        algorithm = "direct_filters"
+    if algorithm == "direct":
+        return Plan("direct", G, nt, off, width, None, None)
+    return Plan("direct_filters", G, nt, off, width, positions(G, oh, ow, Wp, S, blocks.fv_p),
+                positions(G, H, W, Wp, S, blocks.fv_p) if backward else None)
+
+
+def dw_offsets(C, off, xs, p):
+    """Offsets ``c*xs + off[t]`` of every channel c < C and tap t in a packed buffer with
+    rows of ``xs``, zero-padded to a multiple of ``p``: the inputs the weight-gradient
+    kernel with filters in vectors broadcasts."""
+    k = (np.arange(C)[:, None] * xs + np.asarray(off)).ravel()
+    return np.ascontiguousarray(np.concatenate([k, np.zeros(-k.size % p, k.dtype)]), dtype=np.intp)
+
+
+def positions(G, OH, OW, Wp, S, p):
+    """Flat offsets in G packed planes (``wide_layout``) of every output position
+    (OH x OW per plane), repeated at the end to a multiple of ``p``."""
+    q = (np.arange(G)[:, None, None] * S + np.arange(OH)[:, None] * Wp
+         + np.arange(OW)).ravel()
+    n = -(-q.size // p) * p
+    return np.ascontiguousarray(np.concatenate([q, np.full(n - q.size, q[-1])]), dtype=np.intp)
 
 
 def finite(*arrays):

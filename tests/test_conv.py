@@ -1,9 +1,5 @@
 """conv2d / conv2d_backward: the reference against a naive loop and finite differences,
-every backend and both compiled algorithms against the reference, and every bad input."""
-import os
-import subprocess
-import sys
-
+every backend and every compiled algorithm against the reference, and every bad input."""
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -12,11 +8,12 @@ from hypothesis import strategies as st
 import fastconv as fc
 from fastconv import _backend
 from fastconv import reference as ref
+from fastconv._kernels import _conv_plan
 
 from conftest import BACKENDS, COMPILED, TOL, assert_sum_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
-ALGORITHMS = ["direct", "gemm"]
+ALGORITHMS = list(_conv_plan.ALGORITHMS)
 
 # x shape (N, C, H, W), filters (FN, KH, KW), stride, pad
 CASES = [
@@ -32,6 +29,7 @@ CASES = [
     ((2, 2, 4, 4), (3, 3, 3), 1, (2, 0)),      # pad pair
     ((3, 5, 6, 5), (4, 2, 3), (1, 3), (0, 2)),  # stride and pad pairs
     ((5, 16, 14, 14), (32, 3, 3), 1, 1),       # DeepConvNet's third conv, batch 5
+    ((3, 32, 8, 8), (64, 3, 3), 1, 1),         # its fifth: the rule's direct_filters
 ]
 
 
@@ -122,16 +120,14 @@ def _win(x, W, stride, pad):
 
 
 def _applies(algorithm, g):
-    """False (after checking the kernels refuse it) for 'direct' where no direct kernel
-    applies: strided windows or pad >= window."""
-    from fastconv._kernels._conv_plan import use_direct
-
-    if algorithm != "direct" or use_direct(*g):
+    """False (after checking the kernels refuse it) for a direct algorithm where no
+    direct kernel applies: strided windows or pad >= window."""
+    if algorithm == "gemm" or _conv_plan.use_direct(*g):
         return True
     for backend in COMPILED:
-        with pytest.raises(ValueError, match="algorithm='direct' needs stride 1"):
+        with pytest.raises(ValueError, match=f"algorithm='{algorithm}' needs stride 1"):
             _kernel(backend).conv2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)),
-                                    np.zeros(1), g, algorithm="direct")
+                                    np.zeros(1), g, algorithm=algorithm)
     return False
 
 
@@ -140,7 +136,7 @@ def _applies(algorithm, g):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES)
 def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride, pad):
-    """Both algorithms of each compiled backend, forward, fused ReLU and backward."""
+    """Every algorithm of each compiled backend, forward, fused ReLU and backward."""
     x, W, b = _inputs(shape, filt, dtype)
     win = _win(x, W, stride, pad)
     if not _applies(algorithm, win):
@@ -173,6 +169,7 @@ def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride,
     ((37, 16, 28, 28), (16, 3, 3), 1),   # many work chunks per thread, a short last one
     ((11, 5, 13, 6), (10, 3, 2), (2, 1)),  # pads equal to KH-1 / KW-1, odd channel counts
     ((9, 3, 4, 17), (17, 2, 3), 0),
+    ((29, 32, 8, 8), (64, 3, 3), 1),     # the rule's direct_filters over several chunks
 ])
 def test_kernels_match_reference_many_chunks(backend, algorithm, dtype, shape, filt, pad):
     """Batches split into several packed chunks per thread, where each chunk's planes
@@ -338,20 +335,43 @@ def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
     ((3, 3, 1, 3, 0, 0), False),
 ])
 def test_rule_picks_direct_where_its_kernels_apply(geometry, direct):
-    from fastconv._kernels._conv_plan import choose, use_direct
-
     g = geometry + (1, 1)  # the output size does not enter the rule
-    assert use_direct(*g) is direct
-    assert choose(None, g) == ("direct" if direct else "gemm")
-    assert choose("gemm", g) == "gemm"
+    assert _conv_plan.use_direct(*g) is direct
+    assert _conv_plan.choose(None, g) == ("direct" if direct else "gemm")
+    assert _conv_plan.choose("gemm", g) == "gemm"
     if not direct:
-        with pytest.raises(ValueError, match="algorithm='direct' needs stride 1"):
-            choose("direct", g)
+        for algorithm in ("direct", "direct_filters"):
+            with pytest.raises(ValueError, match=f"algorithm='{algorithm}' needs stride 1"):
+                _conv_plan.choose(algorithm, g)
+
+
+@pytest.mark.parametrize("level", _conv_plan.BLOCKS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backward", [False, True])
+def test_plan_picks_direct_filters_on_small_planes(level, dtype, backward):
+    """DeepConvNet's convs at every level: direct_filters on the 8x8 planes (64 outputs
+    in 81 packed values), the wide direct kernels on the larger ones, and the wide ones
+    where the channels do not fill a block of filters."""
+    from fastconv._bench.deepconvnet import shapes
+
+    blocks, itemsize = _conv_plan.BLOCKS[level], np.dtype(dtype).itemsize
+    for conv in shapes(100).convs:
+        N, C, H, W, FN, k, s, p = conv
+        g = _win(np.empty((1, C, H, W)), np.empty((FN, C, k, k)), s, p)
+        plan = _conv_plan.plan((N, C, H, W), (FN, C, k, k), g, itemsize, 2, blocks,
+                               backward=backward)
+        assert plan.algorithm == ("direct_filters" if H == 8 else "direct"), conv
+        assert (plan.pos is not None) == (H == 8)
+        assert (plan.pos_dx is not None) == (H == 8 and backward)
+    g = _win(np.empty((1, 3, 8, 8)), np.empty((64, 3, 3, 3)), 1, 1)
+    narrow = _conv_plan.plan((100, 3, 8, 8), (64, 3, 3, 3), g, itemsize, 2, blocks,
+                             backward=True)
+    assert narrow.algorithm == "direct"  # dx's 3 channels fill no block of filters
 
 
 @pytest.mark.parametrize("backend", COMPILED)
 def test_kernel_rejects_unknown_algorithm(backend):
-    with pytest.raises(ValueError, match="algorithm must be None, 'direct' or 'gemm'"):
+    with pytest.raises(ValueError, match="algorithm must be None or one of"):
         _kernel(backend).conv2d(X, W3, B, _win(X, W3, 1, 0), False, algorithm="fft")
 
 
@@ -379,46 +399,6 @@ def test_fused_relu_propagates_nan(backend):
     assert np.isnan(out).all()
 
 
-NARROW_VECTORS = """
-import sys
-import numpy as np
-from fastconv._kernels.numba_backend import _simd
-_simd.VBYTES = int(sys.argv[1])
-from fastconv._kernels.numba_backend import conv as k
-from fastconv.reference import conv as ref
-from fastconv._validation import window
-rng = np.random.default_rng(1)
-worst = 0.0
-for dt in (np.float32, np.float64):
-    for N, C, H, W, FN, kh, kw, p in [(5, 3, 9, 7, 10, 3, 3, 1), (4, 2, 6, 6, 5, 2, 2, 1)]:
-        x = rng.standard_normal((N, C, H, W)).astype(dt)
-        Wt = rng.standard_normal((FN, C, kh, kw)).astype(dt)
-        b = rng.standard_normal(FN).astype(dt)
-        g = window(H, W, kh, kw, (1, 1), (p, p), "test")
-        out = k.conv2d(x, Wt, b, g, True, algorithm="direct")
-        want = ref.conv2d(x, Wt, b, 1, p, True)
-        dout = rng.standard_normal(out.shape).astype(dt)
-        got = k.conv2d_backward(dout, x, Wt, g, True, algorithm="direct", relu_out=out)
-        pairs = [(out, want)] + list(zip(got, ref.conv2d_backward(dout, x, Wt, 1, p, True, want)))
-        tol = 1e-5 if dt == np.float32 else 1e-12
-        for g, w in pairs:
-            worst = max(worst, float(np.abs(g - w).max() / np.abs(w).max()) / tol)
-print(worst)
-"""
-
-
-@pytest.mark.skipif("numba" not in COMPILED, reason="Numba is not installed")
-@pytest.mark.parametrize("vbytes", [32, 16])
-def test_numba_direct_kernels_on_narrower_vectors(vbytes, tmp_path):
-    """The Numba direct kernels built for AVX (32-byte) and SSE (16-byte) registers, as on
-    machines without AVX-512, in a fresh process with its own compile cache."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    res = subprocess.run([sys.executable, "-c", NARROW_VECTORS, str(vbytes)],
-                         capture_output=True, text=True, env=env)
-    assert res.returncode == 0, res.stderr
-    assert float(res.stdout.strip()) < 1.0, res.stdout
-
-
 @pytest.mark.skipif("numba" not in COMPILED, reason="Numba is not installed")
 def test_numba_direct_kernels_refuse_short_buffers():
     """The unchecked Numba loops refuse packed buffers sized for other vector widths (a
@@ -429,13 +409,13 @@ def test_numba_direct_kernels_refuse_short_buffers():
     F = nc.WIDE_F
     x, W, b = _inputs((1, 1, 1, 1), (F, 1, 1), np.float32)
     Wp, S, off = plan.wide_layout(1, 1, 1, 1, 0, 0)
-    L = nc._lanes_of(x)
+    L = nc.VBYTES // x.itemsize
     short = plan.wide_buffer_width(1, S, Wp, 0, off, nc.WIDE_V * L, L) - L  # a vector too short
     out = np.empty((1, F, 1, 1), np.float32)
     with pytest.raises(ValueError, match="packed buffer too short"):
         nc._forward_simd(x, plan.pack_filters(W.reshape(F, 1, 1), F), b, out,
                          np.zeros((1, short), np.float32), np.zeros((1, F * short), np.float32),
-                         off, 0, 0, False, 1, 1)
+                         F, off, off, False, 0, 0, False, 1, 1)
 
 
 def _same_values(got, want, dtype):

@@ -15,14 +15,15 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import dw_channels, finite, flipped_filters, pack_filters, plan
+from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, finite, flipped_filters,
+                          pack_filters, plan)
 from .._isa import level as isa_level
 from ._runtime import get_num_threads
 
 cdef extern from "conv_simd.h" nogil:
     ctypedef struct fc_simd_level:
         const char* name
-        int vbytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c
+        int vbytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p
         void (*conv_wide_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
                               const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
                               Py_ssize_t nfb, float* out, Py_ssize_t ldo,
@@ -31,6 +32,26 @@ cdef extern from "conv_simd.h" nogil:
                               const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
                               Py_ssize_t nfb, double* out, Py_ssize_t ldo,
                               Py_ssize_t Q) noexcept nogil
+        void (*conv_fv_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
+                            const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
+                            Py_ssize_t nfb, float* out, Py_ssize_t ldo,
+                            const Py_ssize_t* pos, Py_ssize_t npos) noexcept nogil
+        void (*conv_fv_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
+                            const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
+                            Py_ssize_t nfb, double* out, Py_ssize_t ldo,
+                            const Py_ssize_t* pos, Py_ssize_t npos) noexcept nogil
+        void (*conv_dwv_f32)(const float* g, Py_ssize_t ldg, Py_ssize_t nfb, const float* x,
+                             const Py_ssize_t* xo, Py_ssize_t nk, const Py_ssize_t* pos,
+                             Py_ssize_t npos, float* dwt, Py_ssize_t ldw) noexcept nogil
+        void (*conv_dwv_f64)(const double* g, Py_ssize_t ldg, Py_ssize_t nfb,
+                             const double* x, const Py_ssize_t* xo, Py_ssize_t nk,
+                             const Py_ssize_t* pos, Py_ssize_t npos, double* dwt,
+                             Py_ssize_t ldw) noexcept nogil
+        void (*pack_t_f32)(const float* src, const float* mask, Py_ssize_t m, Py_ssize_t F,
+                           Py_ssize_t P, float* dst, Py_ssize_t ldg) noexcept nogil
+        void (*pack_t_f64)(const double* src, const double* mask, Py_ssize_t m,
+                           Py_ssize_t F, Py_ssize_t P, double* dst,
+                           Py_ssize_t ldg) noexcept nogil
         void (*conv_dw_f32)(const float* g, Py_ssize_t gs, Py_ssize_t nfb, const float* x,
                             Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off,
                             Py_ssize_t ntap, float* dw, Py_ssize_t Q) noexcept nogil
@@ -77,8 +98,9 @@ cdef const fc_simd_level* _K = _level_table(isa_level())
 
 def block_shapes():
     """The compiled block shapes of the level in force, as ``kernels._conv_plan.BLOCKS``
-    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c)``."""
-    return (_K.name.decode(), _K.vbytes, _K.fwd_f, _K.fwd_v, _K.dw_f, _K.dw_c, _K.dw3_c)
+    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p)``."""
+    return (_K.name.decode(), _K.vbytes, _K.fwd_f, _K.fwd_v, _K.dw_f, _K.dw_c, _K.dw3_c,
+            _K.fv_f, _K.fv_p)
 
 
 cdef inline void _gemm(char ta, char tb, int M, int N, int K, floating alpha,
@@ -298,7 +320,8 @@ def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
 # read. Neighbours share their zero padding: a row's right pad is the next row's left pad
 # and an image's bottom pad the next image's top pad, so a plane is (H + ph) x (W + pw)
 # and the kernels waste only the pw columns and ph rows computed past each image's
-# outputs (then dropped by the compaction that applies bias and ReLU).
+# outputs (then dropped by the compaction that applies bias and ReLU). direct_filters
+# runs the kernels with filters in vectors on the same planes, at the outputs only.
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b
@@ -332,6 +355,49 @@ cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_
         _K.conv_wide_f64(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
 
 
+cdef inline void _fv(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
+                     Py_ssize_t ntap, const floating* w, Py_ssize_t nfb, floating* out,
+                     Py_ssize_t ldo, const Py_ssize_t* pos, Py_ssize_t npos) noexcept nogil:
+    if floating is float:
+        _K.conv_fv_f32(x, xs, C, off, ntap, w, nfb, out, ldo, pos, npos)
+    else:
+        _K.conv_fv_f64(x, xs, C, off, ntap, w, nfb, out, ldo, pos, npos)
+
+
+cdef inline void _forward_wide(const floating* x, Py_ssize_t xs, Py_ssize_t C,
+                               const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
+                               floating* out, Py_ssize_t ldo, Py_ssize_t nrows,
+                               const Py_ssize_t* pos, Py_ssize_t m, Py_ssize_t P,
+                               Py_ssize_t S) noexcept nogil:
+    """The forward kernel over m packed images into the first nrows rows of out: with
+    filters in vectors over the m*P output positions listed in pos (pos not NULL), else
+    with positions in vectors over the m whole planes."""
+    cdef Py_ssize_t L = _K.vbytes // sizeof(floating)
+    if pos != NULL:
+        _fv(x, xs, C, off, ntap, w, nrows // (_K.fv_f * L), out, ldo, pos,
+            _round_up(m * P, _K.fv_p))
+    else:
+        _wide(x, xs, C, off, ntap, w, nrows // _K.fwd_f, out, ldo, m * S)
+
+
+cdef inline void _dwv(const floating* g, Py_ssize_t ldg, Py_ssize_t nfb, const floating* x,
+                      const Py_ssize_t* xo, Py_ssize_t nk, const Py_ssize_t* pos,
+                      Py_ssize_t npos, floating* dwt, Py_ssize_t ldw) noexcept nogil:
+    if floating is float:
+        _K.conv_dwv_f32(g, ldg, nfb, x, xo, nk, pos, npos, dwt, ldw)
+    else:
+        _K.conv_dwv_f64(g, ldg, nfb, x, xo, nk, pos, npos, dwt, ldw)
+
+
+cdef inline void _pack_t(const floating* src, const floating* mask, Py_ssize_t m,
+                         Py_ssize_t F, Py_ssize_t P, floating* dst,
+                         Py_ssize_t ldg) noexcept nogil:
+    if floating is float:
+        _K.pack_t_f32(src, mask, m, F, P, dst, ldg)
+    else:
+        _K.pack_t_f64(src, mask, m, F, P, dst, ldg)
+
+
 cdef inline void _dw(const floating* g, Py_ssize_t gs, Py_ssize_t nfb, const floating* x,
                      Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off, Py_ssize_t ntap,
                      floating* dw, Py_ssize_t Q) noexcept nogil:
@@ -352,12 +418,13 @@ cdef inline void _add_row_sums(const floating* a, Py_ssize_t lda, Py_ssize_t row
 def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
                   const floating[::1] b, floating[:, :, :, ::1] out,
                   floating[:, :, ::1] xbuf, floating[:, :, ::1] wide,
-                  const Py_ssize_t[::1] off, int ph, int pw, bint relu, Py_ssize_t G,
-                  int nt):
+                  const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos, bint fv, int ph,
+                  int pw, bint relu, Py_ssize_t G, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
-    cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2], nfb = wide.shape[1] // _K.fwd_f
+    cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2]
+    cdef const Py_ssize_t* pp = &pos[0] if fv else NULL
     cdef Py_ssize_t lo, hi, n0, m
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
@@ -368,8 +435,8 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
             m = min(G, hi - n0)
             _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
                   &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
-            _wide(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0], nfb,
-                  &wide[t, 0, 0], ldo, m * S)
+            _forward_wide(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
+                          &wide[t, 0, 0], ldo, wide.shape[1], pp, m, OH * OW, S)
             _unwide(&wide[t, 0, 0], ldo, m, FN, OH, OW, Wp, S, &b[0], relu,
                     &out[n0, 0, 0, 0])
             n0 = n0 + m
@@ -378,28 +445,33 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
 def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
                    bint has_relu, const floating[:, :, :, ::1] x,
                    const floating[::1] wdx, floating[:, :, :, ::1] dx, bint need_dx,
-                   floating[:, :, :, ::1] dW_part, floating[:, ::1] db_part,
+                   floating[:, ::1] dW_part, floating[:, ::1] db_part,
                    floating[:, :, ::1] xbuf, floating[:, :, ::1] dbuf,
-                   floating[:, :, ::1] wide, const Py_ssize_t[::1] off,
-                   int kh, int kw, int ph, int pw, Py_ssize_t G, int nt):
+                   floating[:, ::1] gbuf, floating[:, :, ::1] wide,
+                   const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
+                   const Py_ssize_t[::1] pos_dx, const Py_ssize_t[::1] xo, bint fv_dw,
+                   bint fv_dx, int kh, int kw, int ph, int pw, Py_ssize_t G, int nt):
     """dout (masked by the fused ReLU) is packed once, padded by (kh-1-ph, kw-1-pw).
     That layout has x's plane geometry (Wp = OW + kw-1-pw = W + pw, likewise S), so
     dx is the forward kernel over it with the flipped, transposed filters, and the same
     buffer read ``(kh-1-ph)*Wp + kw-1-pw`` values further on is dout aligned with x's
-    windows, zero between outputs: the weight-gradient kernel's g."""
+    windows, zero between outputs: the weight-gradient kernel's g. With ``fv_dw`` dW
+    comes instead from dout packed filters last (``gbuf``, rows of ``ldg``) by the
+    kernel with filters in vectors, into dW_part's (channel x tap, ldg) rows."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
     cdef Py_ssize_t top = kh - 1 - ph, left = kw - 1 - pw, shift = top * Wp + left
     cdef Py_ssize_t xs = xbuf.shape[2], ds = dbuf.shape[2]
-    cdef Py_ssize_t ldo = wide.shape[2], ncb_dx = wide.shape[1] // _K.fwd_f
-    cdef Py_ssize_t nfb = dbuf.shape[1] // _K.dw_f, Cp = xbuf.shape[1]
-    cdef Py_ssize_t lo, hi, n0, m, Q, L = _K.vbytes // sizeof(floating)
+    cdef Py_ssize_t ldo = wide.shape[2], Cp = xbuf.shape[1], nfb = dbuf.shape[1] // _K.dw_f
+    cdef Py_ssize_t L = _K.vbytes // sizeof(floating)
+    cdef Py_ssize_t ldg = _round_up(FN, _K.fv_f * L)
+    cdef const Py_ssize_t* pp_dx = &pos_dx[0] if fv_dx else NULL
+    cdef Py_ssize_t lo, hi, n0, m, Q
     cdef const floating* mask
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        memset(&dW_part[t, 0, 0, 0], 0, dW_part.shape[1] * dW_part.shape[2] * dW_part.shape[3]
-               * sizeof(floating))
+        memset(&dW_part[t, 0], 0, dW_part.shape[1] * sizeof(floating))
         memset(&db_part[t, 0], 0, FN * sizeof(floating))
         lo = _share_start(t, nt, N, G)
         hi = _share_start(t + 1, nt, N, G)
@@ -413,11 +485,16 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                   &dbuf[t, 0, 0], ds, (top + 1) * Wp + L)
             Q = _round_up(m * S, L)
             _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[t, 0])
-            _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0], off.shape[0],
-                &dW_part[t, 0, 0, 0], Q)
+            if fv_dw:
+                _pack_t(&dout[n0, 0, 0, 0], mask, m, FN, OH * OW, &gbuf[t, 0], ldg)
+                _dwv(&gbuf[t, 0], ldg, ldg // (_K.fv_f * L), &xbuf[t, 0, 0], &xo[0],
+                     xo.shape[0], &pos[0], m * OH * OW, &dW_part[t, 0], ldg)
+            else:
+                _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
+                    off.shape[0], &dW_part[t, 0], Q)
             if need_dx:
-                _wide(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
-                      ncb_dx, &wide[t, 0, 0], ldo, m * S)
+                _forward_wide(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
+                              &wide[t, 0, 0], ldo, wide.shape[1], pp_dx, m, H * W, S)
                 _unwide(&wide[t, 0, 0], ldo, m, C, H, W, Wp, S, <floating*>NULL, False,
                         &dx[n0, 0, 0, 0])
             n0 = n0 + m
@@ -425,28 +502,49 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
 
 def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
-    xbuf = np.zeros((p.nt, dw_channels(C, kh * kw, _K.dw_c, _K.dw3_c), p.width), dtype=x.dtype)
+    cdef Py_ssize_t L = _K.vbytes // x.itemsize, ntap = kh * kw, OH = g[6], OW = g[7]
+    xbuf = np.zeros((p.nt, dw_channels(C, ntap, _K.dw_c, _K.dw3_c), p.width), dtype=x.dtype)
     dbuf = np.zeros((p.nt, _round_up(FN, _K.dw_f), p.width), dtype=x.dtype)
-    dW_part = np.empty((p.nt, dbuf.shape[1], xbuf.shape[1], kh * kw), dtype=x.dtype)
+    fv_dw = p.algorithm == "direct_filters"
+    if fv_dw:
+        ldg = _round_up(FN, _K.fv_f * L)
+        gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
+        xo = dw_offsets(C, p.off, p.width, _K.fv_p)
+        dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
+    else:
+        gbuf = np.empty((1, 1), dtype=x.dtype)
+        xo = p.off
+        dW_part = np.empty((p.nt, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
     db_part = np.empty((p.nt, FN), dtype=x.dtype)
+    fv_dx = need_dx and fv_dw
     if need_dx:
         dx = np.empty_like(x)
-        wdx = pack_filters(flipped_filters(W), _K.fwd_f)
-        wide = np.empty((p.nt, _round_up(C, _K.fwd_f), p.width), dtype=x.dtype)
+        F = _filter_block(fv_dx, x.itemsize)
+        wdx = pack_filters(flipped_filters(W), F)
+        wide = np.empty((p.nt, _round_up(C, F), p.width), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)
         wide = np.empty((1, 1, 1), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
-                   wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, wide, p.off,
-                   kh, kw, g[4], g[5], p.G, p.nt)
-    dW = dW_part.sum(axis=0)[:FN, :C].reshape(FN, C, kh, kw)
-    return (dx if need_dx else None), dW, db_part.sum(axis=0)
+                   wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, gbuf, wide, p.off,
+                   p.pos if fv_dw else p.off, p.pos_dx if fv_dx else p.off, xo, fv_dw,
+                   fv_dx, kh, kw, g[4], g[5], p.G, p.nt)
+    dW = dW_part.sum(axis=0)
+    if fv_dw:
+        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
+    else:
+        dW = dW.reshape(dbuf.shape[1], xbuf.shape[1], ntap)[:FN, :C]
+    return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)
+
+
+def _filter_block(bint fv, Py_ssize_t itemsize):
+    """Filters per block of the forward kernel: with filters in vectors or not."""
+    return _K.fv_f * (_K.vbytes // itemsize) if fv else _K.fwd_f
 
 
 def _plan(x, W, g, algorithm, backward):
-    cdef Py_ssize_t L = _K.vbytes // x.itemsize
-    return plan(x.shape, W.shape, g, x.itemsize, get_num_threads(), _K.fwd_v * L, L,
+    return plan(x.shape, W.shape, g, x.itemsize, get_num_threads(), BLOCKS[isa_level()],
                 algorithm, backward)
 
 
@@ -455,17 +553,19 @@ def _plan(x, W, g, algorithm, backward):
 def conv2d(x, W, b, g, relu=False, algorithm=None):
     """``x`` (N, C, H, W), ``W`` (FN, C, KH, KW), ``b`` (FN,), all C-contiguous of one
     float dtype, and the checked window geometry ``g`` (kh, kw, sh, sw, ph, pw, oh, ow)
-    -> (N, FN, OH, OW). ``algorithm`` ('direct' or 'gemm') overrides the rule of
+    -> (N, FN, OH, OW). ``algorithm`` (one of ``_conv_plan.ALGORITHMS``) overrides the rule of
     ``kernels._conv_plan``, whose ``plan`` this executes."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], FN = W.shape[0]
     kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     p = _plan(x, W, g, algorithm, False)
-    if p.algorithm == "direct":
+    if p.algorithm != "gemm":
+        fv = p.algorithm == "direct_filters"
+        F = _filter_block(fv, x.itemsize)
         xbuf = np.zeros((p.nt, C, p.width), dtype=x.dtype)
-        wide = np.empty((p.nt, _round_up(FN, _K.fwd_f), p.width), dtype=x.dtype)
-        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), _K.fwd_f), b, out, xbuf,
-                      wide, p.off, ph, pw, bool(relu), p.G, p.nt)
+        wide = np.empty((p.nt, _round_up(FN, F), p.width), dtype=x.dtype)
+        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf,
+                      wide, p.off, p.pos if fv else p.off, fv, ph, pw, bool(relu), p.G, p.nt)
         return out
     cdef Py_ssize_t K = C * kh * kw, P = OH * OW
     col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)
@@ -483,9 +583,9 @@ def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
     ``dout``), whose ReLU backward is fused into the pass that gathers ``dout``; None: no
     ReLU."""
     p = _plan(x, W, g, algorithm, True)
-    if p.algorithm == "direct":
+    if p.algorithm != "gemm":
         grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
-        if finite(grads[1], grads[2]) or algorithm == "direct":  # see _conv_plan.finite
+        if finite(grads[1], grads[2]) or algorithm is not None:  # see _conv_plan.finite
             return grads
         p = _plan(x, W, g, "gemm", True)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], FN = W.shape[0]

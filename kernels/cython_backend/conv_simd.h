@@ -5,7 +5,9 @@
  * window tap (ky, kx) of output position q = oy*Wp + ox reads the input at q + ky*Wp + kx,
  * a contiguous shifted load for every tap. Positions with ox >= OW are computed and
  * thrown away (the caller compacts them); this costs (Wp - OW) / Wp of the work and buys
- * unit-stride vector loads with no im2col matrix.
+ * unit-stride vector loads with no im2col matrix. The direct_filters kernels (fc_conv_fv,
+ * fc_conv_dwv) read the same planes at listed output positions only, with vectors of
+ * filters instead of positions, for planes where that waste is large.
  *
  * The kernels are written once (conv_simd_impl.h) with GCC/Clang vector extensions and
  * built by one translation unit per level (written by setup.py, see conv_simd_level.h),
@@ -24,12 +26,29 @@ typedef struct {
     int fwd_f, fwd_v;   /* forward block: filters x vectors of positions */
     int dw_f, dw_c;     /* weight-gradient block of one tap: filters x channels */
     int dw3_c;          /* channels of the three-tap weight-gradient block (dw_f filters) */
+    int fv_f, fv_p;     /* forward with filters in vectors: vectors of filters x positions */
     void (*conv_wide_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
                           ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
                           ptrdiff_t ldo, ptrdiff_t Q);
     void (*conv_wide_f64)(const double* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
                           ptrdiff_t ntap, const double* w, ptrdiff_t nfb, double* out,
                           ptrdiff_t ldo, ptrdiff_t Q);
+    void (*conv_fv_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
+                        ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
+                        ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos);
+    void (*conv_fv_f64)(const double* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
+                        ptrdiff_t ntap, const double* w, ptrdiff_t nfb, double* out,
+                        ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos);
+    void (*conv_dwv_f32)(const float* g, ptrdiff_t ldg, ptrdiff_t nfb, const float* x,
+                         const ptrdiff_t* xo, ptrdiff_t nk, const ptrdiff_t* pos,
+                         ptrdiff_t npos, float* dwt, ptrdiff_t ldw);
+    void (*conv_dwv_f64)(const double* g, ptrdiff_t ldg, ptrdiff_t nfb, const double* x,
+                         const ptrdiff_t* xo, ptrdiff_t nk, const ptrdiff_t* pos,
+                         ptrdiff_t npos, double* dwt, ptrdiff_t ldw);
+    void (*pack_t_f32)(const float* src, const float* mask, ptrdiff_t m, ptrdiff_t F,
+                       ptrdiff_t P, float* dst, ptrdiff_t ldg);
+    void (*pack_t_f64)(const double* src, const double* mask, ptrdiff_t m, ptrdiff_t F,
+                       ptrdiff_t P, double* dst, ptrdiff_t ldg);
     void (*conv_dw_f32)(const float* g, ptrdiff_t gs, ptrdiff_t nfb, const float* x,
                         ptrdiff_t xs, ptrdiff_t Cp, const ptrdiff_t* off, ptrdiff_t ntap,
                         float* dw, ptrdiff_t Q);

@@ -78,6 +78,120 @@ static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
     }
 }
 
+/* The forward with filters in vectors: out[f*ldo + pos[i]] = sum over c < C, t < ntap
+ * of w[c][t][f] * x[c*xs + pos[i] + off[t]] for every filter block (nfb blocks of
+ * FC_FV_F vectors of filters, weights packed as (nfb, C, ntap, FC_FV_F*FC_L)) and
+ * i < npos, a multiple of FC_FV_P. Only the listed positions (an image's outputs) are
+ * computed, where fc_conv_wide computes whole planes; each of FC_FV_P positions
+ * broadcasts its input value against FC_FV_F vectors of filters. */
+static void FC_FN(fc_conv_fv)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
+                              const ptrdiff_t* off, ptrdiff_t ntap,
+                              const FC_T* w, ptrdiff_t nfb,
+                              FC_T* out, ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos)
+{
+    FC_CHECK(C >= 0 && nfb >= 0 && npos >= 0 && npos % FC_FV_P == 0);
+    FC_CHECK(fc_taps_forward(off, ntap));
+    for (ptrdiff_t fb = 0; fb < nfb; fb++) {
+        const FC_T* wb = w + fb * C * ntap * FC_FV_F * FC_L;
+        FC_T* ob = out + fb * FC_FV_F * FC_L * ldo;
+        for (ptrdiff_t i0 = 0; i0 < npos; i0 += FC_FV_P) {
+            FC_VEC acc[FC_FV_P][FC_FV_F];
+#pragma GCC unroll 16
+            for (int p = 0; p < FC_FV_P; p++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_FV_F; v++)
+                    acc[p][v] = (FC_VEC){0};
+            ptrdiff_t pp[FC_FV_P];
+#pragma GCC unroll 16
+            for (int p = 0; p < FC_FV_P; p++)
+                pp[p] = pos[i0 + p];
+            const FC_T* xc = x;
+            const FC_T* wc = wb;
+            for (ptrdiff_t c = 0; c < C; c++) {
+                for (ptrdiff_t t = 0; t < ntap; t++) {
+                    const FC_T* xt = xc + off[t];
+                    FC_VEC wv[FC_FV_F];
+#pragma GCC unroll 4
+                    for (int v = 0; v < FC_FV_F; v++) {
+                        wv[v] = *(const FC_UVEC*)(wc + v * FC_L);
+                        FC_IN_REGISTER(wv[v]);
+                    }
+#pragma GCC unroll 16
+                    for (int p = 0; p < FC_FV_P; p++) {
+                        const FC_T xb = xt[pp[p]];
+#pragma GCC unroll 4
+                        for (int v = 0; v < FC_FV_F; v++)
+                            acc[p][v] += xb * wv[v];
+                    }
+                    wc += FC_FV_F * FC_L;
+                }
+                xc += xs;
+            }
+#pragma GCC unroll 16
+            for (int p = 0; p < FC_FV_P; p++) {
+                FC_T* op = ob + pp[p];
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_FV_F; v++)
+                    for (int i = 0; i < FC_L; i++)
+                        op[(v * FC_L + i) * ldo] = acc[p][v][i];
+            }
+        }
+    }
+}
+
+/* The weight gradient with filters in vectors: dwt[k*ldw + f] += sum over i < npos of
+ * x[xo[k] + pos[i]] * g[i*ldg + f], for k < nk (a multiple of FC_FV_P; k stands for a
+ * channel and tap, xo[k] = c*xs + off[t]) and f < nfb*FC_FV_F*FC_L. g holds dout with
+ * filters last, one row per output position listed in pos (fc_pack_t), so only real
+ * outputs are summed; FC_FV_P inputs are broadcast against FC_FV_F vectors of g, and
+ * the sums stay vectors of filters (no horizontal sums). */
+static void FC_FN(fc_conv_dwv)(const FC_T* g, ptrdiff_t ldg, ptrdiff_t nfb, const FC_T* x,
+                               const ptrdiff_t* xo, ptrdiff_t nk, const ptrdiff_t* pos,
+                               ptrdiff_t npos, FC_T* dwt, ptrdiff_t ldw)
+{
+    FC_CHECK(nfb >= 0 && nk >= 0 && nk % FC_FV_P == 0 && npos >= 0);
+    FC_CHECK(nfb * FC_FV_F * FC_L <= ldg && nfb * FC_FV_F * FC_L <= ldw);
+    for (ptrdiff_t k0 = 0; k0 < nk; k0 += FC_FV_P) {
+        ptrdiff_t pp[FC_FV_P];
+#pragma GCC unroll 16
+        for (int p = 0; p < FC_FV_P; p++)
+            pp[p] = xo[k0 + p];
+        for (ptrdiff_t fb = 0; fb < nfb; fb++) {
+            FC_VEC acc[FC_FV_P][FC_FV_F];
+#pragma GCC unroll 16
+            for (int p = 0; p < FC_FV_P; p++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_FV_F; v++)
+                    acc[p][v] = (FC_VEC){0};
+            const FC_T* gi = g + fb * FC_FV_F * FC_L;
+            for (ptrdiff_t i = 0; i < npos; i++) {
+                FC_VEC gv[FC_FV_F];
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_FV_F; v++) {
+                    gv[v] = *(const FC_UVEC*)(gi + v * FC_L);
+                    FC_IN_REGISTER(gv[v]);
+                }
+                const FC_T* xq = x + pos[i];
+#pragma GCC unroll 16
+                for (int p = 0; p < FC_FV_P; p++) {
+                    const FC_T xb = xq[pp[p]];
+#pragma GCC unroll 4
+                    for (int v = 0; v < FC_FV_F; v++)
+                        acc[p][v] += xb * gv[v];
+                }
+                gi += ldg;
+            }
+#pragma GCC unroll 16
+            for (int p = 0; p < FC_FV_P; p++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FC_FV_F; v++) {
+                    FC_UVEC* d = (FC_UVEC*)(dwt + (k0 + p) * ldw + (fb * FC_FV_F + v) * FC_L);
+                    *d = *d + acc[p][v];
+                }
+        }
+    }
+}
+
 /* One weight-gradient block: FC_DW_F filters x CB channels x TB taps (at most
  * FC_DW_C x 3), dw[f*fstride + c*ntap + k] += sum over q < Q of
  * g[f*gs + q] * x[c*xs + q + off[k]]. Called with constant CB and TB, so after inlining
@@ -194,6 +308,25 @@ static void FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdi
             memset(plane + (top + H) * Wp, 0, (size_t)(S - (top + H) * Wp) * sizeof(FC_T));
         }
         memset(dst + c * ds + m * S, 0, (size_t)tail * sizeof(FC_T));
+    }
+}
+
+/* Images src (m, F, P) -> dst[(j*P + p)*ldg + f], filters last, zero in columns F..ldg;
+ * mask (like src) or NULL: keep a value only where mask > 0 (the fused ReLU's
+ * backward). The g of fc_conv_dwv. */
+static void FC_FN(fc_pack_t)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdiff_t F,
+                             ptrdiff_t P, FC_T* restrict dst, ptrdiff_t ldg)
+{
+    FC_CHECK(m >= 0 && F >= 0 && P >= 0 && F <= ldg);
+    for (ptrdiff_t j = 0; j < m; j++) {
+        const FC_T* s = src + j * F * P;
+        const FC_T* mk = mask ? mask + j * F * P : NULL;
+        FC_T* d = dst + j * P * ldg;
+        for (ptrdiff_t p = 0; p < P; p++)
+            memset(d + p * ldg + F, 0, (size_t)(ldg - F) * sizeof(FC_T));
+        for (ptrdiff_t f = 0; f < F; f++)
+            for (ptrdiff_t p = 0; p < P; p++)
+                d[p * ldg + f] = (mk == NULL || mk[f * P + p] > 0) ? s[f * P + p] : (FC_T)0;
     }
 }
 

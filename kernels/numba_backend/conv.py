@@ -14,11 +14,12 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import dw_channels, finite, flipped_filters, pack_filters, plan
+from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, finite, flipped_filters,
+                          pack_filters, plan)
 from ._jit import jit, pjit
-from ._simd import (DW3_C, DW_C, DW_F, VBYTES, WIDE_F, WIDE_V, dw3_add_sums, dw3_step,
-                    dw3_zeros, dw_add_sums, dw_step, dw_zeros, row_sum, wide_store, wide_tap,
-                    wide_zeros)
+from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, VBYTES, WIDE_F, WIDE_V, dw3_add_sums,
+                    dw3_step, dw3_zeros, dw_add_sums, dw_step, dw_zeros, fv_add, fv_index,
+                    fv_step, fv_store, fv_zeros, row_sum, wide_store, wide_tap, wide_zeros)
 
 
 @jit
@@ -160,6 +161,8 @@ def _backward_gemm(dout3, rout3, x, Wm, WmT, dx, dW_part, db_part, kh, kw, sh, s
 # planes laid end to end, neighbours sharing their zero padding (a plane is
 # (H + PH) x (W + PW)), so every window tap is one shifted contiguous read; outputs are
 # computed W + PW wide and compacted afterwards. Each thread packs its own chunks.
+# direct_filters runs the kernels with filters in vectors (``_fv``, ``_dwv``) on the same
+# planes, at the outputs only.
 
 
 @jit
@@ -212,6 +215,38 @@ def _wide(x, xs, C, off, w, nfb, out, ldo, Q):
 
 
 @jit
+def _fv(x, xs, C, off, w, nfb, out, ldo, pos, npos):
+    """``out[f*ldo + pos[i]]`` = sum over channels c < C and taps of
+    ``w[...] * x[c*xs + pos[i] + off[t]]`` for every filter block and i < npos (a
+    multiple of FV_P): the forward with filters in vectors (``_simd.fv_step``; ``w`` from
+    ``_conv_plan.pack_filters`` with FV_F vectors of filters per block)."""
+    ntap = off.shape[0]
+    F = FV_F * (VBYTES // x.itemsize)
+    for fb in range(nfb):
+        wb = fb * C * ntap * F
+        for i0 in range(0, npos, FV_P):
+            pp = fv_index(pos, i0)
+            acc = fv_zeros(x)
+            wc = wb
+            for c in range(C):
+                for t in range(ntap):
+                    acc = fv_step(acc, x, c * xs + off[t], pp, w, wc)
+                    wc += F
+            fv_store(acc, out, fb * F * ldo, ldo, pp)
+
+
+@jit
+def _forward_kernel(x, xs, C, off, w, nrows, out, ldo, pos, fv, m, P, S):
+    """The forward kernel over m packed images into the first nrows rows of out: with
+    filters in vectors over the m*P outputs listed in pos (fv), else over whole planes."""
+    if fv:
+        F = FV_F * (VBYTES // x.itemsize)
+        _fv(x, xs, C, off, w, nrows // F, out, ldo, pos, -(-(m * P) // FV_P) * FV_P)
+    else:
+        _wide(x, xs, C, off, w, nrows // WIDE_F, out, ldo, m * S)
+
+
+@jit
 def _unwide(wide, ldo, m, OH, OW, Wp, S, b, relu, dst, n0):
     """Rows of the wide output -> ``dst[n0:n0+m]`` (N, F, OH, OW), plus ``b`` and ReLU."""
     zero = np.zeros(1, dst.dtype)[0]
@@ -257,6 +292,38 @@ def _dw(g, g0, gs, nfb, x, xs, Cp, off, dw, Q):
 
 
 @jit
+def _dwv(g, ldg, nfb, x, xo, pos, npos, dwt, ldw):
+    """``dwt[k*ldw + f]`` += sum over i < npos of ``x[xo[k] + pos[i]] * g[i*ldg + f]`` for
+    every k (a channel and tap; xo from ``_conv_plan.dw_offsets``) and filter block: the
+    weight gradient with filters in vectors, over real outputs only."""
+    F = FV_F * (VBYTES // x.itemsize)
+    for k0 in range(0, xo.shape[0], FV_P):
+        pp = fv_index(xo, k0)
+        for fb in range(nfb):
+            acc = fv_zeros(x)
+            for i in range(npos):
+                acc = fv_step(acc, x, pos[i], pp, g, i * ldg + fb * F)
+            fv_add(acc, dwt, k0 * ldw + fb * F, ldw)
+
+
+@jit
+def _pack_t(src, mask, use_mask, n0, m, dst, ldg):
+    """Images ``src[n0:n0+m]`` (N, F, OH, OW) -> ``dst[(j*OH*OW + p)*ldg + f]``, filters
+    last, zero in columns F..ldg; with ``use_mask`` a value is kept only where ``mask``
+    (like src) is > 0. The g of ``_dwv``."""
+    F, OH, OW = src.shape[1], src.shape[2], src.shape[3]
+    zero = np.zeros(1, dst.dtype)[0]
+    for j in range(m):
+        for oy in range(OH):
+            for ox in range(OW):
+                r = ((j * OH + oy) * OW + ox) * ldg
+                for f in range(F):
+                    v = src[n0 + j, f, oy, ox]
+                    dst[r + f] = zero if use_mask and not mask[n0 + j, f, oy, ox] > 0 else v
+                dst[r + F:r + ldg] = 0
+
+
+@jit
 def _share_start(t, nt, N, G):
     """First image of thread t's share: whole chunks of G, split evenly (thread t owns
     images [_share_start(t), _share_start(t + 1)))."""
@@ -281,13 +348,13 @@ def _check_width(width, G, S, Wp, top, off, L):
 
 
 @pjit
-def _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt):
+def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, off, pos, fv, ph, pw, relu, G, nt):
     N, C, H, Wd = x.shape
-    FN, OH, OW = out.shape[1], out.shape[2], out.shape[3]
+    OH, OW = out.shape[2], out.shape[3]
     Wp = Wd + pw
     S = (H + ph) * Wp
     xs = xbuf.shape[1] // C
-    ldo = wide.shape[1] // (-(-FN // WIDE_F) * WIDE_F)
+    ldo = wide.shape[1] // nrows
     _check_width(min(xs, ldo), G, S, Wp, ph, off, VBYTES // x.itemsize)
     for t in prange(nt):
         xb, wb = xbuf[t], wide[t]
@@ -295,34 +362,38 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, off, ph, pw, relu, G, nt):
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
-            _wide(xb, xs, C, off, wpk, -(-FN // WIDE_F), wb, ldo, m * S)
+            _forward_kernel(xb, xs, C, off, wpk, nrows, wb, ldo, pos, fv, m, OH * OW, S)
             _unwide(wb, ldo, m, OH, OW, Wp, S, b, relu, out, n0)
             n0 += m
 
 
 @pjit
 def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
-                   xbuf, dbuf, wide, off, kh, kw, ph, pw, G, nt):
+                   xbuf, dbuf, gbuf, wide, nrows_dx, off, pos, pos_dx, xo, fv, kh, kw, ph,
+                   pw, G, nt):
     """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
-    the weight-gradient kernel's g."""
+    the weight-gradient kernel's g. With ``fv`` (direct_filters) dW comes instead from
+    dout packed filters last (``gbuf``) into dW_part's (channel x tap, ldg) rows, and dx
+    from the forward with filters in vectors."""
     N, C, H, Wd = x.shape
-    FN = dout.shape[1]
+    FN, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
     Wp = Wd + pw
     S = (H + ph) * Wp
     top, left = kh - 1 - ph, kw - 1 - pw
     shift = top * Wp + left
-    Cp, FNp = dW_part.shape[2], dW_part.shape[1]
-    xs = xbuf.shape[1] // Cp
-    ds = dbuf.shape[1] // FNp
     L = VBYTES // x.itemsize
+    Cp, FNp = xbuf.shape[1], dbuf.shape[1]
+    ldg = -(-FN // (FV_F * L)) * FV_F * L
+    xs, ds = xbuf.shape[2], dbuf.shape[2]
     _check_width(min(xs, ds), G, S, Wp, max(ph, top), off, L)
     if need_dx:
-        _check_width(wide.shape[1] // (-(-C // WIDE_F) * WIDE_F), G, S, Wp, max(ph, top), off, L)
+        _check_width(wide.shape[1] // nrows_dx, G, S, Wp, max(ph, top), off, L)
     for t in prange(nt):
-        xb, db_, wb = xbuf[t], dbuf[t], wide[t]
-        dw = dW_part[t].reshape(FNp * Cp * kh * kw)
-        dW_part[t] = 0
+        xb = xbuf[t].reshape(Cp * xs)
+        db_ = dbuf[t].reshape(FNp * ds)
+        wb, dw = wide[t], dW_part[t]
+        dw[:] = 0
         db_part[t] = 0
         n0, hi = _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G)
         while n0 < hi:
@@ -332,40 +403,66 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
             Q = -(-(m * S) // L) * L
             for f in range(FN):
                 db_part[t, f] += row_sum(db_, f * ds + shift, Q)
-            _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
+            if fv:
+                _pack_t(dout, rout, has_relu, n0, m, gbuf[t], ldg)
+                _dwv(gbuf[t], ldg, ldg // (FV_F * L), xb, xo, pos, m * OH * OW, dw, ldg)
+            else:
+                _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
             if need_dx:
-                ldo = wb.shape[0] // (-(-C // WIDE_F) * WIDE_F)
-                _wide(db_, ds, FN, off, wdx, -(-C // WIDE_F), wb, ldo, m * S)
+                ldo = wb.shape[0] // nrows_dx
+                _forward_kernel(db_, ds, FN, off, wdx, nrows_dx, wb, ldo, pos_dx, fv, m,
+                                H * Wd, S)
                 _unwide(wb, ldo, m, H, Wd, Wp, S, zeros_c, False, dx, n0)
             n0 += m
 
 
+def _filter_block(fv, x):
+    """Filters per block of the forward kernel on ``x``: with filters in vectors or not."""
+    return FV_F * _lanes_of(x) if fv else WIDE_F
+
+
 def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     FN, C, kh, kw = W.shape
-    ph, pw = g[4], g[5]
-    Cp, FNp = dw_channels(C, kh * kw, DW_C, DW3_C), -(-FN // DW_F) * DW_F
-    xbuf = np.zeros((p.nt, Cp * p.width), dtype=x.dtype)
-    dbuf = np.zeros((p.nt, FNp * p.width), dtype=x.dtype)
-    dW_part = np.empty((p.nt, FNp, Cp, kh * kw), dtype=x.dtype)
+    ph, pw, OH, OW = g[4], g[5], g[6], g[7]
+    ntap = kh * kw
+    fv = p.algorithm == "direct_filters"
+    Cp, FNp = dw_channels(C, ntap, DW_C, DW3_C), -(-FN // DW_F) * DW_F
+    xbuf = np.zeros((p.nt, Cp, p.width), dtype=x.dtype)
+    dbuf = np.zeros((p.nt, FNp, p.width), dtype=x.dtype)
+    if fv:
+        ldg = -(-FN // _filter_block(True, x)) * _filter_block(True, x)
+        gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
+        xo = dw_offsets(C, p.off, p.width, FV_P)
+        dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
+    else:
+        gbuf = np.empty((p.nt, 1), dtype=x.dtype)
+        xo = p.off
+        dW_part = np.empty((p.nt, FNp * Cp * ntap), dtype=x.dtype)
     db_part = np.empty((p.nt, FN), dtype=x.dtype)
+    F = _filter_block(fv, x)
+    nrows_dx = -(-C // F) * F
     if need_dx:
         dx = np.empty_like(x)
-        wdx = pack_filters(flipped_filters(W), WIDE_F)
-        wide = np.empty((p.nt, -(-C // WIDE_F) * WIDE_F * p.width), dtype=x.dtype)
+        wdx = pack_filters(flipped_filters(W), F)
+        wide = np.empty((p.nt, nrows_dx * p.width), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)
-        wide = np.empty((p.nt, 1), x.dtype)
+        wide = np.empty((p.nt, nrows_dx), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
-                   dbuf, wide, p.off, kh, kw, ph, pw, p.G, p.nt)
-    dW = dW_part.sum(axis=0)[:FN, :C].reshape(FN, C, kh, kw)
-    return (dx if need_dx else None), dW, db_part.sum(axis=0)
+                   dbuf, gbuf, wide, nrows_dx, p.off, p.pos if fv else p.off,
+                   p.pos_dx if fv else p.off, xo, fv, kh, kw, ph, pw, p.G, p.nt)
+    dW = dW_part.sum(axis=0)
+    if fv:
+        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
+    else:
+        dW = dW.reshape(FNp, Cp, ntap)[:FN, :C]
+    return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)
 
 
 def _plan(x, W, g, algorithm, backward):
-    L = _lanes_of(x)
-    return plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), WIDE_V * L, L,
+    return plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), BLOCKS[LEVEL],
                 algorithm, backward)
 
 
@@ -375,18 +472,21 @@ def _plan(x, W, g, algorithm, backward):
 def conv2d(x, W, b, g, relu=False, algorithm=None):
     """``x`` (N, C, H, W), ``W`` (FN, C, KH, KW), ``b`` (FN,), all C-contiguous of one
     float dtype, and the checked window geometry ``g`` (kh, kw, sh, sw, ph, pw, oh, ow)
-    -> (N, FN, OH, OW). ``algorithm`` ('direct' or 'gemm') overrides the rule of
+    -> (N, FN, OH, OW). ``algorithm`` (one of ``_conv_plan.ALGORITHMS``) overrides the rule of
     ``kernels._conv_plan``, whose ``plan`` this executes."""
     N, C = x.shape[0], x.shape[1]
     FN = W.shape[0]
     kh, kw, sh, sw, ph, pw, OH, OW = g
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     p = _plan(x, W, g, algorithm, False)
-    if p.algorithm == "direct":
+    if p.algorithm != "gemm":
+        fv = p.algorithm == "direct_filters"
+        F = _filter_block(fv, x)
+        nrows = -(-FN // F) * F
         xbuf = np.zeros((p.nt, C * p.width), dtype=x.dtype)
-        wide = np.empty((p.nt, -(-FN // WIDE_F) * WIDE_F * p.width), dtype=x.dtype)
-        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), WIDE_F), b, out, xbuf, wide,
-                      p.off, ph, pw, bool(relu), p.G, p.nt)
+        wide = np.empty((p.nt, nrows * p.width), dtype=x.dtype)
+        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf, wide,
+                      nrows, p.off, p.pos if fv else p.off, fv, ph, pw, bool(relu), p.G, p.nt)
         return out
     with single_threaded_blas():
         _forward_gemm(x, W.reshape(FN, C * kh * kw), b, out.reshape(N, FN, OH * OW),
@@ -401,9 +501,9 @@ def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
     ``dout``), whose ReLU backward is fused into the pass that gathers ``dout``; None: no
     ReLU."""
     p = _plan(x, W, g, algorithm, True)
-    if p.algorithm == "direct":
+    if p.algorithm != "gemm":
         grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
-        if finite(grads[1], grads[2]) or algorithm == "direct":  # see _conv_plan.finite
+        if finite(grads[1], grads[2]) or algorithm is not None:  # see _conv_plan.finite
             return grads
         p = _plan(x, W, g, "gemm", True)
     N, C = x.shape[0], x.shape[1]
