@@ -196,11 +196,12 @@ cdef inline void _bias_relu(const floating* src, floating* dst, Py_ssize_t n, fl
             dst[i] = src[i] + bf
 
 
-cdef inline Py_ssize_t _share_start(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N,
-                                    Py_ssize_t G) noexcept nogil:
-    """First image of thread t's share: whole chunks of G, split evenly (thread t owns
-    images [_share_start(t), _share_start(t + 1)))."""
-    return min(N, t * ((N + G - 1) // G) // nt * G)
+cdef inline Py_ssize_t _share_start(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N) noexcept nogil:
+    """First image of thread t's share: the batch split evenly by images (thread t owns
+    images [_share_start(t), _share_start(t + 1)), walked in chunks of G, the last one
+    short). Whole chunks per share left one thread up to a chunk behind the other:
+    6% of a conv2 forward + backward spent in libgomp's barrier (perf, Zen 5)."""
+    return t * N // nt
 
 
 # ------------------------------------------------------------------ im2col + GEMM
@@ -289,7 +290,7 @@ def _forward_gemm(const floating[:, :, :, ::1] x, const floating[:, ::1] Wm,
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
         _forward_share(&x[0, 0, 0, 0], &Wm[0, 0], &b[0], &out[0, 0, 0, 0],
                        &col_ws[t, 0], &res_ws[t, 0],
-                       _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G),
+                       _share_start(t, nt, N), _share_start(t + 1, nt, N),
                        G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, relu)
 
 
@@ -308,7 +309,7 @@ def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
         _backward_share(&dout[0, 0, 0, 0], &rout[0, 0, 0, 0], &x[0, 0, 0, 0], &Wm[0, 0],
                         &dx[0, 0, 0, 0], &dW_part[t, 0, 0], &db_part[t, 0],
                         &col_ws[t, 0], &dg_ws[t, 0], &dcol_ws[t, 0],
-                        _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G),
+                        _share_start(t, nt, N), _share_start(t + 1, nt, N),
                         G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx, has_relu)
 
 
@@ -428,8 +429,8 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
     cdef Py_ssize_t lo, hi, n0, m
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        lo = _share_start(t, nt, N, G)
-        hi = _share_start(t + 1, nt, N, G)
+        lo = _share_start(t, nt, N)
+        hi = _share_start(t + 1, nt, N)
         n0 = lo
         while n0 < hi:
             m = min(G, hi - n0)
@@ -473,8 +474,8 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
         memset(&dW_part[t, 0], 0, dW_part.shape[1] * sizeof(floating))
         memset(&db_part[t, 0], 0, FN * sizeof(floating))
-        lo = _share_start(t, nt, N, G)
-        hi = _share_start(t + 1, nt, N, G)
+        lo = _share_start(t, nt, N)
+        hi = _share_start(t + 1, nt, N)
         n0 = lo
         while n0 < hi:
             m = min(G, hi - n0)

@@ -324,10 +324,11 @@ def _pack_t(src, mask, use_mask, n0, m, dst, ldg):
 
 
 @jit
-def _share_start(t, nt, N, G):
-    """First image of thread t's share: whole chunks of G, split evenly (thread t owns
-    images [_share_start(t), _share_start(t + 1)))."""
-    return min(N, t * (-(-N // G)) // nt * G)
+def _share_start(t, nt, N):
+    """First image of thread t's share: the batch split evenly by images, as the Cython
+    backend's (thread t owns images [_share_start(t), _share_start(t + 1)), walked in
+    chunks of G, the last one short)."""
+    return t * N // nt
 
 
 @jit
@@ -358,7 +359,7 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, off, pos, fv, ph, pw, relu,
     _check_width(min(xs, ldo), G, S, Wp, ph, off, VBYTES // x.itemsize)
     for t in prange(nt):
         xb, wb = xbuf[t], wide[t]
-        n0, hi = _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G)
+        n0, hi = _share_start(t, nt, N), _share_start(t + 1, nt, N)
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
@@ -395,7 +396,7 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
         wb, dw = wide[t], dW_part[t]
         dw[:] = 0
         db_part[t] = 0
-        n0, hi = _share_start(t, nt, N, G), _share_start(t + 1, nt, N, G)
+        n0, hi = _share_start(t, nt, N), _share_start(t + 1, nt, N)
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
