@@ -2,21 +2,25 @@
 # Layout (the book's): col[(n*OH + oy)*OW + ox, (c*KH + ky)*KW + kx] =
 # x[n, c, oy*SH + ky - PH, ox*SW + kx - PW] (zero outside the input).
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 import numpy as np
 
+from ._runtime import get_num_threads
 
-cdef void _im2col_rows(const floating* x, floating* col, Py_ssize_t t,
+cdef extern from "stream.h" nogil:
+    void fc_stream_copy(void* dst, const void* src, size_t n)
+
+
+cdef void _im2col_rows(const floating* x, floating* base, Py_ssize_t t,
                        Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                        Py_ssize_t OH, Py_ssize_t OW,
                        int kh, int kw, int sh, int sw, int ph, int pw) noexcept nogil:
-    """The OW rows of col of output row ``t`` (image t // OH, row t % OH), one window
-    row segment (c, ky) at a time across all of them: the bounds checks are per segment
-    and per border column, not per value."""
+    """The OW rows of col of output row ``t`` (image t // OH, row t % OH) into ``base``,
+    one window row segment (c, ky) at a time across all of them: the bounds checks are
+    per segment and per border column, not per value."""
     cdef Py_ssize_t n = t // OH, oy = t % OH, K = C * kh * kw
     cdef Py_ssize_t ox, c, ky, kx, y, xx, x0, seg, lo, hi, hi4
-    cdef floating* base = col + t * OW * K
     cdef floating* dst
     cdef const floating* src
     # Columns whose window lies inside the row: [lo, hi); hi4: also one more value.
@@ -87,14 +91,24 @@ cdef void _col2im_plane(const floating* col, floating* out, Py_ssize_t t,
 
 
 def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
-                 int kh, int kw, int sh, int sw, int ph, int pw, Py_ssize_t OH, Py_ssize_t OW):
+                 floating[:, ::1] scratch, int kh, int kw, int sh, int sw, int ph, int pw,
+                 Py_ssize_t OH, Py_ssize_t OW):
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t t
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* cp = &col[0, 0]
-    # One (image, output row) per iteration: each writes its own OW rows of col.
+    cdef Py_ssize_t block = OW * C * kh * kw
+    cdef floating* sp = &scratch[0, 0]
+    cdef floating* mine
+    # One (image, output row) per iteration: each builds its own OW rows of col in the
+    # thread's scratch (cache-resident) and streams them out (stream.h): (100,16,28,28)
+    # 3x3 p1 into out=, 2 threads, Zen 5: 3.1-3.4 -> 2.0-2.2 ms against 1.8 ms for
+    # np.copyto of as many bytes. Numba's im2col stays direct: the same scheme there
+    # measured 2.2x slower than its plain loop (Numba 0.68).
     for t in prange(x.shape[0] * OH, nogil=True, schedule="static"):
-        _im2col_rows(xp, cp, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+        mine = sp + threadid() * block
+        _im2col_rows(xp, mine, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+        fc_stream_copy(cp + t * block, mine, block * sizeof(floating))
 
 
 def _col2im_into(const floating[:, ::1] col, floating[:, :, :, ::1] out,
@@ -114,7 +128,8 @@ def im2col(x, g, out=None):
     kh, kw, sh, sw, ph, pw, OH, OW = g
     if out is None:
         out = np.empty((x.shape[0] * OH * OW, x.shape[1] * kh * kw), dtype=x.dtype)
-    _im2col_into(x, out, kh, kw, sh, sw, ph, pw, OH, OW)
+    scratch = np.empty((get_num_threads(), OW * x.shape[1] * kh * kw), dtype=x.dtype)
+    _im2col_into(x, out, scratch, kh, kw, sh, sw, ph, pw, OH, OW)
     return out
 
 
