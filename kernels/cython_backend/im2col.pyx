@@ -91,8 +91,8 @@ cdef void _col2im_plane(const floating* col, floating* out, Py_ssize_t t,
 
 
 def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
-                 floating[:, ::1] scratch, int kh, int kw, int sh, int sw, int ph, int pw,
-                 Py_ssize_t OH, Py_ssize_t OW):
+                 floating[:, ::1] scratch, bint stream, int kh, int kw, int sh, int sw,
+                 int ph, int pw, Py_ssize_t OH, Py_ssize_t OW):
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t t
     cdef const floating* xp = &x[0, 0, 0, 0]
@@ -100,15 +100,20 @@ def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
     cdef Py_ssize_t block = OW * C * kh * kw
     cdef floating* sp = &scratch[0, 0]
     cdef floating* mine
-    # One (image, output row) per iteration: each builds its own OW rows of col in the
-    # thread's scratch (cache-resident) and streams them out (stream.h): (100,16,28,28)
-    # 3x3 p1 into out=, 2 threads, Zen 5: 3.1-3.4 -> 2.0-2.2 ms against 1.8 ms for
-    # np.copyto of as many bytes. Numba's im2col stays direct: the same scheme there
-    # measured 2.2x slower than its plain loop (Numba 0.68).
+    # One (image, output row) per iteration, writing its own OW rows of col. Into a
+    # caller's out= (stream) it builds them in the thread's scratch (cache-resident) and
+    # streams them out (stream.h): (100,16,28,28) 3x3 p1, 2 threads, Zen 5: 3.1-3.4 ->
+    # 2.0-2.4 ms against 1.8-2.4 ms for np.copyto of as many bytes. Into a fresh array
+    # it writes in place: streaming there measured 3.2-3.6 -> 3.9-4.0 ms (its first
+    # touch of each page costs more than the stores). Numba's im2col stays direct: the
+    # scratch scheme there measured 2.2x slower than its plain loop (Numba 0.68).
     for t in prange(x.shape[0] * OH, nogil=True, schedule="static"):
-        mine = sp + threadid() * block
-        _im2col_rows(xp, mine, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
-        fc_stream_copy(cp + t * block, mine, block * sizeof(floating))
+        if stream:
+            mine = sp + threadid() * block
+            _im2col_rows(xp, mine, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
+            fc_stream_copy(cp + t * block, mine, block * sizeof(floating))
+        else:
+            _im2col_rows(xp, cp + t * block, t, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw)
 
 
 def _col2im_into(const floating[:, ::1] col, floating[:, :, :, ::1] out,
@@ -126,10 +131,12 @@ def im2col(x, g, out=None):
     """``x`` (N, C, H, W) C-contiguous float and its checked window geometry ``g``
     (kh, kw, sh, sw, ph, pw, oh, ow) -> col (N*OH*OW, C*KH*KW), into ``out`` if given."""
     kh, kw, sh, sw, ph, pw, OH, OW = g
+    stream = out is not None
     if out is None:
         out = np.empty((x.shape[0] * OH * OW, x.shape[1] * kh * kw), dtype=x.dtype)
-    scratch = np.empty((get_num_threads(), OW * x.shape[1] * kh * kw), dtype=x.dtype)
-    _im2col_into(x, out, scratch, kh, kw, sh, sw, ph, pw, OH, OW)
+    scratch = np.empty((get_num_threads() if stream else 1, OW * x.shape[1] * kh * kw),
+                       dtype=x.dtype)
+    _im2col_into(x, out, scratch, stream, kh, kw, sh, sw, ph, pw, OH, OW)
     return out
 
 
