@@ -365,11 +365,11 @@ cdef inline void _fv(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ss
         _K.conv_fv_f64(x, xs, C, off, ntap, w, nfb, out, ldo, pos, npos)
 
 
-cdef inline void _forward_wide(const floating* x, Py_ssize_t xs, Py_ssize_t C,
-                               const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
-                               floating* out, Py_ssize_t ldo, Py_ssize_t nrows,
-                               const Py_ssize_t* pos, Py_ssize_t m, Py_ssize_t P,
-                               Py_ssize_t S) noexcept nogil:
+cdef inline void _forward_kernel(const floating* x, Py_ssize_t xs, Py_ssize_t C,
+                                 const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
+                                 floating* out, Py_ssize_t ldo, Py_ssize_t nrows,
+                                 const Py_ssize_t* pos, Py_ssize_t m, Py_ssize_t P,
+                                 Py_ssize_t S) noexcept nogil:
     """The forward kernel over m packed images into the first nrows rows of out: with
     filters in vectors over the m*P output positions listed in pos (pos not NULL), else
     with positions in vectors over the m whole planes."""
@@ -436,8 +436,8 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
             m = min(G, hi - n0)
             _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
                   &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
-            _forward_wide(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
-                          &wide[t, 0, 0], ldo, wide.shape[1], pp, m, OH * OW, S)
+            _forward_kernel(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
+                            &wide[t, 0, 0], ldo, wide.shape[1], pp, m, OH * OW, S)
             _unwide(&wide[t, 0, 0], ldo, m, FN, OH, OW, Wp, S, &b[0], relu,
                     &out[n0, 0, 0, 0])
             n0 = n0 + m
@@ -494,8 +494,8 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                 _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
                     off.shape[0], &dW_part[t, 0], Q)
             if need_dx:
-                _forward_wide(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
-                              &wide[t, 0, 0], ldo, wide.shape[1], pp_dx, m, H * W, S)
+                _forward_kernel(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
+                                &wide[t, 0, 0], ldo, wide.shape[1], pp_dx, m, H * W, S)
                 _unwide(&wide[t, 0, 0], ldo, m, C, H, W, Wp, S, <floating*>NULL, False,
                         &dx[n0, 0, 0, 0])
             n0 = n0 + m
