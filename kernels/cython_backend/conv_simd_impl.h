@@ -277,7 +277,7 @@ static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
  * NULL: keep a value only where mask > 0 (the fused ReLU's backward). Compiled per
  * level with the kernels: at the SSE2 baseline GCC leaves the masked copy scalar
  * (DeepConvNet's conv1 backward 1.14 -> 4.12 ms, AVX-512 host, 2 threads). */
-static void FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdiff_t C,
+static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdiff_t C,
                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t top, ptrdiff_t left,
                            ptrdiff_t Wp, ptrdiff_t S, FC_T* restrict dst, ptrdiff_t ds,
                            ptrdiff_t tail)
@@ -294,16 +294,23 @@ static void FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdi
             memset(plane, 0, (size_t)(top * Wp) * sizeof(FC_T));
             for (ptrdiff_t y = 0; y < H; y++) {
                 FC_T* restrict row = plane + (top + y) * Wp;
-                memset(row, 0, (size_t)left * sizeof(FC_T));
+                for (ptrdiff_t i = 0; i < left; i++)
+                    row[i] = 0;
                 if (mk == NULL) {
-                    memcpy(row + left, s + y * W, (size_t)W * sizeof(FC_T));
+                    const FC_T* sy = s + y * W;
+                    ptrdiff_t i = 0;
+                    for (; i + FC_L <= W; i += FC_L)
+                        *(FC_UVEC*)(row + left + i) = *(const FC_UVEC*)(sy + i);
+                    for (; i < W; i++)
+                        row[left + i] = sy[i];
                 } else {
                     const FC_T* sy = s + y * W;
                     const FC_T* my = mk + y * W;
                     for (ptrdiff_t i = 0; i < W; i++)
                         row[left + i] = my[i] > 0 ? sy[i] : (FC_T)0;
                 }
-                memset(row + left + W, 0, (size_t)(Wp - left - W) * sizeof(FC_T));
+                for (ptrdiff_t i = left + W; i < Wp; i++)
+                    row[i] = 0;
             }
             memset(plane + (top + H) * Wp, 0, (size_t)(S - (top + H) * Wp) * sizeof(FC_T));
         }
