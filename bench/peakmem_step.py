@@ -22,25 +22,12 @@ direct convolution's buffers).
 """
 import json
 import os
-import re
 import subprocess
 import sys
 
 FRAMEWORKS = ("cython", "numba", "numpy", "torch")
 BATCH = 100
 MIB = 2.0**20
-
-
-def _status(key):
-    """``key`` of /proc/self/status (VmRSS, VmHWM) in bytes."""
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1)) * 1024
-
-
-def _reset_peak():
-    """Restart VmHWM from the current resident memory (Linux 4.0+)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 def _train_step(framework):
@@ -78,21 +65,19 @@ def _train_step(framework):
 
 
 def _child(framework):
-    import ctypes
-    import ctypes.util
     import gc
+
+    from fastconv._bench import memory
 
     step = _train_step(framework)
     step(1)
     gc.collect()
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
-    if hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-    result = {"resident": _status("VmRSS")}
+    memory.trim()
+    result = {"resident": memory.status("VmRSS")}
     for name in ("first", "steady"):
-        _reset_peak()
+        memory.reset_peak()
         step()
-        result[name] = _status("VmHWM") - result["resident"]
+        result[name] = memory.status("VmHWM") - result["resident"]
     print(json.dumps(result))
 
 
@@ -100,11 +85,13 @@ def main(frameworks):
     unknown = sorted(set(frameworks) - set(FRAMEWORKS))
     if unknown:
         sys.exit(f"unknown framework(s) {unknown}; choose from {list(FRAMEWORKS)}")
+    from fastconv._bench import memory
+    from fastconv._kernels import _isa
+
     try:
-        _reset_peak()
+        memory.reset_peak()
     except OSError as err:
         sys.exit(f"peak memory is read from /proc/self (Linux 4.0+), unavailable here: {err}")
-    from fastconv._kernels import _isa
 
     print(f"DeepConvNet training step, batch {BATCH}, float32, fastconv at {_isa.level()}; "
           "each framework in its own process.\nPeak resident memory of a step above the "

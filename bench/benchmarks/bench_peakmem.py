@@ -12,14 +12,11 @@ Memory the allocator kept from earlier calls is handed back first (glibc's
 ``malloc_trim``): without that, a call that allocates and frees 5 MB measured 4.7 MB
 twice, then 0, served from the heap the earlier calls left resident.
 """
-import ctypes
-import ctypes.util
-import re
-
 import numpy as np
 
 import fastconv as fc
 from fastconv import models, optim
+from fastconv._bench import memory
 
 from .bench_augment import _ShiftFlip
 from .bench_conv import _Conv
@@ -29,39 +26,24 @@ from .bench_pool import _AvgPool, _MaxPool
 from .common import (AUGMENT_SHAPES, BACKENDS, CONV_SHAPES, IM2COL_SHAPES, LINEAR_SHAPES,
                      PEAKMEM_DTYPES, POOL_SHAPES, SEED, Timed, Tracked, require)
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"))
-
-
-def _status(key):
-    """``key`` of /proc/self/status (VmRSS, VmHWM) in bytes."""
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1)) * 1024
-
-
-def _reset_peak():
-    """Restart VmHWM from the current resident memory (Linux 4.0+)."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def require_peak():
     """Raise NotImplementedError (asv: skipped) where the peak cannot be measured."""
     try:
-        _reset_peak()
-        _status("VmHWM")
+        memory.reset_peak()
+        memory.status("VmHWM")
     except (OSError, AttributeError) as err:
         raise NotImplementedError(f"peak memory needs Linux's /proc/self: {err}") from None
-    if not hasattr(_libc, "malloc_trim"):
+    if not memory.CAN_TRIM:
         raise NotImplementedError("the C library has no malloc_trim (not glibc)")
 
 
 def peak_increase(fn):
     """Bytes by which the resident memory peaks during ``fn()`` above its level before."""
-    _libc.malloc_trim(0)
-    before = _status("VmRSS")
-    _reset_peak()
+    memory.trim()
+    before = memory.status("VmRSS")
+    memory.reset_peak()
     fn()
-    return _status("VmHWM") - before
+    return memory.status("VmHWM") - before
 
 
 def peak_benchmarks(name, kernel, presets, ops, backends=BACKENDS):
