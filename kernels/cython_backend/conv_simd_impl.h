@@ -78,6 +78,50 @@ static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
     }
 }
 
+/* The register block of the direct_filters kernels, as Numba's _simd.fv_*: FC_FV_P
+ * broadcast inputs x FC_FV_F vectors of filters. Always inlined, so the accumulators
+ * live in registers. */
+static inline __attribute__((always_inline)) void FC_FN(fc_fv_zeros)(
+    FC_VEC acc[FC_FV_P][FC_FV_F])
+{
+#pragma GCC unroll 16
+    for (int p = 0; p < FC_FV_P; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < FC_FV_F; v++)
+            acc[p][v] = (FC_VEC){0};
+}
+
+/* pp[p] = idx[p] for p < FC_FV_P: a block's broadcast offsets, read once outside its
+ * loop. */
+static inline __attribute__((always_inline)) void FC_FN(fc_fv_index)(
+    ptrdiff_t pp[FC_FV_P], const ptrdiff_t* idx)
+{
+#pragma GCC unroll 16
+    for (int p = 0; p < FC_FV_P; p++)
+        pp[p] = idx[p];
+}
+
+/* acc[p][v] += xp[pp[p]] * w[v*FC_L ...]: FC_FV_F loads, FC_FV_P broadcasts,
+ * FC_FV_P*FC_FV_F FMAs. The forward's tap (pp: output positions, w: packed filters) and
+ * the weight gradient's step (pp: channel-and-tap offsets, w: dout with filters last). */
+static inline __attribute__((always_inline)) void FC_FN(fc_fv_step)(
+    FC_VEC acc[FC_FV_P][FC_FV_F], const FC_T* xp, const ptrdiff_t pp[FC_FV_P], const FC_T* w)
+{
+    FC_VEC wv[FC_FV_F];
+#pragma GCC unroll 4
+    for (int v = 0; v < FC_FV_F; v++) {
+        wv[v] = *(const FC_UVEC*)(w + v * FC_L);
+        FC_IN_REGISTER(wv[v]);
+    }
+#pragma GCC unroll 16
+    for (int p = 0; p < FC_FV_P; p++) {
+        const FC_T xb = xp[pp[p]];
+#pragma GCC unroll 4
+        for (int v = 0; v < FC_FV_F; v++)
+            acc[p][v] += xb * wv[v];
+    }
+}
+
 /* The forward with filters in vectors: out[f*ldo + pos[i]] = sum over c < C, t < ntap
  * of w[c][t][f] * x[c*xs + pos[i] + off[t]] for every filter block (nfb blocks of
  * FC_FV_F vectors of filters, weights packed as (nfb, C, ntap, FC_FV_F*FC_L)) and
@@ -96,33 +140,14 @@ static void FC_FN(fc_conv_fv)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
         FC_T* ob = out + fb * FC_FV_F * FC_L * ldo;
         for (ptrdiff_t i0 = 0; i0 < npos; i0 += FC_FV_P) {
             FC_VEC acc[FC_FV_P][FC_FV_F];
-#pragma GCC unroll 16
-            for (int p = 0; p < FC_FV_P; p++)
-#pragma GCC unroll 4
-                for (int v = 0; v < FC_FV_F; v++)
-                    acc[p][v] = (FC_VEC){0};
             ptrdiff_t pp[FC_FV_P];
-#pragma GCC unroll 16
-            for (int p = 0; p < FC_FV_P; p++)
-                pp[p] = pos[i0 + p];
+            FC_FN(fc_fv_zeros)(acc);
+            FC_FN(fc_fv_index)(pp, pos + i0);
             const FC_T* xc = x;
             const FC_T* wc = wb;
             for (ptrdiff_t c = 0; c < C; c++) {
                 for (ptrdiff_t t = 0; t < ntap; t++) {
-                    const FC_T* xt = xc + off[t];
-                    FC_VEC wv[FC_FV_F];
-#pragma GCC unroll 4
-                    for (int v = 0; v < FC_FV_F; v++) {
-                        wv[v] = *(const FC_UVEC*)(wc + v * FC_L);
-                        FC_IN_REGISTER(wv[v]);
-                    }
-#pragma GCC unroll 16
-                    for (int p = 0; p < FC_FV_P; p++) {
-                        const FC_T xb = xt[pp[p]];
-#pragma GCC unroll 4
-                        for (int v = 0; v < FC_FV_F; v++)
-                            acc[p][v] += xb * wv[v];
-                    }
+                    FC_FN(fc_fv_step)(acc, xc + off[t], pp, wc);
                     wc += FC_FV_F * FC_L;
                 }
                 xc += xs;
@@ -153,32 +178,13 @@ static void FC_FN(fc_conv_dwv)(const FC_T* g, ptrdiff_t ldg, ptrdiff_t nfb, cons
     FC_CHECK(nfb * FC_FV_F * FC_L <= ldg && nfb * FC_FV_F * FC_L <= ldw);
     for (ptrdiff_t k0 = 0; k0 < nk; k0 += FC_FV_P) {
         ptrdiff_t pp[FC_FV_P];
-#pragma GCC unroll 16
-        for (int p = 0; p < FC_FV_P; p++)
-            pp[p] = xo[k0 + p];
+        FC_FN(fc_fv_index)(pp, xo + k0);
         for (ptrdiff_t fb = 0; fb < nfb; fb++) {
             FC_VEC acc[FC_FV_P][FC_FV_F];
-#pragma GCC unroll 16
-            for (int p = 0; p < FC_FV_P; p++)
-#pragma GCC unroll 4
-                for (int v = 0; v < FC_FV_F; v++)
-                    acc[p][v] = (FC_VEC){0};
+            FC_FN(fc_fv_zeros)(acc);
             const FC_T* gi = g + fb * FC_FV_F * FC_L;
             for (ptrdiff_t i = 0; i < npos; i++) {
-                FC_VEC gv[FC_FV_F];
-#pragma GCC unroll 4
-                for (int v = 0; v < FC_FV_F; v++) {
-                    gv[v] = *(const FC_UVEC*)(gi + v * FC_L);
-                    FC_IN_REGISTER(gv[v]);
-                }
-                const FC_T* xq = x + pos[i];
-#pragma GCC unroll 16
-                for (int p = 0; p < FC_FV_P; p++) {
-                    const FC_T xb = xq[pp[p]];
-#pragma GCC unroll 4
-                    for (int v = 0; v < FC_FV_F; v++)
-                        acc[p][v] += xb * gv[v];
-                }
+                FC_FN(fc_fv_step)(acc, x + pos[i], pp, gi);
                 gi += ldg;
             }
 #pragma GCC unroll 16
