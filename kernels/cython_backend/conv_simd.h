@@ -18,6 +18,7 @@
 #ifndef FASTCONV_CONV_SIMD_H
 #define FASTCONV_CONV_SIMD_H
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {

@@ -3,10 +3,12 @@
 #define FC_FN(name) FC_CAT3(name, FC_LEVEL, FC_SUF)
 #define FC_VEC FC_FN(fc_vec)
 #define FC_UVEC FC_FN(fc_uvec)
+#define FC_IVEC FC_FN(fc_ivec)
 #define FC_L ((ptrdiff_t)(FC_VBYTES / sizeof(FC_T)))
 
 typedef FC_T FC_VEC __attribute__((vector_size(FC_VBYTES)));
 typedef FC_T FC_UVEC __attribute__((vector_size(FC_VBYTES), aligned(sizeof(FC_T)), may_alias));
+typedef FC_I FC_IVEC __attribute__((vector_size(FC_VBYTES)));
 
 /* sums[r] += a[r*lda + 0 .. Q) for r < rows; Q is a multiple of FC_L. */
 static void FC_FN(fc_add_row_sums)(const FC_T* a, ptrdiff_t lda, ptrdiff_t rows,
@@ -292,6 +294,10 @@ static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptr
      * m planes and tail end before the next channel's begin. */
     FC_CHECK(m >= 0 && C >= 0 && H >= 0 && W >= 0 && top >= 0 && left >= 0);
     FC_CHECK(left + W <= Wp && (top + H) * Wp <= S && tail >= 0 && m * S + tail <= ds);
+    /* A row is copied as whole vectors where its source plane has the `over` values they
+     * read past it: the values written past the row land in its right padding (zeroed
+     * next) and in the following rows, planes or tail, all written after it. */
+    const ptrdiff_t Wv = (W + FC_L - 1) / FC_L * FC_L, over = Wv - W;
     for (ptrdiff_t c = 0; c < C; c++) {
         for (ptrdiff_t j = 0; j < m; j++) {
             FC_T* plane = dst + c * ds + j * S;
@@ -302,12 +308,22 @@ static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptr
                 FC_T* restrict row = plane + (top + y) * Wp;
                 for (ptrdiff_t i = 0; i < left; i++)
                     row[i] = 0;
-                if (mk == NULL) {
+                if ((H - 1 - y) * W >= over) {
                     const FC_T* sy = s + y * W;
-                    ptrdiff_t i = 0;
-                    for (; i + FC_L <= W; i += FC_L)
-                        *(FC_UVEC*)(row + left + i) = *(const FC_UVEC*)(sy + i);
-                    for (; i < W; i++)
+                    if (mk == NULL) {
+                        for (ptrdiff_t i = 0; i < Wv; i += FC_L)
+                            *(FC_UVEC*)(row + left + i) = *(const FC_UVEC*)(sy + i);
+                    } else {
+                        const FC_T* my = mk + y * W;
+                        for (ptrdiff_t i = 0; i < Wv; i += FC_L) {
+                            const FC_VEC v = *(const FC_UVEC*)(sy + i);
+                            const FC_VEC k = *(const FC_UVEC*)(my + i);
+                            *(FC_UVEC*)(row + left + i) = (FC_VEC)((FC_IVEC)v & (k > 0));
+                        }
+                    }
+                } else if (mk == NULL) {
+                    const FC_T* sy = s + y * W;
+                    for (ptrdiff_t i = 0; i < W; i++)
                         row[left + i] = sy[i];
                 } else {
                     const FC_T* sy = s + y * W;
@@ -352,13 +368,24 @@ static void FC_FN(fc_unwide)(const FC_T* wide, ptrdiff_t ldo, ptrdiff_t m, ptrdi
     /* Output rows inside wide rows, planes inside planes, m planes inside a row of ldo. */
     FC_CHECK(m >= 0 && F >= 0 && OH >= 0 && OW >= 0);
     FC_CHECK(OW <= Wp && OH * Wp <= S && m * S <= ldo);
+    /* A row goes as whole vectors where `over` values of dst follow it: the values
+     * written past the row land in rows written after it (wide rows are readable past
+     * OW, into their padding and the overrun of the last block). */
+    const ptrdiff_t Wv = (OW + FC_L - 1) / FC_L * FC_L, over = Wv - OW, rows = m * F * OH;
     for (ptrdiff_t j = 0; j < m; j++)
         for (ptrdiff_t f = 0; f < F; f++) {
             const FC_T bf = b ? b[f] : (FC_T)0;
             for (ptrdiff_t oy = 0; oy < OH; oy++) {
                 const FC_T* src = wide + f * ldo + j * S + oy * Wp;
-                FC_T* restrict d = dst + ((j * F + f) * OH + oy) * OW;
-                if (relu) {
+                const ptrdiff_t r = (j * F + f) * OH + oy;
+                FC_T* restrict d = dst + r * OW;
+                if ((rows - 1 - r) * OW >= over) {
+                    for (ptrdiff_t i = 0; i < Wv; i += FC_L) {
+                        const FC_VEC v = *(const FC_UVEC*)(src + i) + bf;
+                        /* ReLU that keeps NaN, as np.maximum(v, 0) */
+                        *(FC_UVEC*)(d + i) = relu ? (FC_VEC)((FC_IVEC)v & ~(v < 0)) : v;
+                    }
+                } else if (relu) {
                     for (ptrdiff_t i = 0; i < OW; i++) {
                         const FC_T v = src[i] + bf;
                         d[i] = v < 0 ? (FC_T)0 : v;
@@ -374,4 +401,5 @@ static void FC_FN(fc_unwide)(const FC_T* wide, ptrdiff_t ldo, ptrdiff_t m, ptrdi
 #undef FC_FN
 #undef FC_VEC
 #undef FC_UVEC
+#undef FC_IVEC
 #undef FC_L

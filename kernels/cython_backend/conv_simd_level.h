@@ -37,15 +37,19 @@ FC_PRAGMA(GCC target(FC_TARGET))
 #endif
 
 #define FC_T float
+#define FC_I int32_t
 #define FC_SUF f32
 #include "conv_simd_impl.h"
 #undef FC_T
+#undef FC_I
 #undef FC_SUF
 
 #define FC_T double
+#define FC_I int64_t
 #define FC_SUF f64
 #include "conv_simd_impl.h"
 #undef FC_T
+#undef FC_I
 #undef FC_SUF
 
 #define FC_STR_(s) #s

@@ -358,6 +358,56 @@ def _add_sums(channels, taps):
     return add_sums
 
 
+@intrinsic
+def copy_vector(typingctx, dst, di, src, si, mask, mi, use_mask):
+    """``dst[di : di + lanes] = src[si : si + lanes]``, with ``use_mask`` zero where
+    ``mask[mi : mi + lanes]`` is not > 0 (the fused ReLU's backward): one vector of a
+    packed row (``conv._pack``)."""
+    vt = Vector(dst.dtype)
+    sig = types.none(dst, di, src, si, mask, mi, use_mask)
+
+    def codegen(context, builder, signature, args):
+        da, div, sa, siv, ma, miv, um = args
+        llvt = context.get_value_type(vt)
+        value = _load(builder, _at(context, builder, signature.args[2], sa, siv), vt, llvt)
+        dp = _at(context, builder, signature.args[0], da, div)
+        with builder.if_else(um) as (masked, plain):
+            with masked:
+                keep = builder.fcmp_ordered(">", _load(builder, _at(context, builder, signature.args[4], ma, miv), vt, llvt), ir.Constant(llvt, None))
+                _store(builder, builder.select(keep, value, ir.Constant(llvt, None)), dp, vt, llvt)
+            with plain:
+                _store(builder, value, dp, vt, llvt)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def bias_relu_vector(typingctx, dst, di, src, si, b, relu):
+    """``dst[di : di + lanes] = src[si : si + lanes] + b``, then with ``relu`` zero where
+    that is < 0 (NaN kept, as np.maximum(v, 0)): one vector of a compacted output row
+    (``conv._unwide``)."""
+    vt = Vector(dst.dtype)
+    sig = types.none(dst, di, src, si, b, relu)
+
+    def codegen(context, builder, signature, args):
+        da, div, sa, siv, bv, rl = args
+        llvt = context.get_value_type(vt)
+        value = builder.fadd(_load(builder, _at(context, builder, signature.args[2], sa, siv), vt, llvt), _broadcast(builder, bv, vt, llvt))
+        neg = builder.fcmp_ordered("<", value, ir.Constant(llvt, None))
+        value = builder.select(builder.and_(neg, _broadcast_bool(builder, rl, vt)), ir.Constant(llvt, None), value)
+        _store(builder, value, _at(context, builder, signature.args[0], da, div), vt, llvt)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _broadcast_bool(builder, flag, vt):
+    vbool = ir.VectorType(ir.IntType(1), vt.lanes)
+    one = builder.insert_element(ir.Constant(vbool, ir.Undefined), flag, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vbool, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes))
+
+
 #: Sums of a one-tap and of a three-tap weight-gradient block into dW.
 dw_add_sums = _add_sums(DW_C, 1)
 dw3_add_sums = _add_sums(DW3_C, 3)

@@ -17,9 +17,10 @@ from .._blas import single_threaded_blas
 from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, finite, flipped_filters,
                           pack_filters, plan)
 from ._jit import jit, pjit
-from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, VBYTES, WIDE_F, WIDE_V, dw3_add_sums,
-                    dw3_step, dw3_zeros, dw_add_sums, dw_step, dw_zeros, fv_add, fv_index,
-                    fv_step, fv_store, fv_zeros, row_sum, wide_store, wide_tap, wide_zeros)
+from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, VBYTES, WIDE_F, WIDE_V,
+                    bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
+                    dw_add_sums, dw_step, dw_zeros, fv_add, fv_index, fv_step, fv_store,
+                    fv_zeros, row_sum, wide_store, wide_tap, wide_zeros)
 
 
 @jit
@@ -172,6 +173,13 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
     one; with ``use_mask`` a value is kept only where ``mask`` (like src) is > 0."""
     C, H, W = src.shape[1], src.shape[2], src.shape[3]
     zero = np.zeros(1, dst.dtype)[0]
+    # Rows go as whole vectors as in the Cython kernel (fc_pack: where the source plane
+    # has the values they read past the row; what they write past it is written again
+    # after), the rest element by element.
+    L = _lanes_of(dst)
+    Wv = -(-W // L) * L
+    over = Wv - W
+    sf, mf = src.reshape(src.size), mask.reshape(mask.size)
     for c in range(C):
         for j in range(m):
             base = c * ds + j * S
@@ -182,12 +190,16 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
                     dst[r + i] = zero
                 s = src[n0 + j, c, y]
                 d0 = r + left
+                s0 = ((n0 + j) * C + c) * H * W + y * W
                 # element loops into dst itself: through a row slice the masked loop
                 # measured 1.5x slower (16x28x28 planes, one thread); slice assignments
                 # for the copy and the zeros cost the six convs' forward + backward 3-7%
                 # (18.6-18.7 against 17.4-17.8 ms, AVX-512; 29.5-30.3 against 28.7-29.5
                 # ms at AVX2, Zen 5)
-                if use_mask:
+                if (H - 1 - y) * W >= over:
+                    for i in range(0, Wv, L):
+                        copy_vector(dst, d0 + i, sf, s0 + i, mf, s0 + i, use_mask)
+                elif use_mask:
                     mk = mask[n0 + j, c, y]
                     for i in range(W):
                         dst[d0 + i] = s[i] if mk[i] > 0 else zero
@@ -254,13 +266,27 @@ def _forward_kernel(x, xs, C, off, w, nrows, out, ldo, pos, fv, m, P, S):
 
 @jit
 def _unwide(wide, ldo, m, OH, OW, Wp, S, b, relu, dst, n0):
-    """Rows of the wide output -> ``dst[n0:n0+m]`` (N, F, OH, OW), plus ``b`` and ReLU."""
+    """Rows of the wide output -> ``dst[n0:n0+m]`` (N, F, OH, OW), plus ``b`` and ReLU;
+    rows as whole vectors as in the Cython kernel (fc_unwide) where ``over`` values of
+    this chunk's dst follow them."""
     zero = np.zeros(1, dst.dtype)[0]
+    F = dst.shape[1]
+    L = _lanes_of(dst)
+    Wv = -(-OW // L) * L
+    over, rows = Wv - OW, m * F * OH
+    df = dst.reshape(dst.size)
     for j in range(m):
-        for f in range(dst.shape[1]):
+        for f in range(F):
             bf = b[f]
             for oy in range(OH):
-                src = wide[f * ldo + j * S + oy * Wp:f * ldo + j * S + oy * Wp + OW]
+                s0 = f * ldo + j * S + oy * Wp
+                r = (j * F + f) * OH + oy
+                if (rows - 1 - r) * OW >= over:
+                    d0 = (n0 * F * OH + r) * OW
+                    for i in range(0, Wv, L):
+                        bias_relu_vector(df, d0 + i, wide, s0 + i, bf, relu)
+                    continue
+                src = wide[s0:s0 + OW]
                 d = dst[n0 + j, f, oy]
                 if relu:
                     for ox in range(OW):
