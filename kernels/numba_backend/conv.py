@@ -311,8 +311,9 @@ def _dw(g, g0, gs, nfb, x, xs, Cp, off, dw, Q):
         for c0 in range(0, Cp, DW3_C):
             for t in range(0, ntap3, 3):
                 acc3 = dw3_zeros(x)
+                offs = (off[t], off[t + 1], off[t + 2])
                 for q in range(0, Q, L):
-                    acc3 = dw3_step(acc3, g, gb + q, gs, x, c0 * xs + q, xs, off, t)
+                    acc3 = dw3_step(acc3, g, gb + q, gs, x, c0 * xs + q, xs, offs)
                 dw3_add_sums(acc3, dw, db + c0 * ntap + t, Cp * ntap, ntap)
         for c0 in range(0, Cp, DW_C):
             for t in range(ntap3, ntap):
