@@ -404,6 +404,48 @@ def bias_relu_vector(typingctx, dst, di, src, si, b, relu):
     return sig, codegen
 
 
+@intrinsic
+def transpose_block(typingctx, dst, di, ldd, src, si, lds, mask, use_mask):
+    """``dst[di + k*ldd + r] = src[si + r*lds + k]`` for r, k < lanes, with ``use_mask``
+    zero where ``mask[si + r*lds + k]`` is not > 0: one square block of a transposing
+    pack (``conv._pack_t``), as lanes vector loads, log2(lanes) rounds of two-vector
+    shuffles (each swaps the off-diagonal blocks of half the size) and lanes stores."""
+    vt = Vector(dst.dtype)
+    sig = types.none(dst, di, ldd, src, si, lds, mask, use_mask)
+
+    def codegen(context, builder, signature, args):
+        da, div, lddv, sa, siv, ldsv, ma, um = args
+        llvt = context.get_value_type(vt)
+        L = vt.lanes
+        sp = _at(context, builder, signature.args[3], sa, siv)
+        mp = _at(context, builder, signature.args[6], ma, siv)
+        dp = _at(context, builder, signature.args[0], da, div)
+        zero = ir.Constant(llvt, None)
+        keep_all = _broadcast_bool(builder, builder.not_(um), vt)
+        rows = []
+        for r in range(L):
+            at = builder.mul(ldsv, ir.Constant(_I64, r))
+            value = _load(builder, builder.gep(sp, [at]), vt, llvt)
+            keep = builder.or_(builder.fcmp_ordered(">", _load(builder, builder.gep(mp, [at]), vt, llvt), zero), keep_all)
+            rows.append(builder.select(keep, value, zero))
+        i32 = ir.IntType(32)
+        half = L // 2
+        while half:
+            lo = ir.Constant(ir.VectorType(i32, L), [L + j - half if j & half else j for j in range(L)])
+            hi = ir.Constant(ir.VectorType(i32, L), [L + j if j & half else j + half for j in range(L)])
+            for i in range(L):
+                if not i & half:
+                    a, b = rows[i], rows[i + half]
+                    rows[i] = builder.shuffle_vector(a, b, lo)
+                    rows[i + half] = builder.shuffle_vector(a, b, hi)
+            half //= 2
+        for k in range(L):
+            _store(builder, rows[k], builder.gep(dp, [builder.mul(lddv, ir.Constant(_I64, k))]), vt, llvt)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 def _broadcast_bool(builder, flag, vt):
     vbool = ir.VectorType(ir.IntType(1), vt.lanes)
     one = builder.insert_element(ir.Constant(vbool, ir.Undefined), flag, ir.Constant(ir.IntType(32), 0))

@@ -20,7 +20,7 @@ from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, VBYTES, WIDE_F, WIDE_V,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
                     dw_add_sums, dw_step, dw_zeros, fv_add, fv_index, fv_step, fv_store,
-                    fv_zeros, row_sum, wide_store, wide_tap, wide_zeros)
+                    fv_zeros, row_sum, transpose_block, wide_store, wide_tap, wide_zeros)
 
 
 @jit
@@ -343,17 +343,26 @@ def _dwv(g, ldg, nfb, x, xo, pos, npos, dwt, ldw):
 def _pack_t(src, mask, use_mask, n0, m, dst, ldg):
     """Images ``src[n0:n0+m]`` (N, F, OH, OW) -> ``dst[(j*OH*OW + p)*ldg + f]``, filters
     last, zero in columns F..ldg; with ``use_mask`` a value is kept only where ``mask``
-    (like src) is > 0. The g of ``_dwv``."""
-    F, OH, OW = src.shape[1], src.shape[2], src.shape[3]
+    (like src) is > 0. The g of ``_dwv``. Square blocks of lanes x lanes go through
+    ``_simd.transpose_block``, the edges element by element."""
+    F, P = src.shape[1], src.shape[2] * src.shape[3]
     zero = np.zeros(1, dst.dtype)[0]
+    L = _lanes_of(dst)
+    Fb, Pb = F - F % L, P - P % L
+    sf, mf = src.reshape(src.size), mask.reshape(mask.size)
     for j in range(m):
-        for oy in range(OH):
-            for ox in range(OW):
-                r = ((j * OH + oy) * OW + ox) * ldg
-                for f in range(F):
-                    v = src[n0 + j, f, oy, ox]
-                    dst[r + f] = zero if use_mask and not mask[n0 + j, f, oy, ox] > 0 else v
-                dst[r + F:r + ldg] = 0
+        s0 = (n0 + j) * F * P
+        d0 = j * P * ldg
+        for f0 in range(0, Fb, L):
+            for p0 in range(0, Pb, L):
+                transpose_block(dst, d0 + p0 * ldg + f0, ldg, sf, s0 + f0 * P + p0, P, mf,
+                                use_mask)
+        for f in range(F):
+            for p in range(Pb if f < Fb else 0, P):
+                v = sf[s0 + f * P + p]
+                dst[d0 + p * ldg + f] = zero if use_mask and not mf[s0 + f * P + p] > 0 else v
+        for p in range(P):
+            dst[d0 + p * ldg + F:d0 + p * ldg + ldg] = 0
 
 
 @jit
