@@ -94,7 +94,7 @@ def simd_units():
                  f"#define FC_FWD_F {b.fwd_f}", f"#define FC_FWD_V {b.fwd_v}",
                  f"#define FC_DW_F {b.dw_f}", f"#define FC_DW_C {b.dw_c}",
                  f"#define FC_DW3_C {b.dw3_c}", f"#define FC_FV_F {b.fv_f}",
-                 f"#define FC_FV_P {b.fv_p}"]
+                 f"#define FC_FV_P {b.fv_p}", f"#define FC_ONE_V {b.one_v}"]
         if target:
             lines.append(f'#define FC_TARGET "{target}"')
         lines.append('#include "conv_simd_level.h"')

@@ -15,7 +15,8 @@ def _isa_line():
     b = _conv_plan.BLOCKS[level]
     return (f"isa: {level}{f' (forced by {_isa.ENV})' if forced else ''}; host runs "
             f"{', '.join(_isa.host_levels())}; direct conv blocks: forward {b.fwd_f} filters x "
-            f"{b.fwd_v} vectors, dW {b.dw_f} x {b.dw3_c} x 3 taps; with filters in vectors "
+            f"{b.fwd_v} vectors (1 x {b.one_v} below {_conv_plan.ONE_BELOW[level]} output "
+            f"channels), dW {b.dw_f} x {b.dw3_c} x 3 taps; with filters in vectors "
             f"{b.fv_f} vectors x {b.fv_p} inputs ({b.vbytes}-byte vectors)")
 
 

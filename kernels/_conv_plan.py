@@ -100,13 +100,15 @@ class Blocks(NamedTuple):
     dw3_c: int  #: ... x channels, three taps
     fv_f: int  #: direct_filters blocks: vectors of filters ...
     fv_p: int  #: ... x broadcast inputs (output positions; dW: channel-and-tap pairs)
+    one_v: int  #: forward/dx block of one filter (``use_one``): vectors of positions
 
 
 #: Block shapes per level (``kernels/_isa.py``), the same in both backends (setup.py
 #: writes them into each level's C translation unit; Numba reads them here). A forward block keeps
 #: fwd_f*fwd_v accumulators, fwd_v input vectors and one broadcast filter value in
-#: registers; a three-tap dW block dw_f*dw3_c*3 accumulators, dw3_c*3 input vectors and
-#: one vector of dout (loaded one filter at a time).
+#: registers (the one-filter block, one_v accumulators and the broadcast, its loads
+#: folded into the FMAs); a three-tap dW block dw_f*dw3_c*3 accumulators, dw3_c*3 input
+#: vectors and one vector of dout (loaded one filter at a time).
 #:
 #: - avx512 (32 registers): 24 + 3 + 1 forward, 24 + 6 + 1 dW; the shapes tuned before
 #:   the levels existed (see the table above).
@@ -134,10 +136,14 @@ class Blocks(NamedTuple):
 #:   registers: spills); 1x12 2.87. 2x6 kept.
 #: - sse: 2x4 (8 accumulators, 2 vectors of filters, the broadcast and a product),
 #:   by the register count; not measured.
+#:
+#: The one-filter blocks (``one_v`` vectors, ``ONE_BELOW``) on a forward 16x28x28 -> 1
+#: (Cython, 2 threads, Zen 5): 8 and 12 vectors alike at AVX-512 (0.224/0.223 ms), 8
+#: and 6 alike at AVX2 (0.269/0.270), 6 ahead of 4 at SSE (0.386/0.426).
 BLOCKS = {
-    "sse": Blocks(16, 4, 2, 4, 2, 1, 2, 4),
-    "avx2": Blocks(32, 4, 3, 4, 2, 1, 2, 6),
-    "avx512": Blocks(64, 8, 3, 4, 4, 2, 2, 8),
+    "sse": Blocks(16, 4, 2, 4, 2, 1, 2, 4, 6),
+    "avx2": Blocks(32, 4, 3, 4, 2, 1, 2, 6, 8),
+    "avx512": Blocks(64, 8, 3, 4, 4, 2, 2, 8, 8),
 }
 
 #: Target size in bytes of one thread's col group (see ``group_size``).
@@ -189,6 +195,33 @@ def use_filters(plane, outputs, channels, filters):
             and all(c % filters == 0 for c in channels))
 
 
+#: Output channels below which the forward/dx kernel runs blocks of one filter
+#: (``one_v`` vectors) instead of ``fwd_f`` filters, whose rows past the real channels
+#: are computed and dropped. Measured (Cython, batch 100, float32, 2 threads, Zen 5;
+#: forward 16x28x28 -> c and backward with dx c x 28x28 -> 16, ms, fwd_f blocks against
+#: one-filter blocks): c = 1: 0.50/0.22 and 0.65/0.37 at AVX-512, 0.49/0.27 and
+#: 0.65/0.42 at AVX2, 1.49/0.43 and 2.01/0.92 at SSE; c = 2: 0.50/0.35, 0.49/0.43,
+#: 1.47/0.73 (forward); c = 3: 0.51/0.47 at AVX-512, 0.49/0.59 at AVX2 (lost), 1.51/1.05
+#: at SSE; c = 4: 0.51/0.63 at AVX-512 (lost).
+ONE_BELOW = {"sse": 4, "avx2": 3, "avx512": 4}
+
+
+def use_one(channels, level):
+    """True when a wide forward/dx call computing ``channels`` output channels runs the
+    one-filter blocks (``ONE_BELOW``)."""
+    return channels < ONE_BELOW[level]
+
+
+def filter_block(algorithm, channels, level, lanes):
+    """Filters per block of the forward/dx kernel computing ``channels`` output channels
+    (FN, or C for dx) at ``level`` with vectors of ``lanes``: ``fv_f`` vectors of filters
+    for ``'direct_filters'``, one filter where ``use_one``, else ``fwd_f``."""
+    b = BLOCKS[level]
+    if algorithm == "direct_filters":
+        return b.fv_f * lanes
+    return 1 if use_one(channels, level) else b.fwd_f
+
+
 class Plan(NamedTuple):
     """How one conv call runs: the same decision and sizes in both backends."""
 
@@ -214,7 +247,8 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, blocks, algorithm=None, backw
         return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0, None, None)
     lanes = blocks.vbytes // itemsize
     Wp, S, off, G, nt, width = wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads,
-                                         blocks.fwd_v * lanes, lanes, backward)
+                                         max(blocks.fwd_v, blocks.one_v) * lanes, lanes,
+                                         backward)
     channels = (W_shape[0], C) if backward else (W_shape[0],)
     if rule and use_filters(S, oh * ow, channels, blocks.fv_f * lanes):
         algorithm = "direct_filters"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import fastconv as fc
 from fastconv import _backend
 from fastconv import reference as ref
-from fastconv._kernels import _conv_plan
+from fastconv._kernels import _conv_plan, _isa
 
 from conftest import BACKENDS, COMPILED, TOL, assert_sum_close, numeric_grad
 
@@ -170,6 +170,8 @@ def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride,
     ((11, 5, 13, 6), (10, 3, 2), (2, 1)),  # pads equal to KH-1 / KW-1, odd channel counts
     ((9, 3, 4, 17), (17, 2, 3), 0),
     ((29, 32, 8, 8), (64, 3, 3), 1),     # the rule's direct_filters over several chunks
+    ((13, 16, 28, 28), (1, 3, 3), 1),    # one output channel: the one-filter blocks
+    ((7, 1, 28, 28), (16, 3, 3), 1),     # DeepConvNet's first conv: dx in one-filter blocks
 ])
 def test_kernels_match_reference_many_chunks(backend, algorithm, dtype, shape, filt, pad):
     """Batches split into several packed chunks per thread, where each chunk's planes
@@ -369,6 +371,19 @@ def test_plan_picks_direct_filters_on_small_planes(level, dtype, backward):
     assert narrow.algorithm == "direct"  # dx's 3 channels fill no block of filters
 
 
+@pytest.mark.parametrize("level", _isa.LEVELS)
+def test_filter_block_is_one_filter_for_few_output_channels(level):
+    """The forward/dx kernel's filters per block: one below the level's ONE_BELOW output
+    channels, the wide block from there on, vectors of filters for direct_filters."""
+    b, below = _conv_plan.BLOCKS[level], _conv_plan.ONE_BELOW[level]
+    assert 1 < below <= b.fwd_f
+    for channels in range(1, below):
+        assert _conv_plan.filter_block("direct", channels, level, 16) == 1
+    for channels in (below, b.fwd_f, 64):
+        assert _conv_plan.filter_block("direct", channels, level, 16) == b.fwd_f
+    assert _conv_plan.filter_block("direct_filters", 64, level, 16) == b.fv_f * 16
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_kernel_rejects_unknown_algorithm(backend):
     with pytest.raises(ValueError, match="algorithm must be None or one of"):
@@ -410,12 +425,13 @@ def test_numba_direct_kernels_refuse_short_buffers():
     x, W, b = _inputs((1, 1, 1, 1), (F, 1, 1), np.float32)
     Wp, S, off = plan.wide_layout(1, 1, 1, 1, 0, 0)
     L = nc.VBYTES // x.itemsize
-    short = plan.wide_buffer_width(1, S, Wp, 0, off, nc.WIDE_V * L, L) - L  # a vector too short
+    step = max(nc.WIDE_V, nc.ONE_V) * L
+    short = plan.wide_buffer_width(1, S, Wp, 0, off, step, L) - L  # a vector too short
     out = np.empty((1, F, 1, 1), np.float32)
     with pytest.raises(ValueError, match="packed buffer too short"):
         nc._forward_simd(x, plan.pack_filters(W.reshape(F, 1, 1), F), b, out,
                          np.zeros((1, short), np.float32), np.zeros((1, F * short), np.float32),
-                         F, off, off, False, 0, 0, False, 1, 1)
+                         F, F, off, off, False, 0, 0, False, 1, 1)
 
 
 def _same_values(got, want, dtype):

@@ -64,7 +64,7 @@ def test_numba_blocks_are_the_plan_table():
 
     b = _conv_plan.BLOCKS[_isa.level()]
     assert (_simd.VBYTES, _simd.WIDE_F, _simd.WIDE_V, _simd.DW_F, _simd.DW_C, _simd.DW3_C,
-            _simd.FV_F, _simd.FV_P) == b
+            _simd.FV_F, _simd.FV_P, _simd.ONE_V) == b
 
 
 def test_info_shows_the_level():

@@ -15,15 +15,15 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, finite, flipped_filters,
-                          pack_filters, plan)
+from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, filter_block, finite,
+                          flipped_filters, pack_filters, plan)
 from .._isa import level as isa_level
 from ._runtime import get_num_threads
 
 cdef extern from "conv_simd.h" nogil:
     ctypedef struct fc_simd_level:
         const char* name
-        int vbytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p
+        int vbytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p, one_v
         void (*conv_wide_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
                               const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
                               Py_ssize_t nfb, float* out, Py_ssize_t ldo,
@@ -32,6 +32,14 @@ cdef extern from "conv_simd.h" nogil:
                               const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
                               Py_ssize_t nfb, double* out, Py_ssize_t ldo,
                               Py_ssize_t Q) noexcept nogil
+        void (*conv_wide1_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
+                               const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
+                               Py_ssize_t nf, float* out, Py_ssize_t ldo,
+                               Py_ssize_t Q) noexcept nogil
+        void (*conv_wide1_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
+                               const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
+                               Py_ssize_t nf, double* out, Py_ssize_t ldo,
+                               Py_ssize_t Q) noexcept nogil
         void (*conv_fv_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
                             const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
                             Py_ssize_t nfb, float* out, Py_ssize_t ldo,
@@ -98,9 +106,10 @@ cdef const fc_simd_level* _K = _level_table(isa_level())
 
 def block_shapes():
     """The compiled block shapes of the level in force, as ``kernels._conv_plan.BLOCKS``
-    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p)``."""
+    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p,
+    one_v)``."""
     return (_K.name.decode(), _K.vbytes, _K.fwd_f, _K.fwd_v, _K.dw_f, _K.dw_c, _K.dw3_c,
-            _K.fv_f, _K.fv_p)
+            _K.fv_f, _K.fv_p, _K.one_v)
 
 
 cdef inline void _gemm(char ta, char tb, int M, int N, int K, floating alpha,
@@ -356,6 +365,16 @@ cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_
         _K.conv_wide_f64(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
 
 
+cdef inline void _wide1(const floating* x, Py_ssize_t xs, Py_ssize_t C,
+                        const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
+                        Py_ssize_t nf, floating* out, Py_ssize_t ldo,
+                        Py_ssize_t Q) noexcept nogil:
+    if floating is float:
+        _K.conv_wide1_f32(x, xs, C, off, ntap, w, nf, out, ldo, Q)
+    else:
+        _K.conv_wide1_f64(x, xs, C, off, ntap, w, nf, out, ldo, Q)
+
+
 cdef inline void _fv(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
                      Py_ssize_t ntap, const floating* w, Py_ssize_t nfb, floating* out,
                      Py_ssize_t ldo, const Py_ssize_t* pos, Py_ssize_t npos) noexcept nogil:
@@ -368,17 +387,18 @@ cdef inline void _fv(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ss
 cdef inline void _forward_kernel(const floating* x, Py_ssize_t xs, Py_ssize_t C,
                                  const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
                                  floating* out, Py_ssize_t ldo, Py_ssize_t nrows,
-                                 const Py_ssize_t* pos, Py_ssize_t m, Py_ssize_t P,
-                                 Py_ssize_t S) noexcept nogil:
-    """The forward kernel over m packed images into the first nrows rows of out: with
-    filters in vectors over the m*P output positions listed in pos (pos not NULL), else
-    with positions in vectors over the m whole planes."""
-    cdef Py_ssize_t L = _K.vbytes // sizeof(floating)
+                                 Py_ssize_t F, const Py_ssize_t* pos, Py_ssize_t m,
+                                 Py_ssize_t P, Py_ssize_t S) noexcept nogil:
+    """The forward kernel over m packed images into the first nrows rows of out, in
+    blocks of F filters (``_conv_plan.filter_block``): with filters in vectors over the
+    m*P output positions listed in pos (pos not NULL), else with positions in vectors over
+    the m whole planes."""
     if pos != NULL:
-        _fv(x, xs, C, off, ntap, w, nrows // (_K.fv_f * L), out, ldo, pos,
-            _round_up(m * P, _K.fv_p))
+        _fv(x, xs, C, off, ntap, w, nrows // F, out, ldo, pos, _round_up(m * P, _K.fv_p))
+    elif F == 1:
+        _wide1(x, xs, C, off, ntap, w, nrows, out, ldo, m * S)
     else:
-        _wide(x, xs, C, off, ntap, w, nrows // _K.fwd_f, out, ldo, m * S)
+        _wide(x, xs, C, off, ntap, w, nrows // F, out, ldo, m * S)
 
 
 cdef inline void _dwv(const floating* g, Py_ssize_t ldg, Py_ssize_t nfb, const floating* x,
@@ -419,8 +439,8 @@ cdef inline void _add_row_sums(const floating* a, Py_ssize_t lda, Py_ssize_t row
 def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
                   const floating[::1] b, floating[:, :, :, ::1] out,
                   floating[:, :, ::1] xbuf, floating[:, :, ::1] wide,
-                  const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos, bint fv, int ph,
-                  int pw, bint relu, Py_ssize_t G, int nt):
+                  const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos, bint fv,
+                  Py_ssize_t F, int ph, int pw, bint relu, Py_ssize_t G, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
@@ -437,7 +457,7 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
             _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
                   &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
             _forward_kernel(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
-                            &wide[t, 0, 0], ldo, wide.shape[1], pp, m, OH * OW, S)
+                            &wide[t, 0, 0], ldo, wide.shape[1], F, pp, m, OH * OW, S)
             _unwide(&wide[t, 0, 0], ldo, m, FN, OH, OW, Wp, S, &b[0], relu,
                     &out[n0, 0, 0, 0])
             n0 = n0 + m
@@ -451,7 +471,8 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                    floating[:, ::1] gbuf, floating[:, :, ::1] wide,
                    const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
                    const Py_ssize_t[::1] pos_dx, const Py_ssize_t[::1] xo, bint fv_dw,
-                   bint fv_dx, int kh, int kw, int ph, int pw, Py_ssize_t G, int nt):
+                   bint fv_dx, Py_ssize_t F_dx, int kh, int kw, int ph, int pw, Py_ssize_t G,
+                   int nt):
     """dout (masked by the fused ReLU) is packed once, padded by (kh-1-ph, kw-1-pw).
     That layout has x's plane geometry (Wp = OW + kw-1-pw = W + pw, likewise S), so
     dx is the forward kernel over it with the flipped, transposed filters, and the same
@@ -495,7 +516,8 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                     off.shape[0], &dW_part[t, 0], Q)
             if need_dx:
                 _forward_kernel(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
-                                &wide[t, 0, 0], ldo, wide.shape[1], pp_dx, m, H * W, S)
+                                &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, m, H * W,
+                                S)
                 _unwide(&wide[t, 0, 0], ldo, m, C, H, W, Wp, S, <floating*>NULL, False,
                         &dx[n0, 0, 0, 0])
             n0 = n0 + m
@@ -520,17 +542,18 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     fv_dx = need_dx and fv_dw
     if need_dx:
         dx = np.empty_like(x)
-        F = _filter_block(fv_dx, x.itemsize)
+        F = _filter_block(p.algorithm, C, x.itemsize)
         wdx = pack_filters(flipped_filters(W), F)
         wide = np.empty((p.nt, _round_up(C, F), p.width), dtype=x.dtype)
     else:
         dx = np.empty((1, 1, 1, 1), x.dtype)
         wdx = np.empty(1, x.dtype)
         wide = np.empty((1, 1, 1), x.dtype)
+        F = 1
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, gbuf, wide, p.off,
                    p.pos if fv_dw else p.off, p.pos_dx if fv_dx else p.off, xo, fv_dw,
-                   fv_dx, kh, kw, g[4], g[5], p.G, p.nt)
+                   fv_dx, F, kh, kw, g[4], g[5], p.G, p.nt)
     dW = dW_part.sum(axis=0)
     if fv_dw:
         dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
@@ -539,9 +562,9 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)
 
 
-def _filter_block(bint fv, Py_ssize_t itemsize):
-    """Filters per block of the forward kernel: with filters in vectors or not."""
-    return _K.fv_f * (_K.vbytes // itemsize) if fv else _K.fwd_f
+def _filter_block(algorithm, channels, Py_ssize_t itemsize):
+    """Filters per block of the forward kernel computing ``channels`` output channels."""
+    return filter_block(algorithm, channels, isa_level(), _K.vbytes // itemsize)
 
 
 def _plan(x, W, g, algorithm, backward):
@@ -562,11 +585,12 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
     p = _plan(x, W, g, algorithm, False)
     if p.algorithm != "gemm":
         fv = p.algorithm == "direct_filters"
-        F = _filter_block(fv, x.itemsize)
+        F = _filter_block(p.algorithm, FN, x.itemsize)
         xbuf = np.zeros((p.nt, C, p.width), dtype=x.dtype)
         wide = np.empty((p.nt, _round_up(FN, F), p.width), dtype=x.dtype)
         _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf,
-                      wide, p.off, p.pos if fv else p.off, fv, ph, pw, bool(relu), p.G, p.nt)
+                      wide, p.off, p.pos if fv else p.off, fv, F, ph, pw, bool(relu), p.G,
+                      p.nt)
         return out
     cdef Py_ssize_t K = C * kh * kw, P = OH * OW
     col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)

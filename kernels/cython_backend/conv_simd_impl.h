@@ -27,15 +27,17 @@ static void FC_FN(fc_add_row_sums)(const FC_T* a, ptrdiff_t lda, ptrdiff_t rows,
 }
 
 /* out[f*ldo + q] = sum over c < C, t < ntap of w[c][t][f] * x[c*xs + q + off[t]]
- * for every filter block (nfb of them, FC_FWD_F filters each, weights packed as
- * (nfb, C, ntap, FC_FWD_F)) and q < Q rounded up to FC_FWD_V*FC_L. x must be readable
- * up to (C-1)*xs + round_up(Q) + max(off); out holds nfb*FC_FWD_F rows of ldo. */
-static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
-                                const ptrdiff_t* off, ptrdiff_t ntap,
-                                const FC_T* w, ptrdiff_t nfb,
-                                FC_T* out, ptrdiff_t ldo, ptrdiff_t Q)
+ * for every filter block (nfb of them, F filters each, weights packed as
+ * (nfb, C, ntap, F)) and q < Q rounded up to V*FC_L. x must be readable
+ * up to (C-1)*xs + round_up(Q) + max(off); out holds nfb*F rows of ldo. Called with
+ * constant F and V (fc_conv_wide, fc_conv_wide1), so after inlining its loops unroll
+ * and the F x V accumulators live in registers. */
+static inline __attribute__((always_inline)) void FC_FN(fc_wide_blocks)(
+    const FC_T* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off, ptrdiff_t ntap,
+    const FC_T* w, ptrdiff_t nfb, FC_T* out, ptrdiff_t ldo, ptrdiff_t Q, const int F,
+    const int V)
 {
-    const ptrdiff_t step = FC_FWD_V * FC_L;
+    const ptrdiff_t step = V * FC_L;
     /* Each filter's row of out holds every position written, Q rounded up to step. */
     FC_CHECK(C >= 0 && nfb >= 0 && Q >= 0 && (Q + step - 1) / step * step <= ldo);
     FC_CHECK(fc_taps_forward(off, ntap));
@@ -43,41 +45,61 @@ static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
      * Positions outermost instead (x reused across filter blocks) measured no faster,
      * AVX2, six convs' forward summed, alternated: 37.0/25.0/25.4 against 28.8/21.7/25.0 ms. */
     for (ptrdiff_t fb = 0; fb < nfb; fb++) {
-        const FC_T* wb = w + fb * C * ntap * FC_FWD_F;
-        FC_T* ob = out + fb * FC_FWD_F * ldo;
+        const FC_T* wb = w + fb * C * ntap * F;
+        FC_T* ob = out + fb * F * ldo;
         for (ptrdiff_t q0 = 0; q0 < Q; q0 += step) {
-            FC_VEC acc[FC_FWD_F][FC_FWD_V];
+            FC_VEC acc[FC_FWD_F][FC_FWD_V > FC_ONE_V ? FC_FWD_V : FC_ONE_V];
 #pragma GCC unroll 8
-            for (int f = 0; f < FC_FWD_F; f++)
-#pragma GCC unroll 4
-                for (int v = 0; v < FC_FWD_V; v++)
+            for (int f = 0; f < F; f++)
+#pragma GCC unroll 16
+                for (int v = 0; v < V; v++)
                     acc[f][v] = (FC_VEC){0};
             const FC_T* wc = wb;
             for (ptrdiff_t c = 0; c < C; c++) {
                 const FC_T* xc = x + c * xs + q0;
                 for (ptrdiff_t t = 0; t < ntap; t++) {
                     const FC_T* xp = xc + off[t];
-                    FC_VEC xv[FC_FWD_V];
-#pragma GCC unroll 4
-                    for (int v = 0; v < FC_FWD_V; v++)
+                    FC_VEC xv[FC_FWD_V > FC_ONE_V ? FC_FWD_V : FC_ONE_V];
+#pragma GCC unroll 16
+                    for (int v = 0; v < V; v++)
                         xv[v] = *(const FC_UVEC*)(xp + v * FC_L);
 #pragma GCC unroll 8
-                    for (int f = 0; f < FC_FWD_F; f++) {
+                    for (int f = 0; f < F; f++) {
                         const FC_T wf = wc[f];
-#pragma GCC unroll 4
-                        for (int v = 0; v < FC_FWD_V; v++)
+#pragma GCC unroll 16
+                        for (int v = 0; v < V; v++)
                             acc[f][v] += wf * xv[v];
                     }
-                    wc += FC_FWD_F;
+                    wc += F;
                 }
             }
 #pragma GCC unroll 8
-            for (int f = 0; f < FC_FWD_F; f++)
-#pragma GCC unroll 4
-                for (int v = 0; v < FC_FWD_V; v++)
+            for (int f = 0; f < F; f++)
+#pragma GCC unroll 16
+                for (int v = 0; v < V; v++)
                     *(FC_UVEC*)(ob + f * ldo + q0 + v * FC_L) = acc[f][v];
         }
     }
+}
+
+/* The forward/dx kernel: blocks of FC_FWD_F filters x FC_FWD_V vectors. */
+static void FC_FN(fc_conv_wide)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
+                                const ptrdiff_t* off, ptrdiff_t ntap,
+                                const FC_T* w, ptrdiff_t nfb,
+                                FC_T* out, ptrdiff_t ldo, ptrdiff_t Q)
+{
+    FC_FN(fc_wide_blocks)(x, xs, C, off, ntap, w, nfb, out, ldo, Q, FC_FWD_F, FC_FWD_V);
+}
+
+/* The same for outputs of few channels (_conv_plan.use_one): blocks of one filter x
+ * FC_ONE_V vectors, so no filter rows are computed past the real ones (a
+ * one-channel output took FC_FWD_F rows). */
+static void FC_FN(fc_conv_wide1)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
+                                 const ptrdiff_t* off, ptrdiff_t ntap,
+                                 const FC_T* w, ptrdiff_t nf,
+                                 FC_T* out, ptrdiff_t ldo, ptrdiff_t Q)
+{
+    FC_FN(fc_wide_blocks)(x, xs, C, off, ntap, w, nf, out, ldo, Q, 1, FC_ONE_V);
 }
 
 /* The register block of the direct_filters kernels, as Numba's _simd.fv_*: FC_FV_P

@@ -12,7 +12,8 @@ one thread (AVX-512), the same as the C kernel built by GCC.
 
 The block shapes are the Cython kernels', per level (``_conv_plan.BLOCKS``): the
 forward (``wide_*``) holds
-``WIDE_F`` filters x ``WIDE_V`` vectors of output positions, the weight gradient
+``WIDE_F`` filters x ``WIDE_V`` vectors of output positions (``one_*``: 1 x ``ONE_V``,
+for outputs of few channels), the weight gradient
 ``DW_F`` filters x ``DW3_C`` channels x 3 taps (``dw3_*``) or ``DW_F`` x ``DW_C`` of one
 leftover tap (``dw_*``). The kernels with filters in vectors (``fv_*``) hold ``FV_P``
 broadcast inputs x ``FV_F`` vectors of filters.
@@ -31,6 +32,7 @@ VBYTES = BLOCKS[LEVEL].vbytes
 WIDE_F, WIDE_V = BLOCKS[LEVEL].fwd_f, BLOCKS[LEVEL].fwd_v
 DW_F, DW_C, DW3_C = BLOCKS[LEVEL].dw_f, BLOCKS[LEVEL].dw_c, BLOCKS[LEVEL].dw3_c
 FV_F, FV_P = BLOCKS[LEVEL].fv_f, BLOCKS[LEVEL].fv_p
+ONE_V = BLOCKS[LEVEL].one_v
 
 _I64 = ir.IntType(64)
 
@@ -113,55 +115,66 @@ def _zeros(arr, count):
     return sig, codegen
 
 
-@intrinsic
-def wide_zeros(typingctx, arr):
-    """Zeroed accumulators of a forward block, element type of ``arr``."""
-    return _zeros(arr, WIDE_F * WIDE_V)
+def _wide_block(F, V):
+    """The intrinsics ``(zeros, tap, store)`` of a forward block of F filters x V vectors
+    of output positions:
+
+    - ``zeros(arr)``: zeroed accumulators, element type of ``arr``;
+    - ``tap(acc, x, xi, w, wi)``: ``acc[f*V + v] += w[wi + f] * x[xi + v*lanes : ...]``,
+      one tap of one channel for the whole block (V loads, F broadcasts, F*V FMAs);
+    - ``store(acc, out, oi, ldo)``: ``out[oi + f*ldo + v*lanes : ...] = acc[f*V + v]``.
+    """
+
+    @intrinsic
+    def zeros(typingctx, arr):
+        return _zeros(arr, F * V)
+
+    @intrinsic
+    def tap(typingctx, acc, x, xi, w, wi):
+        vt = acc.dtype
+        sig = acc(acc, x, xi, w, wi)
+
+        def codegen(context, builder, signature, args):
+            accv, xa, xiv, wa, wiv = args
+            llvt = context.get_value_type(vt)
+            fma = _fma(builder, vt, llvt)
+            xp = _at(context, builder, signature.args[1], xa, xiv)
+            wp = _at(context, builder, signature.args[3], wa, wiv)
+            xs = [_load(builder, xp, vt, llvt, v * vt.lanes) for v in range(V)]
+            out = [builder.extract_value(accv, i) for i in range(F * V)]
+            for f in range(F):
+                wf = _broadcast(builder, builder.load(builder.gep(wp, [ir.Constant(_I64, f)])), vt, llvt)
+                for v in range(V):
+                    out[f * V + v] = builder.call(fma, [xs[v], wf, out[f * V + v]])
+            _no_interleave(builder)
+            return context.make_tuple(builder, signature.return_type, out)
+
+        return sig, codegen
+
+    @intrinsic
+    def store(typingctx, acc, out, oi, ldo):
+        vt = acc.dtype
+        sig = types.none(acc, out, oi, ldo)
+
+        def codegen(context, builder, signature, args):
+            accv, oa, oiv, ldov = args
+            llvt = context.get_value_type(vt)
+            base = _at(context, builder, signature.args[1], oa, oiv)
+            for f in range(F):
+                row = builder.gep(base, [builder.mul(ldov, ir.Constant(_I64, f))])
+                for v in range(V):
+                    _store(builder, builder.extract_value(accv, f * V + v), row, vt, llvt,
+                           v * vt.lanes)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return zeros, tap, store
 
 
-@intrinsic
-def wide_tap(typingctx, acc, x, xi, w, wi):
-    """``acc[f*WIDE_V + v] += w[wi + f] * x[xi + v*lanes : ...]``: one tap of one channel
-    for the whole block (WIDE_V loads, WIDE_F broadcasts, WIDE_F*WIDE_V FMAs)."""
-    vt = acc.dtype
-    sig = acc(acc, x, xi, w, wi)
-
-    def codegen(context, builder, signature, args):
-        accv, xa, xiv, wa, wiv = args
-        llvt = context.get_value_type(vt)
-        fma = _fma(builder, vt, llvt)
-        xp = _at(context, builder, signature.args[1], xa, xiv)
-        wp = _at(context, builder, signature.args[3], wa, wiv)
-        xs = [_load(builder, xp, vt, llvt, v * vt.lanes) for v in range(WIDE_V)]
-        out = [builder.extract_value(accv, i) for i in range(WIDE_F * WIDE_V)]
-        for f in range(WIDE_F):
-            wf = _broadcast(builder, builder.load(builder.gep(wp, [ir.Constant(_I64, f)])), vt, llvt)
-            for v in range(WIDE_V):
-                out[f * WIDE_V + v] = builder.call(fma, [xs[v], wf, out[f * WIDE_V + v]])
-        _no_interleave(builder)
-        return context.make_tuple(builder, signature.return_type, out)
-
-    return sig, codegen
-
-
-@intrinsic
-def wide_store(typingctx, acc, out, oi, ldo):
-    """``out[oi + f*ldo + v*lanes : ...] = acc[f*WIDE_V + v]``."""
-    vt = acc.dtype
-    sig = types.none(acc, out, oi, ldo)
-
-    def codegen(context, builder, signature, args):
-        accv, oa, oiv, ldov = args
-        llvt = context.get_value_type(vt)
-        base = _at(context, builder, signature.args[1], oa, oiv)
-        for f in range(WIDE_F):
-            row = builder.gep(base, [builder.mul(ldov, ir.Constant(_I64, f))])
-            for v in range(WIDE_V):
-                _store(builder, builder.extract_value(accv, f * WIDE_V + v), row, vt, llvt,
-                       v * vt.lanes)
-        return context.get_dummy_value()
-
-    return sig, codegen
+#: The forward block (WIDE_F x WIDE_V) and the one-filter block (1 x ONE_V).
+wide_zeros, wide_tap, wide_store = _wide_block(WIDE_F, WIDE_V)
+one_zeros, one_tap, one_store = _wide_block(1, ONE_V)
 
 
 @intrinsic

@@ -14,13 +14,14 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, finite, flipped_filters,
-                          pack_filters, plan)
+from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, filter_block, finite,
+                          flipped_filters, pack_filters, plan)
 from ._jit import jit, pjit
-from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, VBYTES, WIDE_F, WIDE_V,
+from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F, WIDE_V,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
                     dw_add_sums, dw_step, dw_zeros, fv_add, fv_index, fv_step, fv_store,
-                    fv_zeros, row_sum, transpose_block, wide_store, wide_tap, wide_zeros)
+                    fv_zeros, one_store, one_tap, one_zeros, row_sum, transpose_block,
+                    wide_store, wide_tap, wide_zeros)
 
 
 @jit
@@ -212,24 +213,34 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
         dst[c * ds + m * S:c * ds + m * S + tail] = 0
 
 
-@jit
-def _wide(x, xs, C, off, w, nfb, out, ldo, Q):
-    """``out[f*ldo + q]`` = sum over channels c < C and taps of
-    ``w[...] * x[c*xs + q + off[t]]`` for every filter block, q < Q rounded up to a block
-    (see ``_simd.wide_tap``; ``w`` from ``_conv_plan.pack_filters``)."""
-    ntap = off.shape[0]
-    step = WIDE_V * (VBYTES // x.itemsize)
-    for fb in range(nfb):
-        wb = fb * C * ntap * WIDE_F
-        for q0 in range(0, Q, step):
-            acc = wide_zeros(x)
-            wc = wb
-            for c in range(C):
-                xc = c * xs + q0
-                for t in range(ntap):
-                    acc = wide_tap(acc, x, xc + off[t], w, wc)
-                    wc += WIDE_F
-            wide_store(acc, out, fb * WIDE_F * ldo + q0, ldo)
+def _blocked_forward(zeros, tap, store, F, V, name):
+    """The forward kernel in blocks of F filters x V vectors (``_simd._wide_block``'s
+    intrinsics), compiled as ``name``: ``out[f*ldo + q]`` = sum over channels c < C and
+    taps of ``w[...] * x[c*xs + q + off[t]]`` for every filter block, q < Q rounded up to
+    a block (``w`` from ``_conv_plan.pack_filters`` with F filters per block)."""
+
+    def kernel(x, xs, C, off, w, nfb, out, ldo, Q):
+        ntap = off.shape[0]
+        step = V * (VBYTES // x.itemsize)
+        for fb in range(nfb):
+            wb = fb * C * ntap * F
+            for q0 in range(0, Q, step):
+                acc = zeros(x)
+                wc = wb
+                for c in range(C):
+                    xc = c * xs + q0
+                    for t in range(ntap):
+                        acc = tap(acc, x, xc + off[t], w, wc)
+                        wc += F
+                store(acc, out, fb * F * ldo + q0, ldo)
+
+    # its own name, so that the two kernels never share a cache entry
+    kernel.__name__ = kernel.__qualname__ = name
+    return jit(kernel)
+
+
+_wide = _blocked_forward(wide_zeros, wide_tap, wide_store, WIDE_F, WIDE_V, "_wide")
+_wide1 = _blocked_forward(one_zeros, one_tap, one_store, 1, ONE_V, "_wide1")
 
 
 @jit
@@ -254,14 +265,16 @@ def _fv(x, xs, C, off, w, nfb, out, ldo, pos, npos):
 
 
 @jit
-def _forward_kernel(x, xs, C, off, w, nrows, out, ldo, pos, fv, m, P, S):
-    """The forward kernel over m packed images into the first nrows rows of out: with
-    filters in vectors over the m*P outputs listed in pos (fv), else over whole planes."""
+def _forward_kernel(x, xs, C, off, w, nrows, F, out, ldo, pos, fv, m, P, S):
+    """The forward kernel over m packed images into the first nrows rows of out, in
+    blocks of F filters (``_conv_plan.filter_block``): with filters in vectors over the
+    m*P outputs listed in pos (fv), else over whole planes."""
     if fv:
-        F = FV_F * (VBYTES // x.itemsize)
         _fv(x, xs, C, off, w, nrows // F, out, ldo, pos, -(-(m * P) // FV_P) * FV_P)
+    elif F == 1:
+        _wide1(x, xs, C, off, w, nrows, out, ldo, m * S)
     else:
-        _wide(x, xs, C, off, w, nrows // WIDE_F, out, ldo, m * S)
+        _wide(x, xs, C, off, w, nrows // F, out, ldo, m * S)
 
 
 @jit
@@ -385,13 +398,13 @@ def _lanes_of(x):
 def _check_width(width, G, S, Wp, top, off, L):
     """Refuse a packed buffer too short for the compiled kernels (the kernels run
     without bounds checks)."""
-    if width < G * S + (top + 1) * Wp + L + WIDE_V * L + off[-1] + 1:
+    if width < G * S + (top + 1) * Wp + L + max(WIDE_V, ONE_V) * L + off[-1] + 1:
         raise ValueError("fastconv: packed buffer too short for the compiled conv kernels; "
                          "clear Numba's cache for fastconv and retry")
 
 
 @pjit
-def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, off, pos, fv, ph, pw, relu, G, nt):
+def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, fv, ph, pw, relu, G, nt):
     N, C, H, Wd = x.shape
     OH, OW = out.shape[2], out.shape[3]
     Wp = Wd + pw
@@ -405,15 +418,15 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, off, pos, fv, ph, pw, relu,
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
-            _forward_kernel(xb, xs, C, off, wpk, nrows, wb, ldo, pos, fv, m, OH * OW, S)
+            _forward_kernel(xb, xs, C, off, wpk, nrows, F, wb, ldo, pos, fv, m, OH * OW, S)
             _unwide(wb, ldo, m, OH, OW, Wp, S, b, relu, out, n0)
             n0 += m
 
 
 @pjit
 def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
-                   xbuf, dbuf, gbuf, wide, nrows_dx, off, pos, pos_dx, xo, fv, kh, kw, ph,
-                   pw, G, nt):
+                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, xo, fv, kh, kw,
+                   ph, pw, G, nt):
     """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
     the weight-gradient kernel's g. With ``fv`` (direct_filters) dW comes instead from
@@ -453,15 +466,15 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
                 _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
             if need_dx:
                 ldo = wb.shape[0] // nrows_dx
-                _forward_kernel(db_, ds, FN, off, wdx, nrows_dx, wb, ldo, pos_dx, fv, m,
+                _forward_kernel(db_, ds, FN, off, wdx, nrows_dx, F_dx, wb, ldo, pos_dx, fv, m,
                                 H * Wd, S)
                 _unwide(wb, ldo, m, H, Wd, Wp, S, zeros_c, False, dx, n0)
             n0 += m
 
 
-def _filter_block(fv, x):
-    """Filters per block of the forward kernel on ``x``: with filters in vectors or not."""
-    return FV_F * _lanes_of(x) if fv else WIDE_F
+def _filter_block(algorithm, channels, x):
+    """Filters per block of the forward kernel computing ``channels`` output channels."""
+    return filter_block(algorithm, channels, LEVEL, _lanes_of(x))
 
 
 def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
@@ -473,7 +486,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     xbuf = np.zeros((p.nt, Cp, p.width), dtype=x.dtype)
     dbuf = np.zeros((p.nt, FNp, p.width), dtype=x.dtype)
     if fv:
-        ldg = -(-FN // _filter_block(True, x)) * _filter_block(True, x)
+        ldg = -(-FN // (FV_F * _lanes_of(x))) * FV_F * _lanes_of(x)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
         xo = dw_offsets(C, p.off, p.width, FV_P)
         dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
@@ -482,7 +495,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
         xo = p.off
         dW_part = np.empty((p.nt, FNp * Cp * ntap), dtype=x.dtype)
     db_part = np.empty((p.nt, FN), dtype=x.dtype)
-    F = _filter_block(fv, x)
+    F = _filter_block(p.algorithm, C, x)
     nrows_dx = -(-C // F) * F
     if need_dx:
         dx = np.empty_like(x)
@@ -494,7 +507,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
         wide = np.empty((p.nt, nrows_dx), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
-                   dbuf, gbuf, wide, nrows_dx, p.off, p.pos if fv else p.off,
+                   dbuf, gbuf, wide, nrows_dx, F, p.off, p.pos if fv else p.off,
                    p.pos_dx if fv else p.off, xo, fv, kh, kw, ph, pw, p.G, p.nt)
     dW = dW_part.sum(axis=0)
     if fv:
@@ -524,12 +537,13 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
     p = _plan(x, W, g, algorithm, False)
     if p.algorithm != "gemm":
         fv = p.algorithm == "direct_filters"
-        F = _filter_block(fv, x)
+        F = _filter_block(p.algorithm, FN, x)
         nrows = -(-FN // F) * F
         xbuf = np.zeros((p.nt, C * p.width), dtype=x.dtype)
         wide = np.empty((p.nt, nrows * p.width), dtype=x.dtype)
         _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf, wide,
-                      nrows, p.off, p.pos if fv else p.off, fv, ph, pw, bool(relu), p.G, p.nt)
+                      nrows, F, p.off, p.pos if fv else p.off, fv, ph, pw, bool(relu), p.G,
+                      p.nt)
         return out
     with single_threaded_blas():
         _forward_gemm(x, W.reshape(FN, C * kh * kw), b, out.reshape(N, FN, OH * OW),
