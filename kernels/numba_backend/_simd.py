@@ -84,7 +84,8 @@ def _fma(builder, vt, llvt):
 
 
 def _broadcast(builder, scalar, vt, llvt):
-    one = builder.insert_element(ir.Constant(llvt, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    one = builder.insert_element(ir.Constant(llvt, ir.Undefined), scalar,
+                                 ir.Constant(ir.IntType(32), 0))
     mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
     return builder.shuffle_vector(one, ir.Constant(llvt, ir.Undefined), mask)
 
@@ -143,7 +144,8 @@ def _wide_block(F, V):
             xs = [_load(builder, xp, vt, llvt, v * vt.lanes) for v in range(V)]
             out = [builder.extract_value(accv, i) for i in range(F * V)]
             for f in range(F):
-                wf = _broadcast(builder, builder.load(builder.gep(wp, [ir.Constant(_I64, f)])), vt, llvt)
+                wf = builder.load(builder.gep(wp, [ir.Constant(_I64, f)]))
+                wf = _broadcast(builder, wf, vt, llvt)
                 for v in range(V):
                     out[f * V + v] = builder.call(fma, [xs[v], wf, out[f * V + v]])
             _no_interleave(builder)
@@ -373,6 +375,11 @@ def _add_sums(channels, taps):
     return add_sums
 
 
+def _mask_of(builder, flag, vt):
+    """The i1 ``flag`` in every lane of a vector of ``vt``'s width."""
+    return _broadcast(builder, flag, vt, ir.VectorType(ir.IntType(1), vt.lanes))
+
+
 @intrinsic
 def copy_vector(typingctx, dst, di, src, si, mask, mi, use_mask):
     """``dst[di : di + lanes] = src[si : si + lanes]``, with ``use_mask`` zero where
@@ -384,12 +391,14 @@ def copy_vector(typingctx, dst, di, src, si, mask, mi, use_mask):
     def codegen(context, builder, signature, args):
         da, div, sa, siv, ma, miv, um = args
         llvt = context.get_value_type(vt)
+        zero = ir.Constant(llvt, None)
         value = _load(builder, _at(context, builder, signature.args[2], sa, siv), vt, llvt)
         dp = _at(context, builder, signature.args[0], da, div)
         with builder.if_else(um) as (masked, plain):
             with masked:
-                keep = builder.fcmp_ordered(">", _load(builder, _at(context, builder, signature.args[4], ma, miv), vt, llvt), ir.Constant(llvt, None))
-                _store(builder, builder.select(keep, value, ir.Constant(llvt, None)), dp, vt, llvt)
+                m = _load(builder, _at(context, builder, signature.args[4], ma, miv), vt, llvt)
+                keep = builder.fcmp_ordered(">", m, zero)
+                _store(builder, builder.select(keep, value, zero), dp, vt, llvt)
             with plain:
                 _store(builder, value, dp, vt, llvt)
         return context.get_dummy_value()
@@ -408,10 +417,12 @@ def bias_relu_vector(typingctx, dst, di, src, si, b, relu):
     def codegen(context, builder, signature, args):
         da, div, sa, siv, bv, rl = args
         llvt = context.get_value_type(vt)
-        value = builder.fadd(_load(builder, _at(context, builder, signature.args[2], sa, siv), vt, llvt), _broadcast(builder, bv, vt, llvt))
-        neg = builder.fcmp_ordered("<", value, ir.Constant(llvt, None))
-        value = builder.select(builder.and_(neg, _broadcast_bool(builder, rl, vt)), ir.Constant(llvt, None), value)
-        _store(builder, value, _at(context, builder, signature.args[0], da, div), vt, llvt)
+        zero = ir.Constant(llvt, None)
+        value = _load(builder, _at(context, builder, signature.args[2], sa, siv), vt, llvt)
+        value = builder.fadd(value, _broadcast(builder, bv, vt, llvt))
+        drop = builder.and_(builder.fcmp_ordered("<", value, zero), _mask_of(builder, rl, vt))
+        _store(builder, builder.select(drop, zero, value),
+               _at(context, builder, signature.args[0], da, div), vt, llvt)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -434,18 +445,19 @@ def transpose_block(typingctx, dst, di, ldd, src, si, lds, mask, use_mask):
         mp = _at(context, builder, signature.args[6], ma, siv)
         dp = _at(context, builder, signature.args[0], da, div)
         zero = ir.Constant(llvt, None)
-        keep_all = _broadcast_bool(builder, builder.not_(um), vt)
+        keep_all = _mask_of(builder, builder.not_(um), vt)
         rows = []
         for r in range(L):
             at = builder.mul(ldsv, ir.Constant(_I64, r))
             value = _load(builder, builder.gep(sp, [at]), vt, llvt)
-            keep = builder.or_(builder.fcmp_ordered(">", _load(builder, builder.gep(mp, [at]), vt, llvt), zero), keep_all)
+            m = _load(builder, builder.gep(mp, [at]), vt, llvt)
+            keep = builder.or_(builder.fcmp_ordered(">", m, zero), keep_all)
             rows.append(builder.select(keep, value, zero))
-        i32 = ir.IntType(32)
+        lanes_t = ir.VectorType(ir.IntType(32), L)
         half = L // 2
         while half:
-            lo = ir.Constant(ir.VectorType(i32, L), [L + j - half if j & half else j for j in range(L)])
-            hi = ir.Constant(ir.VectorType(i32, L), [L + j if j & half else j + half for j in range(L)])
+            lo = ir.Constant(lanes_t, [L + j - half if j & half else j for j in range(L)])
+            hi = ir.Constant(lanes_t, [L + j if j & half else j + half for j in range(L)])
             for i in range(L):
                 if not i & half:
                     a, b = rows[i], rows[i + half]
@@ -453,16 +465,11 @@ def transpose_block(typingctx, dst, di, ldd, src, si, lds, mask, use_mask):
                     rows[i + half] = builder.shuffle_vector(a, b, hi)
             half //= 2
         for k in range(L):
-            _store(builder, rows[k], builder.gep(dp, [builder.mul(lddv, ir.Constant(_I64, k))]), vt, llvt)
+            _store(builder, rows[k], builder.gep(dp, [builder.mul(lddv, ir.Constant(_I64, k))]),
+                   vt, llvt)
         return context.get_dummy_value()
 
     return sig, codegen
-
-
-def _broadcast_bool(builder, flag, vt):
-    vbool = ir.VectorType(ir.IntType(1), vt.lanes)
-    one = builder.insert_element(ir.Constant(vbool, ir.Undefined), flag, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, ir.Constant(vbool, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes))
 
 
 #: Sums of a one-tap and of a three-tap weight-gradient block into dW.
@@ -484,7 +491,8 @@ def row_sum(typingctx, a, start, count):
         acc = cgutils.alloca_once_value(builder, ir.Constant(llvt, None))
         with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), countv,
                                      ir.Constant(_I64, vt.lanes)) as (q, _):
-            builder.store(builder.fadd(builder.load(acc), _load(builder, builder.gep(base, [q]), vt, llvt)), acc)
+            value = _load(builder, builder.gep(base, [q]), vt, llvt)
+            builder.store(builder.fadd(builder.load(acc), value), acc)
         return _hsum(builder, builder.load(acc), vt)
 
     return sig, codegen
