@@ -82,6 +82,27 @@ medians of 20 taken three times alternated, Zen 5; forward / backward with dx in
 kernels win everything, forward, dx and dW alike (alone, dW with filters in vectors took
 conv6's backward from 3.49 to 2.78 ms at AVX-512); at 0.87 and above they lose or tie,
 hence ``FILTERS_BELOW = 0.85``.
+
+Winograd F(2x2, 3x3) was measured and not kept. A prototype (Cython, the forward only):
+the input packed as four phase planes per channel (rows and columns split by parity),
+the input and output transforms on vectors of tiles, and the 16 products as 16 one-tap
+GEMMs by the wide forward kernel. Its buffers were reused between calls, and each thread
+took chunks of about 4 MB. Measured on DeepConvNet's shapes (batch 100, float32, 2
+threads, fused ReLU, AVX-512, Zen 5), Winograd against the rule, in ms:
+
+    layer     16x28x28->16  16x14x14->32  32x14x14->32 p2  32x8x8->64  64x8x8->64
+    ms        1.39 / 1.09   0.69 / 0.55   1.30 / 1.12      0.79 / 0.66  1.56 / 1.18
+
+With chunks of 512 KiB it was slower still on four layers (up to 2.36 ms on the last).
+Where the time went on 32x14x14 -> 32:
+
+- the GEMMs, 47% (2.25x fewer products, but one tap over C channels per call);
+- the phase-plane pack, 16%;
+- the input transform, 14%;
+- the output transform, 13%.
+
+Each transform moves 16 values per tile and channel through memory. Winning needs
+transforms fused into the GEMM's blocks, as in oneDNN's kernels, which is not built.
 """
 import math
 from typing import NamedTuple
