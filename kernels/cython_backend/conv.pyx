@@ -21,25 +21,19 @@ from .._isa import level as isa_level
 from ._runtime import get_num_threads
 
 cdef extern from "conv_simd.h" nogil:
+    ctypedef void (*fc_wide_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
+                                 const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
+                                 Py_ssize_t nfb, float* out, Py_ssize_t ldo,
+                                 Py_ssize_t Q) noexcept nogil
+    ctypedef void (*fc_wide_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
+                                 const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
+                                 Py_ssize_t nfb, double* out, Py_ssize_t ldo,
+                                 Py_ssize_t Q) noexcept nogil
     ctypedef struct fc_simd_level:
         const char* name
         int vbytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p, one_v
-        void (*conv_wide_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
-                              const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
-                              Py_ssize_t nfb, float* out, Py_ssize_t ldo,
-                              Py_ssize_t Q) noexcept nogil
-        void (*conv_wide_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
-                              const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
-                              Py_ssize_t nfb, double* out, Py_ssize_t ldo,
-                              Py_ssize_t Q) noexcept nogil
-        void (*conv_wide1_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
-                               const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
-                               Py_ssize_t nf, float* out, Py_ssize_t ldo,
-                               Py_ssize_t Q) noexcept nogil
-        void (*conv_wide1_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
-                               const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
-                               Py_ssize_t nf, double* out, Py_ssize_t ldo,
-                               Py_ssize_t Q) noexcept nogil
+        fc_wide_f32 conv_wide_f32, conv_wide1_f32
+        fc_wide_f64 conv_wide_f64, conv_wide1_f64
         void (*conv_fv_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
                             const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
                             Py_ssize_t nfb, float* out, Py_ssize_t ldo,
@@ -357,22 +351,16 @@ cdef inline void _unwide(const floating* wide, Py_ssize_t ldo, Py_ssize_t m, Py_
 
 
 cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
-                       Py_ssize_t ntap, const floating* w, Py_ssize_t nfb, floating* out,
-                       Py_ssize_t ldo, Py_ssize_t Q) noexcept nogil:
+                       Py_ssize_t ntap, const floating* w, Py_ssize_t nrows, Py_ssize_t F,
+                       floating* out, Py_ssize_t ldo, Py_ssize_t Q) noexcept nogil:
+    """The wide kernel for nrows rows in blocks of F filters: the one-filter blocks'
+    when F is 1, else the fwd_f blocks'."""
     if floating is float:
-        _K.conv_wide_f32(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
+        (_K.conv_wide1_f32 if F == 1 else _K.conv_wide_f32)(x, xs, C, off, ntap, w,
+                                                            nrows // F, out, ldo, Q)
     else:
-        _K.conv_wide_f64(x, xs, C, off, ntap, w, nfb, out, ldo, Q)
-
-
-cdef inline void _wide1(const floating* x, Py_ssize_t xs, Py_ssize_t C,
-                        const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
-                        Py_ssize_t nf, floating* out, Py_ssize_t ldo,
-                        Py_ssize_t Q) noexcept nogil:
-    if floating is float:
-        _K.conv_wide1_f32(x, xs, C, off, ntap, w, nf, out, ldo, Q)
-    else:
-        _K.conv_wide1_f64(x, xs, C, off, ntap, w, nf, out, ldo, Q)
+        (_K.conv_wide1_f64 if F == 1 else _K.conv_wide_f64)(x, xs, C, off, ntap, w,
+                                                            nrows // F, out, ldo, Q)
 
 
 cdef inline void _fv(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
@@ -395,10 +383,8 @@ cdef inline void _forward_kernel(const floating* x, Py_ssize_t xs, Py_ssize_t C,
     the m whole planes."""
     if pos != NULL:
         _fv(x, xs, C, off, ntap, w, nrows // F, out, ldo, pos, _round_up(m * P, _K.fv_p))
-    elif F == 1:
-        _wide1(x, xs, C, off, ntap, w, nrows, out, ldo, m * S)
     else:
-        _wide(x, xs, C, off, ntap, w, nrows // F, out, ldo, m * S)
+        _wide(x, xs, C, off, ntap, w, nrows, F, out, ldo, m * S)
 
 
 cdef inline void _dwv(const floating* g, Py_ssize_t ldg, Py_ssize_t nfb, const floating* x,

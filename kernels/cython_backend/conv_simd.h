@@ -21,6 +21,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The wide forward/dx kernels (fc_conv_wide, fc_conv_wide1): nfb blocks of filters. */
+typedef void (*fc_wide_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
+                            ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
+                            ptrdiff_t ldo, ptrdiff_t Q);
+typedef void (*fc_wide_f64)(const double* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
+                            ptrdiff_t ntap, const double* w, ptrdiff_t nfb, double* out,
+                            ptrdiff_t ldo, ptrdiff_t Q);
+
 typedef struct {
     const char* name;   /* NULL: this level is not built for this architecture */
     int vbytes;         /* bytes in one vector */
@@ -29,18 +37,8 @@ typedef struct {
     int dw3_c;          /* channels of the three-tap weight-gradient block (dw_f filters) */
     int fv_f, fv_p;     /* forward with filters in vectors: vectors of filters x positions */
     int one_v;          /* forward block of one filter: vectors of positions */
-    void (*conv_wide_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
-                          ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
-                          ptrdiff_t ldo, ptrdiff_t Q);
-    void (*conv_wide_f64)(const double* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
-                          ptrdiff_t ntap, const double* w, ptrdiff_t nfb, double* out,
-                          ptrdiff_t ldo, ptrdiff_t Q);
-    void (*conv_wide1_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
-                           ptrdiff_t ntap, const float* w, ptrdiff_t nf, float* out,
-                           ptrdiff_t ldo, ptrdiff_t Q);
-    void (*conv_wide1_f64)(const double* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
-                           ptrdiff_t ntap, const double* w, ptrdiff_t nf, double* out,
-                           ptrdiff_t ldo, ptrdiff_t Q);
+    fc_wide_f32 conv_wide_f32, conv_wide1_f32;  /* blocks of fwd_f filters; of one */
+    fc_wide_f64 conv_wide_f64, conv_wide1_f64;
     void (*conv_fv_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
                         ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
                         ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos);
