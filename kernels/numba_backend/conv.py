@@ -189,11 +189,13 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
                 r = base + (top + y) * Wp
                 for i in range(left):
                     dst[r + i] = zero
-                # Kept although only the element loops use it: with this view and the
-                # mask's moved into those branches (flat indices instead), the pack alone
-                # ran 2.5x faster, but the six convs' forward + backward 8-11% slower at
-                # AVX-512 from Numba's cache (16.4 -> 18.2 ms) while 4% faster at AVX2
-                # (27.6 -> 26.0), Zen 5; the FMA loops' code was the same, cause not found.
+                # Kept although only the element loops use it. Without it (flat indices
+                # there) the pack alone runs 2.5x faster (26 -> 10 us a chunk), and the six
+                # convs' forward + backward too while the drivers are compiled in the
+                # process (15.5-16.3 ms), but loaded from Numba's cache they ran 8% slower
+                # than with it (17.0-17.4 against 16.0-16.3, AVX-512, Zen 5); the cached
+                # driver's object carries its own copy of _pack, built with 4-6x the vector
+                # moves of the standalone one.
                 s = src[n0 + j, c, y]
                 d0 = r + left
                 s0 = ((n0 + j) * C + c) * H * W + y * W
