@@ -496,3 +496,16 @@ def row_sum(typingctx, a, start, count):
         return _hsum(builder, builder.load(acc), vt)
 
     return sig, codegen
+
+
+@intrinsic
+def keep_scalar(typingctx):
+    """An empty ``asm sideeffect`` in a loop body: LLVM's vectorizer leaves that loop
+    scalar."""
+    sig = types.none()
+
+    def codegen(context, builder, signature, args):
+        _no_interleave(builder)
+        return context.get_dummy_value()
+
+    return sig, codegen

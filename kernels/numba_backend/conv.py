@@ -20,7 +20,7 @@ from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F, WIDE_V,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
                     dw_add_sums, dw_step, dw_zeros, fv_add, fv_index, fv_step, fv_store,
-                    fv_zeros, one_store, one_tap, one_zeros, row_sum, transpose_block,
+                    fv_zeros, keep_scalar, one_store, one_tap, one_zeros, row_sum, transpose_block,
                     wide_store, wide_tap, wide_zeros)
 
 
@@ -189,31 +189,27 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
                 r = base + (top + y) * Wp
                 for i in range(left):
                     dst[r + i] = zero
-                # Kept although only the element loops use it. Without it (flat indices
-                # there) the pack alone runs 2.5x faster (26 -> 10 us a chunk), and the six
-                # convs' forward + backward too while the drivers are compiled in the
-                # process (15.5-16.3 ms), but loaded from Numba's cache they ran 8% slower
-                # than with it (17.0-17.4 against 16.0-16.3, AVX-512, Zen 5); the cached
-                # driver's object carries its own copy of _pack, built with 4-6x the vector
-                # moves of the standalone one.
-                s = src[n0 + j, c, y]
                 d0 = r + left
                 s0 = ((n0 + j) * C + c) * H * W + y * W
-                # element loops into dst itself: through a row slice the masked loop
+                # Element loops into dst itself: through a row slice the masked loop
                 # measured 1.5x slower (16x28x28 planes, one thread); slice assignments
                 # for the copy and the zeros cost the six convs' forward + backward 3-7%
-                # (18.6-18.7 against 17.4-17.8 ms, AVX-512; 29.5-30.3 against 28.7-29.5
-                # ms at AVX2, Zen 5)
+                # (AVX-512 and AVX2, Zen 5). keep_scalar: without it the drivers loaded
+                # from Numba's cache carry a copy of this function whose element loops
+                # LLVM vectorized a second time (4-6x the vector moves), and the six convs
+                # ran 17.0-17.4 ms against 15.5-16.3 when compiled in the process
+                # (AVX-512); with it, 15.7-15.8 from the cache.
                 if (H - 1 - y) * W >= over:
                     for i in range(0, Wv, L):
                         copy_vector(dst, d0 + i, sf, s0 + i, mf, s0 + i, use_mask)
                 elif use_mask:
-                    mk = mask[n0 + j, c, y]
                     for i in range(W):
-                        dst[d0 + i] = s[i] if mk[i] > 0 else zero
+                        keep_scalar()
+                        dst[d0 + i] = sf[s0 + i] if mf[s0 + i] > 0 else zero
                 else:
                     for i in range(W):
-                        dst[d0 + i] = s[i]
+                        keep_scalar()
+                        dst[d0 + i] = sf[s0 + i]
                 for i in range(left + W, Wp):
                     dst[r + i] = zero
             dst[base + (top + H) * Wp:base + S] = 0
