@@ -20,8 +20,8 @@ from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F, WIDE_V,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
                     dw_add_sums, dw_step, dw_zeros, fv_add, fv_index, fv_step, fv_store,
-                    fv_zeros, keep_scalar, one_store, one_tap, one_zeros, row_sum, transpose_block,
-                    wide_store, wide_tap, wide_zeros)
+                    fv_zeros, keep_scalar, one_store, one_tap, one_zeros, row_sum,
+                    transpose_block, wide_store, wide_tap, wide_zeros)
 
 
 @jit
@@ -194,7 +194,8 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
                 # Element loops into dst itself: through a row slice the masked loop
                 # measured 1.5x slower (16x28x28 planes, one thread); slice assignments
                 # for the copy and the zeros cost the six convs' forward + backward 3-7%
-                # (AVX-512 and AVX2, Zen 5). keep_scalar: without it the drivers loaded
+                # (18.6-18.7 against 17.4-17.8 ms, AVX-512; 29.5-30.3 against 28.7-29.5
+                # ms at AVX2, Zen 5). keep_scalar: without it the drivers loaded
                 # from Numba's cache carry a copy of this function whose element loops
                 # LLVM vectorized a second time (4-6x the vector moves), and the six convs
                 # ran 17.0-17.4 ms against 15.5-16.3 when compiled in the process
