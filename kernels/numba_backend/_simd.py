@@ -116,6 +116,20 @@ def _zeros(arr, count):
     return sig, codegen
 
 
+def _block_out(context, builder, arrty, arr, index, ld, accv, rows, vecs, vt, add):
+    """A register block back into memory: ``arr[index + r*ld + v*lanes : ...] =
+    accv[r*vecs + v]`` for r < rows, v < vecs, or ``+=`` with ``add``."""
+    llvt = context.get_value_type(vt)
+    base = _at(context, builder, arrty, arr, index)
+    for r in range(rows):
+        row = builder.gep(base, [builder.mul(ld, ir.Constant(_I64, r))])
+        for v in range(vecs):
+            value = builder.extract_value(accv, r * vecs + v)
+            if add:
+                value = builder.fadd(_load(builder, row, vt, llvt, v * vt.lanes), value)
+            _store(builder, value, row, vt, llvt, v * vt.lanes)
+
+
 def _wide_block(F, V):
     """The intrinsics ``(zeros, tap, store)`` of a forward block of F filters x V vectors
     of output positions:
@@ -160,13 +174,8 @@ def _wide_block(F, V):
 
         def codegen(context, builder, signature, args):
             accv, oa, oiv, ldov = args
-            llvt = context.get_value_type(vt)
-            base = _at(context, builder, signature.args[1], oa, oiv)
-            for f in range(F):
-                row = builder.gep(base, [builder.mul(ldov, ir.Constant(_I64, f))])
-                for v in range(V):
-                    _store(builder, builder.extract_value(accv, f * V + v), row, vt, llvt,
-                           v * vt.lanes)
+            _block_out(context, builder, signature.args[1], oa, oiv, ldov, accv, F, V, vt,
+                       False)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -260,14 +269,8 @@ def fv_add(typingctx, acc, dwt, di, ldw):
 
     def codegen(context, builder, signature, args):
         accv, da, div, ldwv = args
-        llvt = context.get_value_type(vt)
-        base = _at(context, builder, signature.args[1], da, div)
-        for p in range(FV_P):
-            row = builder.gep(base, [builder.mul(ldwv, ir.Constant(_I64, p))])
-            for v in range(FV_F):
-                total = builder.fadd(_load(builder, row, vt, llvt, v * vt.lanes),
-                                     builder.extract_value(accv, p * FV_F + v))
-                _store(builder, total, row, vt, llvt, v * vt.lanes)
+        _block_out(context, builder, signature.args[1], da, div, ldwv, accv, FV_P, FV_F, vt,
+                   True)
         return context.get_dummy_value()
 
     return sig, codegen
