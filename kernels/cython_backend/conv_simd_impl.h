@@ -307,10 +307,11 @@ static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
  * NULL: keep a value only where mask > 0 (the fused ReLU's backward). Compiled per
  * level with the kernels: at the SSE2 baseline GCC leaves the masked copy scalar
  * (DeepConvNet's conv1 backward 1.14 -> 4.12 ms, AVX-512 host, 2 threads). */
-static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdiff_t C,
-                           ptrdiff_t H, ptrdiff_t W, ptrdiff_t top, ptrdiff_t left,
-                           ptrdiff_t Wp, ptrdiff_t S, FC_T* restrict dst, ptrdiff_t ds,
-                           ptrdiff_t tail)
+static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m,
+                                          ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
+                                          ptrdiff_t top, ptrdiff_t left, ptrdiff_t Wp,
+                                          ptrdiff_t S, FC_T* restrict dst, ptrdiff_t ds,
+                                          ptrdiff_t tail)
 {
     /* Rows and planes hold their padding (no negative memset length), and one channel's
      * m planes and tail end before the next channel's begin. */
@@ -328,10 +329,10 @@ static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptr
             memset(plane, 0, (size_t)(top * Wp) * sizeof(FC_T));
             for (ptrdiff_t y = 0; y < H; y++) {
                 FC_T* restrict row = plane + (top + y) * Wp;
+                const FC_T* sy = s + y * W;
                 for (ptrdiff_t i = 0; i < left; i++)
                     row[i] = 0;
                 if ((H - 1 - y) * W >= over) {
-                    const FC_T* sy = s + y * W;
                     if (mk == NULL) {
                         for (ptrdiff_t i = 0; i < Wv; i += FC_L)
                             *(FC_UVEC*)(row + left + i) = *(const FC_UVEC*)(sy + i);
@@ -344,11 +345,9 @@ static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptr
                         }
                     }
                 } else if (mk == NULL) {
-                    const FC_T* sy = s + y * W;
                     for (ptrdiff_t i = 0; i < W; i++)
                         row[left + i] = sy[i];
                 } else {
-                    const FC_T* sy = s + y * W;
                     const FC_T* my = mk + y * W;
                     for (ptrdiff_t i = 0; i < W; i++)
                         row[left + i] = my[i] > 0 ? sy[i] : (FC_T)0;
