@@ -37,8 +37,10 @@ typedef struct {
     int dw3_c;          /* channels of the three-tap weight-gradient block (dw_f filters) */
     int fv_f, fv_p;     /* forward with filters in vectors: vectors of filters x positions */
     int one_v;          /* forward block of one filter: vectors of positions */
-    fc_wide_f32 conv_wide_f32, conv_wide1_f32;  /* blocks of fwd_f filters; of one */
-    fc_wide_f64 conv_wide_f64, conv_wide1_f64;
+    fc_wide_f32 conv_wide_f32;   /* blocks of fwd_f filters */
+    fc_wide_f64 conv_wide_f64;
+    fc_wide_f32 conv_wide1_f32;  /* blocks of one filter */
+    fc_wide_f64 conv_wide1_f64;
     void (*conv_fv_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
                         ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
                         ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos);
