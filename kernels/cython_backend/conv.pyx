@@ -54,6 +54,12 @@ cdef extern from "conv_simd.h" nogil:
         void (*pack_t_f64)(const double* src, const double* mask, Py_ssize_t m,
                            Py_ssize_t F, Py_ssize_t P, double* dst,
                            Py_ssize_t ldg) noexcept nogil
+        void (*unpack_t_f32)(const float* src, Py_ssize_t ldt, Py_ssize_t m, Py_ssize_t F,
+                             Py_ssize_t P, const float* b, int relu,
+                             float* dst) noexcept nogil
+        void (*unpack_t_f64)(const double* src, Py_ssize_t ldt, Py_ssize_t m, Py_ssize_t F,
+                             Py_ssize_t P, const double* b, int relu,
+                             double* dst) noexcept nogil
         void (*conv_dw_f32)(const float* g, Py_ssize_t gs, Py_ssize_t nfb, const float* x,
                             Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off,
                             Py_ssize_t ntap, float* dw, Py_ssize_t Q) noexcept nogil
@@ -372,19 +378,35 @@ cdef inline void _fv(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ss
         _K.conv_fv_f64(x, xs, C, off, ntap, w, nfb, out, ldo, pos, npos)
 
 
-cdef inline void _forward_kernel(const floating* x, Py_ssize_t xs, Py_ssize_t C,
-                                 const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
-                                 floating* out, Py_ssize_t ldo, Py_ssize_t nrows,
-                                 Py_ssize_t F, const Py_ssize_t* pos, Py_ssize_t m,
-                                 Py_ssize_t P, Py_ssize_t S) noexcept nogil:
-    """The forward kernel over m packed images into the first nrows rows of out, in
-    blocks of F filters (``_conv_plan.filter_block``): with filters in vectors over the
-    m*P output positions listed in pos (pos not NULL), else with positions in vectors over
-    the m whole planes."""
-    if pos != NULL:
-        _fv(x, xs, C, off, ntap, w, nrows // F, out, ldo, pos, _round_up(m * P, _K.fv_p))
+cdef inline void _unpack_t(const floating* src, Py_ssize_t ldt, Py_ssize_t m, Py_ssize_t F,
+                           Py_ssize_t P, const floating* b, bint relu,
+                           floating* dst) noexcept nogil:
+    if floating is float:
+        _K.unpack_t_f32(src, ldt, m, F, P, b, relu, dst)
     else:
-        _wide(x, xs, C, off, ntap, w, nrows, F, out, ldo, m * S)
+        _K.unpack_t_f64(src, ldt, m, F, P, b, relu, dst)
+
+
+cdef inline void _forward_pass(const floating* x, Py_ssize_t xs, Py_ssize_t C,
+                               const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
+                               floating* wide, Py_ssize_t ldo, Py_ssize_t nrows, Py_ssize_t F,
+                               const Py_ssize_t* pos, Py_ssize_t m, Py_ssize_t FN,
+                               Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
+                               const floating* b, bint relu, floating* dst) noexcept nogil:
+    """The forward kernel over m packed images in blocks of F filters
+    (``_conv_plan.filter_block``), nrows filter rows in all, then its compaction into dst
+    (m, FN, OH, OW) with bias b (or NULL) and ReLU: with filters in vectors over the m*P
+    outputs listed in pos (pos not NULL) into rows of nrows filters per output, else with
+    positions in vectors over the m whole planes into nrows rows of ldo. wide holds
+    nrows*ldo values either way (ldo, a packed row's length, exceeds the rows the
+    filters kernel writes, m*P rounded up to whole blocks)."""
+    if pos != NULL:
+        _fv(x, xs, C, off, ntap, w, nrows // F, wide, nrows, pos,
+            _round_up(m * OH * OW, _K.fv_p))
+        _unpack_t(wide, nrows, m, FN, OH * OW, b, relu, dst)
+    else:
+        _wide(x, xs, C, off, ntap, w, nrows, F, wide, ldo, m * S)
+        _unwide(wide, ldo, m, FN, OH, OW, Wp, S, b, relu, dst)
 
 
 cdef inline void _dwv(const floating* g, Py_ssize_t ldg, Py_ssize_t nfb, const floating* x,
@@ -442,10 +464,9 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
             m = min(G, hi - n0)
             _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
                   &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
-            _forward_kernel(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
-                            &wide[t, 0, 0], ldo, wide.shape[1], F, pp, m, OH * OW, S)
-            _unwide(&wide[t, 0, 0], ldo, m, FN, OH, OW, Wp, S, &b[0], relu,
-                    &out[n0, 0, 0, 0])
+            _forward_pass(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
+                          &wide[t, 0, 0], ldo, wide.shape[1], F, pp, m, FN, OH, OW, Wp, S,
+                          &b[0], relu, &out[n0, 0, 0, 0])
             n0 = n0 + m
 
 
@@ -501,11 +522,9 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                 _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
                     off.shape[0], &dW_part[t, 0], Q)
             if need_dx:
-                _forward_kernel(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
-                                &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, m, H * W,
-                                S)
-                _unwide(&wide[t, 0, 0], ldo, m, C, H, W, Wp, S, <floating*>NULL, False,
-                        &dx[n0, 0, 0, 0])
+                _forward_pass(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
+                              &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, m, C, H, W,
+                              Wp, S, <floating*>NULL, False, &dx[n0, 0, 0, 0])
             n0 = n0 + m
 
 

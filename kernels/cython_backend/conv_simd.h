@@ -57,6 +57,10 @@ typedef struct {
                        ptrdiff_t P, float* dst, ptrdiff_t ldg);
     void (*pack_t_f64)(const double* src, const double* mask, ptrdiff_t m, ptrdiff_t F,
                        ptrdiff_t P, double* dst, ptrdiff_t ldg);
+    void (*unpack_t_f32)(const float* src, ptrdiff_t ldt, ptrdiff_t m, ptrdiff_t F,
+                         ptrdiff_t P, const float* b, int relu, float* dst);
+    void (*unpack_t_f64)(const double* src, ptrdiff_t ldt, ptrdiff_t m, ptrdiff_t F,
+                         ptrdiff_t P, const double* b, int relu, double* dst);
     void (*conv_dw_f32)(const float* g, ptrdiff_t gs, ptrdiff_t nfb, const float* x,
                         ptrdiff_t xs, ptrdiff_t Cp, const ptrdiff_t* off, ptrdiff_t ntap,
                         float* dw, ptrdiff_t Q);

@@ -146,22 +146,26 @@ static inline __attribute__((always_inline)) void FC_FN(fc_fv_step)(
     }
 }
 
-/* The forward with filters in vectors: out[f*ldo + pos[i]] = sum over c < C, t < ntap
+/* The forward with filters in vectors: out[i*ldo + f] = sum over c < C, t < ntap
  * of w[c][t][f] * x[c*xs + pos[i] + off[t]] for every filter block (nfb blocks of
  * FC_FV_F vectors of filters, weights packed as (nfb, C, ntap, FC_FV_F*FC_L)) and
- * i < npos, a multiple of FC_FV_P. Only the listed positions (an image's outputs) are
+ * i < npos, a multiple of FC_FV_P: rows of filters per output, as the block holds them
+ * (fc_unpack_t transposes them). Only the listed positions (an image's outputs) are
  * computed, where fc_conv_wide computes whole planes; each of FC_FV_P positions
- * broadcasts its input value against FC_FV_F vectors of filters. */
+ * broadcasts its input value against FC_FV_F vectors of filters. Storing the block
+ * transposed instead (out[f*ldo + pos[i]], element by element) took conv6's forward
+ * 1.05-1.08 -> 1.14-1.27 ms (Cython, AVX-512, Zen 5). */
 static void FC_FN(fc_conv_fv)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
                               const ptrdiff_t* off, ptrdiff_t ntap,
                               const FC_T* w, ptrdiff_t nfb,
                               FC_T* out, ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos)
 {
     FC_CHECK(C >= 0 && nfb >= 0 && npos >= 0 && npos % FC_FV_P == 0);
+    FC_CHECK(nfb * FC_FV_F * FC_L <= ldo);
     FC_CHECK(fc_taps_forward(off, ntap));
     for (ptrdiff_t fb = 0; fb < nfb; fb++) {
         const FC_T* wb = w + fb * C * ntap * FC_FV_F * FC_L;
-        FC_T* ob = out + fb * FC_FV_F * FC_L * ldo;
+        FC_T* ob = out + fb * FC_FV_F * FC_L;
         for (ptrdiff_t i0 = 0; i0 < npos; i0 += FC_FV_P) {
             FC_VEC acc[FC_FV_P][FC_FV_F];
             ptrdiff_t pp[FC_FV_P];
@@ -177,13 +181,10 @@ static void FC_FN(fc_conv_fv)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
                 xc += xs;
             }
 #pragma GCC unroll 16
-            for (int p = 0; p < FC_FV_P; p++) {
-                FC_T* op = ob + pp[p];
+            for (int p = 0; p < FC_FV_P; p++)
 #pragma GCC unroll 4
                 for (int v = 0; v < FC_FV_F; v++)
-                    for (int i = 0; i < FC_L; i++)
-                        op[(v * FC_L + i) * ldo] = acc[p][v][i];
-            }
+                    *(FC_UVEC*)(ob + (i0 + p) * ldo + v * FC_L) = acc[p][v];
         }
     }
 }
@@ -361,21 +362,111 @@ static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptr
     }
 }
 
+/* r[k][i] <-> r[i][k]: a square block of FC_L vectors transposed in registers, in
+ * log2(FC_L) rounds of two-vector shuffles, each swapping the off-diagonal blocks of half
+ * the size (as Numba's _simd.transpose_block). */
+static inline __attribute__((always_inline)) void FC_FN(fc_transpose)(FC_VEC r[FC_L])
+{
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+    for (int half = FC_L / 2; half > 0; half /= 2) {
+        FC_IVEC lo, hi;
+#pragma GCC unroll 16
+        for (int j = 0; j < FC_L; j++) {
+            lo[j] = (j & half) ? FC_L + j - half : j;
+            hi[j] = (j & half) ? FC_L + j : j + half;
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < FC_L; i++)
+            if (!(i & half)) {
+                const FC_VEC a = r[i], b = r[i + half];
+                r[i] = __builtin_shuffle(a, b, lo);
+                r[i + half] = __builtin_shuffle(a, b, hi);
+            }
+    }
+#else
+    for (int i = 0; i < FC_L; i++)
+        for (int k = i + 1; k < FC_L; k++) {
+            const FC_T v = r[i][k];
+            r[i][k] = r[k][i];
+            r[k][i] = v;
+        }
+#endif
+}
+
+/* ReLU that keeps NaN, as np.maximum(v, 0). */
+static inline __attribute__((always_inline)) FC_VEC FC_FN(fc_relu)(FC_VEC v)
+{
+    return (FC_VEC)((FC_IVEC)v & ~(v < 0));
+}
+
+/* Rows of filters per output (m*P rows of ldt, fc_conv_fv's out) -> dst (m, F, P), plus
+ * b[f] (b may be NULL) and ReLU when relu (NaN propagates, as np.maximum(v, 0)): the
+ * compaction of the kernels with filters in vectors. Square blocks of FC_L filters x FC_L
+ * positions go through fc_transpose, the edges element by element. */
+static void FC_FN(fc_unpack_t)(const FC_T* src, ptrdiff_t ldt, ptrdiff_t m, ptrdiff_t F,
+                               ptrdiff_t P, const FC_T* b, int relu, FC_T* restrict dst)
+{
+    FC_CHECK(m >= 0 && F >= 0 && P >= 0 && F <= ldt);
+    const ptrdiff_t Fb = F - F % FC_L, Pb = P - P % FC_L;
+    for (ptrdiff_t j = 0; j < m; j++) {
+        const FC_T* s = src + j * P * ldt;
+        FC_T* d = dst + j * F * P;
+        for (ptrdiff_t f0 = 0; f0 < Fb; f0 += FC_L)
+            for (ptrdiff_t p0 = 0; p0 < Pb; p0 += FC_L) {
+                FC_VEC r[FC_L];
+#pragma GCC unroll 16
+                for (int k = 0; k < FC_L; k++)
+                    r[k] = *(const FC_UVEC*)(s + (p0 + k) * ldt + f0);
+                FC_FN(fc_transpose)(r);
+#pragma GCC unroll 16
+                for (int k = 0; k < FC_L; k++) {
+                    const FC_VEC v = r[k] + (b ? b[f0 + k] : (FC_T)0);
+                    *(FC_UVEC*)(d + (f0 + k) * P + p0) = relu ? FC_FN(fc_relu)(v) : v;
+                }
+            }
+        for (ptrdiff_t f = 0; f < F; f++) {
+            const FC_T bf = b ? b[f] : (FC_T)0;
+            for (ptrdiff_t p = f < Fb ? Pb : 0; p < P; p++) {
+                const FC_T v = s[p * ldt + f] + bf;
+                d[f * P + p] = relu && v < 0 ? (FC_T)0 : v;
+            }
+        }
+    }
+}
+
 /* Images src (m, F, P) -> dst[(j*P + p)*ldg + f], filters last, zero in columns F..ldg;
  * mask (like src) or NULL: keep a value only where mask > 0 (the fused ReLU's
- * backward). The g of fc_conv_dwv. */
+ * backward). The g of fc_conv_dwv. Square blocks go through fc_transpose, the edges
+ * element by element. */
 static void FC_FN(fc_pack_t)(const FC_T* src, const FC_T* mask, ptrdiff_t m, ptrdiff_t F,
                              ptrdiff_t P, FC_T* restrict dst, ptrdiff_t ldg)
 {
     FC_CHECK(m >= 0 && F >= 0 && P >= 0 && F <= ldg);
+    const ptrdiff_t Fb = F - F % FC_L, Pb = P - P % FC_L;
     for (ptrdiff_t j = 0; j < m; j++) {
         const FC_T* s = src + j * F * P;
         const FC_T* mk = mask ? mask + j * F * P : NULL;
         FC_T* d = dst + j * P * ldg;
         for (ptrdiff_t p = 0; p < P; p++)
             memset(d + p * ldg + F, 0, (size_t)(ldg - F) * sizeof(FC_T));
+        for (ptrdiff_t f0 = 0; f0 < Fb; f0 += FC_L)
+            for (ptrdiff_t p0 = 0; p0 < Pb; p0 += FC_L) {
+                FC_VEC r[FC_L];
+#pragma GCC unroll 16
+                for (int k = 0; k < FC_L; k++) {
+                    const ptrdiff_t at = (f0 + k) * P + p0;
+                    r[k] = *(const FC_UVEC*)(s + at);
+                    if (mk != NULL)
+                        r[k] = (FC_VEC)((FC_IVEC)r[k] & (*(const FC_UVEC*)(mk + at) > 0));
+                }
+                FC_FN(fc_transpose)(r);
+#pragma GCC unroll 16
+                for (int k = 0; k < FC_L; k++)
+                    *(FC_UVEC*)(d + (p0 + k) * ldg + f0) = r[k];
+            }
         for (ptrdiff_t f = 0; f < F; f++)
-            for (ptrdiff_t p = 0; p < P; p++)
+            for (ptrdiff_t p = f < Fb ? Pb : 0; p < P; p++)
                 d[p * ldg + f] = (mk == NULL || mk[f * P + p] > 0) ? s[f * P + p] : (FC_T)0;
     }
 }
@@ -403,8 +494,7 @@ static void FC_FN(fc_unwide)(const FC_T* wide, ptrdiff_t ldo, ptrdiff_t m, ptrdi
                 if ((rows - 1 - r) * OW >= over) {
                     for (ptrdiff_t i = 0; i < Wv; i += FC_L) {
                         const FC_VEC v = *(const FC_UVEC*)(src + i) + bf;
-                        /* ReLU that keeps NaN, as np.maximum(v, 0) */
-                        *(FC_UVEC*)(d + i) = relu ? (FC_VEC)((FC_IVEC)v & ~(v < 0)) : v;
+                        *(FC_UVEC*)(d + i) = relu ? FC_FN(fc_relu)(v) : v;
                     }
                 } else if (relu) {
                     for (ptrdiff_t i = 0; i < OW; i++) {

@@ -59,7 +59,7 @@ FC_PRAGMA(GCC target(FC_TARGET))
 const fc_simd_level FC_CAT(fc_simd, FC_LEVEL) = {
     FC_STR(FC_LEVEL), FC_VBYTES, FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C, FC_DW3_C,
     FC_FV_F, FC_FV_P, FC_ONE_V, FC_K(fc_conv_wide), FC_K(fc_conv_wide1), FC_K(fc_conv_fv),
-    FC_K(fc_conv_dwv), FC_K(fc_pack_t),
+    FC_K(fc_conv_dwv), FC_K(fc_pack_t), FC_K(fc_unpack_t),
     FC_K(fc_conv_dw), FC_K(fc_pack), FC_K(fc_unwide),
     FC_K(fc_add_row_sums),
 };

@@ -21,7 +21,7 @@ from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
                     dw_add_sums, dw_step, dw_zeros, fv_add, fv_index, fv_step, fv_store,
                     fv_zeros, keep_scalar, one_store, one_tap, one_zeros, row_sum,
-                    transpose_block, wide_store, wide_tap, wide_zeros)
+                    transpose_block, unpack_block, wide_store, wide_tap, wide_zeros)
 
 
 @jit
@@ -249,10 +249,11 @@ _wide1 = _blocked_forward(one_zeros, one_tap, one_store, 1, ONE_V, "_wide1")
 
 @jit
 def _fv(x, xs, C, off, w, nfb, out, ldo, pos, npos):
-    """``out[f*ldo + pos[i]]`` = sum over channels c < C and taps of
+    """``out[i*ldo + f]`` = sum over channels c < C and taps of
     ``w[...] * x[c*xs + pos[i] + off[t]]`` for every filter block and i < npos (a
     multiple of FV_P): the forward with filters in vectors (``_simd.fv_step``; ``w`` from
-    ``_conv_plan.pack_filters`` with FV_F vectors of filters per block)."""
+    ``_conv_plan.pack_filters`` with FV_F vectors of filters per block), into rows of
+    filters per output (``_unpack_t`` transposes them)."""
     ntap = off.shape[0]
     F = FV_F * (VBYTES // x.itemsize)
     for fb in range(nfb):
@@ -265,20 +266,28 @@ def _fv(x, xs, C, off, w, nfb, out, ldo, pos, npos):
                 for t in range(ntap):
                     acc = fv_step(acc, x, c * xs + off[t], pp, w, wc)
                     wc += F
-            fv_store(acc, out, fb * F * ldo, ldo, pp)
+            fv_store(acc, out, i0 * ldo + fb * F, ldo)
 
 
 @jit
-def _forward_kernel(x, xs, C, off, w, nrows, F, out, ldo, pos, fv, m, P, S):
-    """The forward kernel over m packed images into the first nrows rows of out, in
-    blocks of F filters (``_conv_plan.filter_block``): with filters in vectors over the
-    m*P outputs listed in pos (fv), else over whole planes."""
+def _forward_pass(x, xs, C, off, w, wide, nrows, F, pos, fv, m, Wp, S, b, relu, dst, n0):
+    """The forward kernel over m packed images in blocks of F filters
+    (``_conv_plan.filter_block``), nrows filter rows in all, then its compaction into
+    ``dst[n0:n0+m]`` with bias b and ReLU: with filters in vectors over the outputs
+    listed in pos (fv) into rows of nrows filters per output, else over whole planes into
+    nrows rows of ``wide``'s length / nrows (a packed row's length, which exceeds the rows
+    the filters kernel writes, the outputs rounded up to whole blocks)."""
+    ldo = wide.shape[0] // nrows
+    OH, OW = dst.shape[2], dst.shape[3]
     if fv:
-        _fv(x, xs, C, off, w, nrows // F, out, ldo, pos, -(-(m * P) // FV_P) * FV_P)
-    elif F == 1:
-        _wide1(x, xs, C, off, w, nrows, out, ldo, m * S)
+        _fv(x, xs, C, off, w, nrows // F, wide, nrows, pos, -(-(m * OH * OW) // FV_P) * FV_P)
+        _unpack_t(wide, nrows, m, b, relu, dst, n0)
+        return
+    if F == 1:
+        _wide1(x, xs, C, off, w, nrows, wide, ldo, m * S)
     else:
-        _wide(x, xs, C, off, w, nrows // F, out, ldo, m * S)
+        _wide(x, xs, C, off, w, nrows // F, wide, ldo, m * S)
+    _unwide(wide, ldo, m, OH, OW, Wp, S, b, relu, dst, n0)
 
 
 @jit
@@ -383,6 +392,30 @@ def _pack_t(src, mask, use_mask, n0, m, dst, ldg):
 
 
 @jit
+def _unpack_t(src, ldt, m, b, relu, dst, n0):
+    """Rows of filters per output (``src[(j*P + p)*ldt + f]``, ``_fv``'s out) ->
+    ``dst[n0:n0+m]`` (N, F, OH, OW), plus ``b`` and ReLU: the compaction of the forward with
+    filters in vectors. Square blocks of lanes x lanes go through ``_simd.unpack_block``,
+    the edges element by element."""
+    F, P = dst.shape[1], dst.shape[2] * dst.shape[3]
+    zero = np.zeros(1, dst.dtype)[0]
+    L = _lanes_of(dst)
+    Fb, Pb = F - F % L, P - P % L
+    df = dst.reshape(dst.size)
+    for j in range(m):
+        s0 = j * P * ldt
+        d0 = (n0 + j) * F * P
+        for f0 in range(0, Fb, L):
+            for p0 in range(0, Pb, L):
+                unpack_block(df, d0 + f0 * P + p0, P, src, s0 + p0 * ldt + f0, ldt, b, f0,
+                             relu)
+        for f in range(F):
+            for p in range(Pb if f < Fb else 0, P):
+                v = src[s0 + p * ldt + f] + b[f]
+                df[d0 + f * P + p] = zero if relu and v < 0 else v
+
+
+@jit
 def _share_start(t, nt, N):
     """First image of thread t's share: the batch split evenly by images, as the Cython
     backend's (thread t owns images [_share_start(t), _share_start(t + 1)), walked in
@@ -410,20 +443,18 @@ def _check_width(width, G, S, Wp, top, off, L):
 @pjit
 def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, fv, ph, pw, relu, G, nt):
     N, C, H, Wd = x.shape
-    OH, OW = out.shape[2], out.shape[3]
     Wp = Wd + pw
     S = (H + ph) * Wp
     xs = xbuf.shape[1] // C
-    ldo = wide.shape[1] // nrows
-    _check_width(min(xs, ldo), G, S, Wp, ph, off, VBYTES // x.itemsize)
+    _check_width(min(xs, wide.shape[1] // nrows), G, S, Wp, ph, off, VBYTES // x.itemsize)
     for t in prange(nt):
         xb, wb = xbuf[t], wide[t]
         n0, hi = _share_start(t, nt, N), _share_start(t + 1, nt, N)
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
-            _forward_kernel(xb, xs, C, off, wpk, nrows, F, wb, ldo, pos, fv, m, OH * OW, S)
-            _unwide(wb, ldo, m, OH, OW, Wp, S, b, relu, out, n0)
+            _forward_pass(xb, xs, C, off, wpk, wb, nrows, F, pos, fv, m, Wp, S, b, relu, out,
+                          n0)
             n0 += m
 
 
@@ -469,10 +500,8 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
             else:
                 _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
             if need_dx:
-                ldo = wb.shape[0] // nrows_dx
-                _forward_kernel(db_, ds, FN, off, wdx, nrows_dx, F_dx, wb, ldo, pos_dx, fv, m,
-                                H * Wd, S)
-                _unwide(wb, ldo, m, H, Wd, Wp, S, zeros_c, False, dx, n0)
+                _forward_pass(db_, ds, FN, off, wdx, wb, nrows_dx, F_dx, pos_dx, fv, m, Wp, S,
+                              zeros_c, False, dx, n0)
             n0 += m
 
 
