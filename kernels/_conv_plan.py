@@ -183,9 +183,13 @@ def use_direct(kh, kw, sh, sw, ph, pw, oh=None, ow=None):
     return sh == 1 and sw == 1 and ph < kh and pw < kw
 
 
-#: The rule picks ``'direct_filters'`` where a wide plane holds fewer than this fraction
-#: of outputs (see the module docstring: 8x8 planes, 0.79, won; 0.87 and more did not).
-FILTERS_BELOW = 0.85
+#: The forward and dx run with filters in vectors where a wide plane holds fewer than
+#: this fraction of the pass's outputs, dW where it holds fewer than
+#: ``DW_FILTERS_BELOW[level]`` (see the module docstring: at 0.79 every pass won, at 0.87
+#: the forward and dx tied or won, at 0.93-1.0 the forward lost; dW with filters in
+#: vectors won at every fraction at AVX-512 and lost at 0.93-1.0 at AVX2).
+FILTERS_BELOW = 0.9
+DW_FILTERS_BELOW = {"sse": 0.9, "avx2": 0.9, "avx512": math.inf}
 
 ALGORITHMS = ("direct", "direct_filters", "gemm")
 
@@ -207,13 +211,16 @@ def choose(algorithm, g):
     return algorithm
 
 
-def use_filters(plane, outputs, channels, filters):
-    """The rule between the direct kernels: True (``'direct_filters'``) where a packed
-    plane of ``plane`` values holds fewer than ``FILTERS_BELOW`` of them as ``outputs``
-    and each count in ``channels`` (the call's output channels: FN, and C for dx) fills
-    whole blocks of ``filters``."""
-    return (outputs < FILTERS_BELOW * plane
-            and all(c % filters == 0 for c in channels))
+def use_filters(plane, outputs, inputs, FN, C, filters, backward, level):
+    """The rule between the direct kernels, per pass: ``(fv, fv_dx)``, True where the
+    forward (or, ``backward``, dW) and dx run with filters in vectors. A pass qualifies
+    where its output channels (FN; C for dx) fill whole blocks of ``filters`` and a packed
+    plane of ``plane`` values holds fewer than ``FILTERS_BELOW`` of them as the pass's
+    outputs (``outputs``; ``inputs`` for dx), dW fewer than ``DW_FILTERS_BELOW[level]``."""
+    below = DW_FILTERS_BELOW[level] if backward else FILTERS_BELOW
+    fv = FN % filters == 0 and outputs < below * plane
+    fv_dx = backward and C % filters == 0 and inputs < FILTERS_BELOW * plane
+    return fv, fv_dx
 
 
 #: Output channels below which the forward/dx kernel runs blocks of one filter
@@ -233,33 +240,39 @@ def use_one(channels, level):
     return channels < ONE_BELOW[level]
 
 
-def filter_block(algorithm, channels, level, lanes):
+def filter_block(filters, channels, level, lanes):
     """Filters per block of the forward/dx kernel computing ``channels`` output channels
     (FN, or C for dx) at ``level`` with vectors of ``lanes``: ``fv_f`` vectors of filters
-    for ``'direct_filters'``, one filter where ``use_one``, else ``fwd_f``."""
+    for the kernel with filters in vectors (``filters``), one filter where ``use_one``,
+    else ``fwd_f``."""
     b = BLOCKS[level]
-    if algorithm == "direct_filters":
+    if filters:
         return b.fv_f * lanes
     return 1 if use_one(channels, level) else b.fwd_f
 
 
 class Plan(NamedTuple):
-    """How one conv call runs: the same decision and sizes in both backends."""
+    """How one conv call runs: the same decision and sizes in both backends. The direct
+    algorithms run each pass (the forward; the backward's dW and dx) with the wide kernels
+    or with filters in vectors: the latter where ``pos`` (forward, dW) or ``pos_dx`` (dx)
+    is given."""
 
     algorithm: str  #: one of ``ALGORITHMS``
     G: int  #: images per packed chunk (direct) or per GEMM (gemm)
     nt: int  #: threads that get work
     off: object  #: direct: flat offsets of the window taps (``wide_layout``); gemm: None
     width: int  #: direct: row length of the packed buffers; gemm: 0
-    pos: object  #: direct_filters: the outputs' offsets in G packed planes; else None
-    pos_dx: object  #: direct_filters, backward: the same for dx's outputs; else None
+    pos: object  #: the outputs' offsets in G packed planes, for the forward or dW with
+    #: filters in vectors; else None
+    pos_dx: object  #: the same for dx's outputs, for dx with filters in vectors; else None
 
 
-def plan(x_shape, W_shape, g, itemsize, n_threads, blocks, algorithm=None, backward=False):
+def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backward=False):
     """The :class:`Plan` of a conv call on ``x_shape`` with filters ``W_shape`` and window
-    geometry ``g``, for ``n_threads`` threads and the level's ``blocks`` (``BLOCKS``);
-    ``algorithm`` overrides the rule."""
+    geometry ``g``, for ``n_threads`` threads at instruction-set ``level`` (its block
+    shapes: ``BLOCKS``); ``algorithm`` overrides the rule."""
     rule = algorithm is None
+    blocks = BLOCKS[level]
     algorithm = choose(algorithm, g)
     kh, kw, _, _, ph, pw, oh, ow = g
     N, C, H, W = x_shape
@@ -270,13 +283,14 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, blocks, algorithm=None, backw
     Wp, S, off, G, nt, width = wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads,
                                          max(blocks.fwd_v, blocks.one_v) * lanes, lanes,
                                          backward)
-    channels = (W_shape[0], C) if backward else (W_shape[0],)
-    if rule and use_filters(S, oh * ow, channels, blocks.fv_f * lanes):
-        algorithm = "direct_filters"
-    if algorithm == "direct":
-        return Plan("direct", G, nt, off, width, None, None)
-    return Plan("direct_filters", G, nt, off, width, positions(G, oh, ow, Wp, S, blocks.fv_p),
-                positions(G, H, W, Wp, S, blocks.fv_p) if backward else None)
+    if rule:
+        fv, fv_dx = use_filters(S, oh * ow, H * W, W_shape[0], C, blocks.fv_f * lanes,
+                                backward, level)
+    else:
+        fv = fv_dx = algorithm == "direct_filters"
+    return Plan(algorithm, G, nt, off, width,
+                positions(G, oh, ow, Wp, S, blocks.fv_p) if fv else None,
+                positions(G, H, W, Wp, S, blocks.fv_p) if fv_dx and backward else None)
 
 
 def dw_offsets(C, off, xs, p):

@@ -29,6 +29,7 @@ CASES = [
     ((2, 2, 4, 4), (3, 3, 3), 1, (2, 0)),      # pad pair
     ((3, 5, 6, 5), (4, 2, 3), (1, 3), (0, 2)),  # stride and pad pairs
     ((5, 16, 14, 14), (32, 3, 3), 1, 1),       # DeepConvNet's third conv, batch 5
+    ((3, 32, 14, 14), (32, 3, 3), 1, 2),       # its fourth: each pass picks its kernel
     ((3, 32, 8, 8), (64, 3, 3), 1, 1),         # its fifth: the rule's direct_filters
 ]
 
@@ -347,28 +348,46 @@ def test_rule_picks_direct_where_its_kernels_apply(geometry, direct):
                 _conv_plan.choose(algorithm, g)
 
 
-@pytest.mark.parametrize("level", _conv_plan.BLOCKS)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("backward", [False, True])
-def test_plan_picks_direct_filters_on_small_planes(level, dtype, backward):
-    """DeepConvNet's convs at every level: direct_filters on the 8x8 planes (64 outputs
-    in 81 packed values), the wide direct kernels on the larger ones, and the wide ones
-    where the channels do not fill a block of filters."""
+#: The rule's kernels on DeepConvNet's six convs (float32): per conv, whether the forward,
+#: dW and dx run with filters in vectors ("f") or on wide planes ("w"), at the levels the
+#: rule was measured at (_conv_plan.FILTERS_BELOW, DW_FILTERS_BELOW).
+RULE_ON_DEEPCONVNET = {
+    "avx512": ["www", "www", "ffw", "wff", "fff", "fff"],
+    "avx2": ["www", "www", "fff", "wwf", "fff", "fff"],
+}
+
+
+@pytest.mark.parametrize("level", sorted(RULE_ON_DEEPCONVNET))
+def test_rule_picks_kernels_per_pass_on_deepconvnet(level):
+    """Filters in vectors where a pass's channels fill blocks of filters and its outputs
+    fill little of a packed plane (dW at any fraction at AVX-512), wide planes elsewhere;
+    each pass of a call decides alone."""
     from fastconv._bench.deepconvnet import shapes
 
-    blocks, itemsize = _conv_plan.BLOCKS[level], np.dtype(dtype).itemsize
-    for conv in shapes(100).convs:
+    for conv, want in zip(shapes(100).convs, RULE_ON_DEEPCONVNET[level]):
         N, C, H, W, FN, k, s, p = conv
         g = _win(np.empty((1, C, H, W)), np.empty((FN, C, k, k)), s, p)
-        plan = _conv_plan.plan((N, C, H, W), (FN, C, k, k), g, itemsize, 2, blocks,
-                               backward=backward)
-        assert plan.algorithm == ("direct_filters" if H == 8 else "direct"), conv
-        assert (plan.pos is not None) == (H == 8)
-        assert (plan.pos_dx is not None) == (H == 8 and backward)
+        fwd = _conv_plan.plan((N, C, H, W), (FN, C, k, k), g, 4, 2, level)
+        bwd = _conv_plan.plan((N, C, H, W), (FN, C, k, k), g, 4, 2, level, backward=True)
+        assert fwd.algorithm == bwd.algorithm == "direct", conv
+        assert fwd.pos_dx is None
+        got = "".join("w" if q is None else "f" for q in (fwd.pos, bwd.pos, bwd.pos_dx))
+        assert got == want, conv
+
+
+@pytest.mark.parametrize("level", _conv_plan.BLOCKS)
+@pytest.mark.parametrize("backward", [False, True])
+def test_forced_algorithm_runs_every_pass_alike(level, backward):
+    """``'direct'`` runs every pass on wide planes, ``'direct_filters'`` every pass with
+    filters in vectors, even where the channels fill no block (3 here)."""
     g = _win(np.empty((1, 3, 8, 8)), np.empty((64, 3, 3, 3)), 1, 1)
-    narrow = _conv_plan.plan((100, 3, 8, 8), (64, 3, 3, 3), g, itemsize, 2, blocks,
-                             backward=True)
-    assert narrow.algorithm == "direct"  # dx's 3 channels fill no block of filters
+    args = (100, 3, 8, 8), (64, 3, 3, 3), g, 4, 2, level
+    wide = _conv_plan.plan(*args, algorithm="direct", backward=backward)
+    assert wide.pos is None and wide.pos_dx is None
+    filters = _conv_plan.plan(*args, algorithm="direct_filters", backward=backward)
+    assert filters.pos is not None and (filters.pos_dx is not None) == backward
+    rule = _conv_plan.plan(*args, backward=backward)
+    assert rule.pos is not None and rule.pos_dx is None  # dx's 3 channels fill no block
 
 
 @pytest.mark.parametrize("level", _isa.LEVELS)
@@ -378,10 +397,10 @@ def test_filter_block_is_one_filter_for_few_output_channels(level):
     b, below = _conv_plan.BLOCKS[level], _conv_plan.ONE_BELOW[level]
     assert 1 < below <= b.fwd_f
     for channels in range(1, below):
-        assert _conv_plan.filter_block("direct", channels, level, 16) == 1
+        assert _conv_plan.filter_block(False, channels, level, 16) == 1
     for channels in (below, b.fwd_f, 64):
-        assert _conv_plan.filter_block("direct", channels, level, 16) == b.fwd_f
-    assert _conv_plan.filter_block("direct_filters", 64, level, 16) == b.fv_f * 16
+        assert _conv_plan.filter_block(False, channels, level, 16) == b.fwd_f
+    assert _conv_plan.filter_block(True, 64, level, 16) == b.fv_f * 16
 
 
 @pytest.mark.parametrize("backend", COMPILED)

@@ -15,8 +15,8 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, filter_block, finite,
-                          flipped_filters, pack_filters, plan)
+from .._conv_plan import (dw_channels, dw_offsets, filter_block, finite, flipped_filters,
+                          pack_filters, plan)
 from .._isa import level as isa_level
 from ._runtime import get_num_threads
 
@@ -533,7 +533,7 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     cdef Py_ssize_t L = _K.vbytes // x.itemsize, ntap = kh * kw, OH = g[6], OW = g[7]
     xbuf = np.zeros((p.nt, dw_channels(C, ntap, _K.dw_c, _K.dw3_c), p.width), dtype=x.dtype)
     dbuf = np.zeros((p.nt, _round_up(FN, _K.dw_f), p.width), dtype=x.dtype)
-    fv_dw = p.algorithm == "direct_filters"
+    fv_dw = p.pos is not None
     if fv_dw:
         ldg = _round_up(FN, _K.fv_f * L)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
@@ -544,10 +544,10 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
         xo = p.off
         dW_part = np.empty((p.nt, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
     db_part = np.empty((p.nt, FN), dtype=x.dtype)
-    fv_dx = need_dx and fv_dw
+    fv_dx = need_dx and p.pos_dx is not None
     if need_dx:
         dx = np.empty_like(x)
-        F = _filter_block(p.algorithm, C, x.itemsize)
+        F = _filter_block(fv_dx, C, x.itemsize)
         wdx = pack_filters(flipped_filters(W), F)
         wide = np.empty((p.nt, _round_up(C, F), p.width), dtype=x.dtype)
     else:
@@ -567,13 +567,14 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)
 
 
-def _filter_block(algorithm, channels, Py_ssize_t itemsize):
-    """Filters per block of the forward kernel computing ``channels`` output channels."""
-    return filter_block(algorithm, channels, isa_level(), _K.vbytes // itemsize)
+def _filter_block(filters, channels, Py_ssize_t itemsize):
+    """Filters per block of the forward kernel computing ``channels`` output channels,
+    with filters in vectors or not."""
+    return filter_block(filters, channels, isa_level(), _K.vbytes // itemsize)
 
 
 def _plan(x, W, g, algorithm, backward):
-    return plan(x.shape, W.shape, g, x.itemsize, get_num_threads(), BLOCKS[isa_level()],
+    return plan(x.shape, W.shape, g, x.itemsize, get_num_threads(), isa_level(),
                 algorithm, backward)
 
 
@@ -589,8 +590,8 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     p = _plan(x, W, g, algorithm, False)
     if p.algorithm != "gemm":
-        fv = p.algorithm == "direct_filters"
-        F = _filter_block(p.algorithm, FN, x.itemsize)
+        fv = p.pos is not None
+        F = _filter_block(fv, FN, x.itemsize)
         xbuf = np.zeros((p.nt, C, p.width), dtype=x.dtype)
         wide = np.empty((p.nt, _round_up(FN, F), p.width), dtype=x.dtype)
         _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf,

@@ -14,8 +14,8 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (BLOCKS, dw_channels, dw_offsets, filter_block, finite,
-                          flipped_filters, pack_filters, plan)
+from .._conv_plan import (dw_channels, dw_offsets, filter_block, finite, flipped_filters,
+                          pack_filters, plan)
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F, WIDE_V,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
@@ -460,12 +460,12 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, fv, ph, pw, re
 
 @pjit
 def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
-                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, xo, fv, kh, kw,
-                   ph, pw, G, nt):
+                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, xo, fv_dw, fv_dx,
+                   kh, kw, ph, pw, G, nt):
     """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
-    the weight-gradient kernel's g. With ``fv`` (direct_filters) dW comes instead from
-    dout packed filters last (``gbuf``) into dW_part's (channel x tap, ldg) rows, and dx
+    the weight-gradient kernel's g. With ``fv_dw`` dW comes instead from dout packed
+    filters last (``gbuf``) into dW_part's (channel x tap, ldg) rows; with ``fv_dx`` dx
     from the forward with filters in vectors."""
     N, C, H, Wd = x.shape
     FN, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
@@ -494,31 +494,32 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
             Q = -(-(m * S) // L) * L
             for f in range(FN):
                 db_part[t, f] += row_sum(db_, f * ds + shift, Q)
-            if fv:
+            if fv_dw:
                 _pack_t(dout, rout, has_relu, n0, m, gbuf[t], ldg)
                 _dwv(gbuf[t], ldg, ldg // (FV_F * L), xb, xo, pos, m * OH * OW, dw, ldg)
             else:
                 _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
             if need_dx:
-                _forward_pass(db_, ds, FN, off, wdx, wb, nrows_dx, F_dx, pos_dx, fv, m, Wp, S,
+                _forward_pass(db_, ds, FN, off, wdx, wb, nrows_dx, F_dx, pos_dx, fv_dx, m, Wp, S,
                               zeros_c, False, dx, n0)
             n0 += m
 
 
-def _filter_block(algorithm, channels, x):
-    """Filters per block of the forward kernel computing ``channels`` output channels."""
-    return filter_block(algorithm, channels, LEVEL, _lanes_of(x))
+def _filter_block(filters, channels, x):
+    """Filters per block of the forward kernel computing ``channels`` output channels,
+    with filters in vectors or not."""
+    return filter_block(filters, channels, LEVEL, _lanes_of(x))
 
 
 def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     FN, C, kh, kw = W.shape
     ph, pw, OH, OW = g[4], g[5], g[6], g[7]
     ntap = kh * kw
-    fv = p.algorithm == "direct_filters"
+    fv_dw, fv_dx = p.pos is not None, need_dx and p.pos_dx is not None
     Cp, FNp = dw_channels(C, ntap, DW_C, DW3_C), -(-FN // DW_F) * DW_F
     xbuf = np.zeros((p.nt, Cp, p.width), dtype=x.dtype)
     dbuf = np.zeros((p.nt, FNp, p.width), dtype=x.dtype)
-    if fv:
+    if fv_dw:
         ldg = -(-FN // (FV_F * _lanes_of(x))) * FV_F * _lanes_of(x)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
         xo = dw_offsets(C, p.off, p.width, FV_P)
@@ -528,7 +529,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
         xo = p.off
         dW_part = np.empty((p.nt, FNp * Cp * ntap), dtype=x.dtype)
     db_part = np.empty((p.nt, FN), dtype=x.dtype)
-    F = _filter_block(p.algorithm, C, x)
+    F = _filter_block(fv_dx, C, x)
     nrows_dx = -(-C // F) * F
     if need_dx:
         dx = np.empty_like(x)
@@ -540,10 +541,10 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
         wide = np.empty((p.nt, nrows_dx), x.dtype)
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
-                   dbuf, gbuf, wide, nrows_dx, F, p.off, p.pos if fv else p.off,
-                   p.pos_dx if fv else p.off, xo, fv, kh, kw, ph, pw, p.G, p.nt)
+                   dbuf, gbuf, wide, nrows_dx, F, p.off, p.pos if fv_dw else p.off,
+                   p.pos_dx if fv_dx else p.off, xo, fv_dw, fv_dx, kh, kw, ph, pw, p.G, p.nt)
     dW = dW_part.sum(axis=0)
-    if fv:
+    if fv_dw:
         dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
     else:
         dW = dW.reshape(FNp, Cp, ntap)[:FN, :C]
@@ -551,7 +552,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
 
 
 def _plan(x, W, g, algorithm, backward):
-    return plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), BLOCKS[LEVEL],
+    return plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), LEVEL,
                 algorithm, backward)
 
 
@@ -569,8 +570,8 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
     out = np.empty((N, FN, OH, OW), dtype=x.dtype)
     p = _plan(x, W, g, algorithm, False)
     if p.algorithm != "gemm":
-        fv = p.algorithm == "direct_filters"
-        F = _filter_block(p.algorithm, FN, x)
+        fv = p.pos is not None
+        F = _filter_block(fv, FN, x)
         nrows = -(-FN // F) * F
         xbuf = np.zeros((p.nt, C * p.width), dtype=x.dtype)
         wide = np.empty((p.nt, nrows * p.width), dtype=x.dtype)
