@@ -265,6 +265,8 @@ class Plan(NamedTuple):
     pos: object  #: the outputs' offsets in G packed planes, for the forward or dW with
     #: filters in vectors; else None
     pos_dx: object  #: the same for dx's outputs, for dx with filters in vectors; else None
+    taps: object  #: with ``pos``: the taps each block of the forward reads (``tap_ranges``)
+    taps_dx: object  #: with ``pos_dx``: the same for dx
 
 
 def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backward=False):
@@ -278,7 +280,7 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
     N, C, H, W = x_shape
     if algorithm == "gemm":
         G = group_size(N, C * kh * kw, oh * ow, itemsize, n_threads)
-        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0, None, None)
+        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0, None, None, None, None)
     lanes = blocks.vbytes // itemsize
     Wp, S, off, G, nt, width = wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads,
                                          max(blocks.fwd_v, blocks.one_v) * lanes, lanes,
@@ -288,9 +290,13 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
                                 backward, level)
     else:
         fv = fv_dx = algorithm == "direct_filters"
+    fv_dx = fv_dx and backward
+    p = blocks.fv_p
     return Plan(algorithm, G, nt, off, width,
-                positions(G, oh, ow, Wp, S, blocks.fv_p) if fv else None,
-                positions(G, H, W, Wp, S, blocks.fv_p) if fv_dx and backward else None)
+                positions(G, oh, ow, Wp, S, p) if fv else None,
+                positions(G, H, W, Wp, S, p) if fv_dx else None,
+                tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv else None,
+                tap_ranges(G, H, W, kh - 1 - ph, oh, kh, kw, p) if fv_dx else None)
 
 
 def dw_offsets(C, off, xs, p):
@@ -299,6 +305,19 @@ def dw_offsets(C, off, xs, p):
     kernel with filters in vectors broadcasts."""
     k = (np.arange(C)[:, None] * xs + np.asarray(off)).ravel()
     return np.ascontiguousarray(np.concatenate([k, np.zeros(-k.size % p, k.dtype)]), dtype=np.intp)
+
+
+def tap_ranges(G, OH, OW, top, rows, kh, kw, p):
+    """Per block of ``p`` outputs listed by ``positions`` (G images of OH x OW), the window
+    taps ``[t0, t1)`` (ky-major) that read data: output row oy's window row ky reads row
+    oy + ky of a plane whose ``rows`` data rows start at row ``top``; the rows above and
+    below are zero padding, which a block whose outputs all sit in the first (last)
+    rows skips. Flat intp array, two entries per block."""
+    oy = np.tile(np.repeat(np.arange(OH), OW), G)
+    oy = np.concatenate([oy, np.full(-oy.size % p, oy[-1])]).reshape(-1, p)
+    lo = np.maximum(0, top - oy).min(axis=1) * kw
+    hi = np.minimum(kh, top + rows - oy).max(axis=1) * kw
+    return np.ascontiguousarray(np.stack([lo, hi], axis=1).ravel(), dtype=np.intp)
 
 
 def positions(G, OH, OW, Wp, S, p):

@@ -390,6 +390,17 @@ def test_forced_algorithm_runs_every_pass_alike(level, backward):
     assert rule.pos is not None and rule.pos_dx is None  # dx's 3 channels fill no block
 
 
+def test_tap_ranges_skip_window_rows_that_read_only_padding():
+    """Blocks of 8 outputs on 8x8 images with pad 1: the first row's blocks skip window row
+    0 (taps 0-2), the last row's window row 2 (taps 6-8); a block spanning rows or
+    images keeps every tap, and dx's planes without padding (pad 0) skip nothing."""
+    got = _conv_plan.tap_ranges(2, 8, 8, 1, 8, 3, 3, 8).reshape(-1, 2).tolist()
+    assert got == 2 * ([[3, 9]] + 6 * [[0, 9]] + [[0, 6]])
+    rows_of_6 = _conv_plan.tap_ranges(2, 6, 6, 1, 6, 3, 3, 8).reshape(-1, 2)
+    assert (rows_of_6 == [0, 9]).all()  # every block spans a middle row
+    assert (_conv_plan.tap_ranges(1, 14, 14, 0, 16, 3, 3, 8).reshape(-1, 2) == [0, 9]).all()
+
+
 @pytest.mark.parametrize("level", _isa.LEVELS)
 def test_filter_block_is_one_filter_for_few_output_channels(level):
     """The forward/dx kernel's filters per block: one below the level's ONE_BELOW output
@@ -450,7 +461,7 @@ def test_numba_direct_kernels_refuse_short_buffers():
     with pytest.raises(ValueError, match="packed buffer too short"):
         nc._forward_simd(x, plan.pack_filters(W.reshape(F, 1, 1), F), b, out,
                          np.zeros((1, short), np.float32), np.zeros((1, F * short), np.float32),
-                         F, F, off, off, False, 0, 0, False, 1, 1)
+                         F, F, off, off, off, False, 0, 0, False, 1, 1)
 
 
 def _same_values(got, want, dtype):

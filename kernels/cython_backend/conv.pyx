@@ -37,11 +37,13 @@ cdef extern from "conv_simd.h" nogil:
         void (*conv_fv_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
                             const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
                             Py_ssize_t nfb, float* out, Py_ssize_t ldo,
-                            const Py_ssize_t* pos, Py_ssize_t npos) noexcept nogil
+                            const Py_ssize_t* pos, const Py_ssize_t* taps,
+                            Py_ssize_t npos) noexcept nogil
         void (*conv_fv_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
                             const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
                             Py_ssize_t nfb, double* out, Py_ssize_t ldo,
-                            const Py_ssize_t* pos, Py_ssize_t npos) noexcept nogil
+                            const Py_ssize_t* pos, const Py_ssize_t* taps,
+                            Py_ssize_t npos) noexcept nogil
         void (*conv_dwv_f32)(const float* g, Py_ssize_t ldg, Py_ssize_t nfb, const float* x,
                              const Py_ssize_t* xo, Py_ssize_t nk, const Py_ssize_t* pos,
                              Py_ssize_t npos, float* dwt, Py_ssize_t ldw) noexcept nogil
@@ -371,11 +373,12 @@ cdef inline void _wide(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_
 
 cdef inline void _fv(const floating* x, Py_ssize_t xs, Py_ssize_t C, const Py_ssize_t* off,
                      Py_ssize_t ntap, const floating* w, Py_ssize_t nfb, floating* out,
-                     Py_ssize_t ldo, const Py_ssize_t* pos, Py_ssize_t npos) noexcept nogil:
+                     Py_ssize_t ldo, const Py_ssize_t* pos, const Py_ssize_t* taps,
+                     Py_ssize_t npos) noexcept nogil:
     if floating is float:
-        _K.conv_fv_f32(x, xs, C, off, ntap, w, nfb, out, ldo, pos, npos)
+        _K.conv_fv_f32(x, xs, C, off, ntap, w, nfb, out, ldo, pos, taps, npos)
     else:
-        _K.conv_fv_f64(x, xs, C, off, ntap, w, nfb, out, ldo, pos, npos)
+        _K.conv_fv_f64(x, xs, C, off, ntap, w, nfb, out, ldo, pos, taps, npos)
 
 
 cdef inline void _unpack_t(const floating* src, Py_ssize_t ldt, Py_ssize_t m, Py_ssize_t F,
@@ -390,18 +393,20 @@ cdef inline void _unpack_t(const floating* src, Py_ssize_t ldt, Py_ssize_t m, Py
 cdef inline void _forward_pass(const floating* x, Py_ssize_t xs, Py_ssize_t C,
                                const Py_ssize_t* off, Py_ssize_t ntap, const floating* w,
                                floating* wide, Py_ssize_t ldo, Py_ssize_t nrows, Py_ssize_t F,
-                               const Py_ssize_t* pos, Py_ssize_t m, Py_ssize_t FN,
-                               Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
+                               const Py_ssize_t* pos, const Py_ssize_t* taps, Py_ssize_t m,
+                               Py_ssize_t FN, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp,
+                               Py_ssize_t S,
                                const floating* b, bint relu, floating* dst) noexcept nogil:
     """The forward kernel over m packed images in blocks of F filters
     (``_conv_plan.filter_block``), nrows filter rows in all, then its compaction into dst
     (m, FN, OH, OW) with bias b (or NULL) and ReLU: with filters in vectors over the m*P
-    outputs listed in pos (pos not NULL) into rows of nrows filters per output, else with
-    positions in vectors over the m whole planes into nrows rows of ldo. wide holds
+    outputs listed in pos (pos not NULL; each block's taps: ``_conv_plan.tap_ranges``)
+    into rows of nrows filters per output, else with positions in vectors over the m
+    whole planes into nrows rows of ldo. wide holds
     nrows*ldo values either way (ldo, a packed row's length, exceeds the rows the
     filters kernel writes, m*P rounded up to whole blocks)."""
     if pos != NULL:
-        _fv(x, xs, C, off, ntap, w, nrows // F, wide, nrows, pos,
+        _fv(x, xs, C, off, ntap, w, nrows // F, wide, nrows, pos, taps,
             _round_up(m * OH * OW, _K.fv_p))
         _unpack_t(wide, nrows, m, FN, OH * OW, b, relu, dst)
     else:
@@ -447,13 +452,15 @@ cdef inline void _add_row_sums(const floating* a, Py_ssize_t lda, Py_ssize_t row
 def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
                   const floating[::1] b, floating[:, :, :, ::1] out,
                   floating[:, :, ::1] xbuf, floating[:, :, ::1] wide,
-                  const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos, bint fv,
-                  Py_ssize_t F, int ph, int pw, bint relu, Py_ssize_t G, int nt):
+                  const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
+                  const Py_ssize_t[::1] taps, bint fv, Py_ssize_t F, int ph, int pw,
+                  bint relu, Py_ssize_t G, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
     cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2]
     cdef const Py_ssize_t* pp = &pos[0] if fv else NULL
+    cdef const Py_ssize_t* tp = &taps[0] if fv else NULL
     cdef Py_ssize_t lo, hi, n0, m
     cdef int t
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
@@ -465,7 +472,7 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
             _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
                   &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
             _forward_pass(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
-                          &wide[t, 0, 0], ldo, wide.shape[1], F, pp, m, FN, OH, OW, Wp, S,
+                          &wide[t, 0, 0], ldo, wide.shape[1], F, pp, tp, m, FN, OH, OW, Wp, S,
                           &b[0], relu, &out[n0, 0, 0, 0])
             n0 = n0 + m
 
@@ -477,7 +484,8 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                    floating[:, :, ::1] xbuf, floating[:, :, ::1] dbuf,
                    floating[:, ::1] gbuf, floating[:, :, ::1] wide,
                    const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
-                   const Py_ssize_t[::1] pos_dx, const Py_ssize_t[::1] xo, bint fv_dw,
+                   const Py_ssize_t[::1] pos_dx, const Py_ssize_t[::1] taps_dx,
+                   const Py_ssize_t[::1] xo, bint fv_dw,
                    bint fv_dx, Py_ssize_t F_dx, int kh, int kw, int ph, int pw, Py_ssize_t G,
                    int nt):
     """dout (masked by the fused ReLU) is packed once, padded by (kh-1-ph, kw-1-pw).
@@ -496,6 +504,7 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
     cdef Py_ssize_t L = _K.vbytes // sizeof(floating)
     cdef Py_ssize_t ldg = _round_up(FN, _K.fv_f * L)
     cdef const Py_ssize_t* pp_dx = &pos_dx[0] if fv_dx else NULL
+    cdef const Py_ssize_t* tp_dx = &taps_dx[0] if fv_dx else NULL
     cdef Py_ssize_t lo, hi, n0, m, Q
     cdef const floating* mask
     cdef int t
@@ -523,8 +532,8 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                     off.shape[0], &dW_part[t, 0], Q)
             if need_dx:
                 _forward_pass(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
-                              &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, m, C, H, W,
-                              Wp, S, <floating*>NULL, False, &dx[n0, 0, 0, 0])
+                              &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, tp_dx, m, C,
+                              H, W, Wp, S, <floating*>NULL, False, &dx[n0, 0, 0, 0])
             n0 = n0 + m
 
 
@@ -557,7 +566,8 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
         F = 1
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, gbuf, wide, p.off,
-                   p.pos if fv_dw else p.off, p.pos_dx if fv_dx else p.off, xo, fv_dw,
+                   p.pos if fv_dw else p.off, p.pos_dx if fv_dx else p.off,
+                   p.taps_dx if fv_dx else p.off, xo, fv_dw,
                    fv_dx, F, kh, kw, g[4], g[5], p.G, p.nt)
     dW = dW_part.sum(axis=0)
     if fv_dw:
@@ -595,8 +605,8 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
         xbuf = np.zeros((p.nt, C, p.width), dtype=x.dtype)
         wide = np.empty((p.nt, _round_up(FN, F), p.width), dtype=x.dtype)
         _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf,
-                      wide, p.off, p.pos if fv else p.off, fv, F, ph, pw, bool(relu), p.G,
-                      p.nt)
+                      wide, p.off, p.pos if fv else p.off, p.taps if fv else p.off, fv, F,
+                      ph, pw, bool(relu), p.G, p.nt)
         return out
     cdef Py_ssize_t K = C * kh * kw, P = OH * OW
     col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)

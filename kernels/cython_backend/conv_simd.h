@@ -43,10 +43,12 @@ typedef struct {
     fc_wide_f64 conv_wide1_f64;
     void (*conv_fv_f32)(const float* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
                         ptrdiff_t ntap, const float* w, ptrdiff_t nfb, float* out,
-                        ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos);
+                        ptrdiff_t ldo, const ptrdiff_t* pos, const ptrdiff_t* taps,
+                        ptrdiff_t npos);
     void (*conv_fv_f64)(const double* x, ptrdiff_t xs, ptrdiff_t C, const ptrdiff_t* off,
                         ptrdiff_t ntap, const double* w, ptrdiff_t nfb, double* out,
-                        ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos);
+                        ptrdiff_t ldo, const ptrdiff_t* pos, const ptrdiff_t* taps,
+                        ptrdiff_t npos);
     void (*conv_dwv_f32)(const float* g, ptrdiff_t ldg, ptrdiff_t nfb, const float* x,
                          const ptrdiff_t* xo, ptrdiff_t nk, const ptrdiff_t* pos,
                          ptrdiff_t npos, float* dwt, ptrdiff_t ldw);

@@ -152,31 +152,35 @@ static inline __attribute__((always_inline)) void FC_FN(fc_fv_step)(
  * i < npos, a multiple of FC_FV_P: rows of filters per output, as the block holds them
  * (fc_unpack_t transposes them). Only the listed positions (an image's outputs) are
  * computed, where fc_conv_wide computes whole planes; each of FC_FV_P positions
- * broadcasts its input value against FC_FV_F vectors of filters. Storing the block
- * transposed instead (out[f*ldo + pos[i]], element by element) took conv6's forward
- * 1.05-1.08 -> 1.14-1.27 ms (Cython, AVX-512, Zen 5). */
+ * broadcasts its input value against FC_FV_F vectors of filters. Block b sums taps
+ * taps[2b] <= t < taps[2b+1] only (_conv_plan.tap_ranges: the others read padding).
+ * Storing the block transposed instead (out[f*ldo + pos[i]], element by element) took
+ * conv6's forward 1.05-1.08 -> 1.14-1.27 ms (Cython, AVX-512, Zen 5). */
 static void FC_FN(fc_conv_fv)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
                               const ptrdiff_t* off, ptrdiff_t ntap,
-                              const FC_T* w, ptrdiff_t nfb,
-                              FC_T* out, ptrdiff_t ldo, const ptrdiff_t* pos, ptrdiff_t npos)
+                              const FC_T* w, ptrdiff_t nfb, FC_T* out, ptrdiff_t ldo,
+                              const ptrdiff_t* pos, const ptrdiff_t* taps, ptrdiff_t npos)
 {
     FC_CHECK(C >= 0 && nfb >= 0 && npos >= 0 && npos % FC_FV_P == 0);
     FC_CHECK(nfb * FC_FV_F * FC_L <= ldo);
     FC_CHECK(fc_taps_forward(off, ntap));
+    const ptrdiff_t F = FC_FV_F * FC_L;
     for (ptrdiff_t fb = 0; fb < nfb; fb++) {
-        const FC_T* wb = w + fb * C * ntap * FC_FV_F * FC_L;
-        FC_T* ob = out + fb * FC_FV_F * FC_L;
+        const FC_T* wb = w + fb * C * ntap * F;
+        FC_T* ob = out + fb * F;
         for (ptrdiff_t i0 = 0; i0 < npos; i0 += FC_FV_P) {
             FC_VEC acc[FC_FV_P][FC_FV_F];
             ptrdiff_t pp[FC_FV_P];
+            const ptrdiff_t t0 = taps[i0 / FC_FV_P * 2], t1 = taps[i0 / FC_FV_P * 2 + 1];
+            FC_CHECK(0 <= t0 && t0 <= t1 && t1 <= ntap);
             FC_FN(fc_fv_zeros)(acc);
             FC_FN(fc_fv_index)(pp, pos + i0);
             const FC_T* xc = x;
-            const FC_T* wc = wb;
             for (ptrdiff_t c = 0; c < C; c++) {
-                for (ptrdiff_t t = 0; t < ntap; t++) {
+                const FC_T* wc = wb + (c * ntap + t0) * F;
+                for (ptrdiff_t t = t0; t < t1; t++) {
                     FC_FN(fc_fv_step)(acc, xc + off[t], pp, wc);
-                    wc += FC_FV_F * FC_L;
+                    wc += F;
                 }
                 xc += xs;
             }

@@ -248,39 +248,44 @@ _wide1 = _blocked_forward(one_zeros, one_tap, one_store, 1, ONE_V, "_wide1")
 
 
 @jit
-def _fv(x, xs, C, off, w, nfb, out, ldo, pos, npos):
+def _fv(x, xs, C, off, w, nfb, out, ldo, pos, taps, npos):
     """``out[i*ldo + f]`` = sum over channels c < C and taps of
     ``w[...] * x[c*xs + pos[i] + off[t]]`` for every filter block and i < npos (a
     multiple of FV_P): the forward with filters in vectors (``_simd.fv_step``; ``w`` from
     ``_conv_plan.pack_filters`` with FV_F vectors of filters per block), into rows of
-    filters per output (``_unpack_t`` transposes them)."""
+    filters per output (``_unpack_t`` transposes them). Block b sums the taps
+    ``taps[2b] <= t < taps[2b + 1]`` only (``_conv_plan.tap_ranges``)."""
     ntap = off.shape[0]
     F = FV_F * (VBYTES // x.itemsize)
     for fb in range(nfb):
         wb = fb * C * ntap * F
         for i0 in range(0, npos, FV_P):
             pp = fv_index(pos, i0)
+            t0, t1 = taps[i0 // FV_P * 2], taps[i0 // FV_P * 2 + 1]
             acc = fv_zeros(x)
-            wc = wb
             for c in range(C):
-                for t in range(ntap):
+                wc = wb + (c * ntap + t0) * F
+                for t in range(t0, t1):
                     acc = fv_step(acc, x, c * xs + off[t], pp, w, wc)
                     wc += F
             fv_store(acc, out, i0 * ldo + fb * F, ldo)
 
 
 @jit
-def _forward_pass(x, xs, C, off, w, wide, nrows, F, pos, fv, m, Wp, S, b, relu, dst, n0):
+def _forward_pass(x, xs, C, off, w, wide, nrows, F, pos, taps, fv, m, Wp, S, b, relu, dst,
+                  n0):
     """The forward kernel over m packed images in blocks of F filters
     (``_conv_plan.filter_block``), nrows filter rows in all, then its compaction into
     ``dst[n0:n0+m]`` with bias b and ReLU: with filters in vectors over the outputs
-    listed in pos (fv) into rows of nrows filters per output, else over whole planes into
+    listed in pos (fv; each block's taps: ``_conv_plan.tap_ranges``) into rows of nrows
+    filters per output, else over whole planes into
     nrows rows of ``wide``'s length / nrows (a packed row's length, which exceeds the rows
     the filters kernel writes, the outputs rounded up to whole blocks)."""
     ldo = wide.shape[0] // nrows
     OH, OW = dst.shape[2], dst.shape[3]
     if fv:
-        _fv(x, xs, C, off, w, nrows // F, wide, nrows, pos, -(-(m * OH * OW) // FV_P) * FV_P)
+        _fv(x, xs, C, off, w, nrows // F, wide, nrows, pos, taps,
+            -(-(m * OH * OW) // FV_P) * FV_P)
         _unpack_t(wide, nrows, m, b, relu, dst, n0)
         return
     if F == 1:
@@ -441,7 +446,8 @@ def _check_width(width, G, S, Wp, top, off, L):
 
 
 @pjit
-def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, fv, ph, pw, relu, G, nt):
+def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, taps, fv, ph, pw, relu, G,
+                  nt):
     N, C, H, Wd = x.shape
     Wp = Wd + pw
     S = (H + ph) * Wp
@@ -453,15 +459,15 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, fv, ph, pw, re
         while n0 < hi:
             m = min(G, hi - n0)
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
-            _forward_pass(xb, xs, C, off, wpk, wb, nrows, F, pos, fv, m, Wp, S, b, relu, out,
-                          n0)
+            _forward_pass(xb, xs, C, off, wpk, wb, nrows, F, pos, taps, fv, m, Wp, S, b, relu,
+                          out, n0)
             n0 += m
 
 
 @pjit
 def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
-                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, xo, fv_dw, fv_dx,
-                   kh, kw, ph, pw, G, nt):
+                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, taps_dx, xo, fv_dw,
+                   fv_dx, kh, kw, ph, pw, G, nt):
     """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
     the weight-gradient kernel's g. With ``fv_dw`` dW comes instead from dout packed
@@ -500,8 +506,8 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
             else:
                 _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
             if need_dx:
-                _forward_pass(db_, ds, FN, off, wdx, wb, nrows_dx, F_dx, pos_dx, fv_dx, m, Wp, S,
-                              zeros_c, False, dx, n0)
+                _forward_pass(db_, ds, FN, off, wdx, wb, nrows_dx, F_dx, pos_dx, taps_dx, fv_dx,
+                              m, Wp, S, zeros_c, False, dx, n0)
             n0 += m
 
 
@@ -542,7 +548,8 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
                    dbuf, gbuf, wide, nrows_dx, F, p.off, p.pos if fv_dw else p.off,
-                   p.pos_dx if fv_dx else p.off, xo, fv_dw, fv_dx, kh, kw, ph, pw, p.G, p.nt)
+                   p.pos_dx if fv_dx else p.off, p.taps_dx if fv_dx else p.off, xo, fv_dw,
+                   fv_dx, kh, kw, ph, pw, p.G, p.nt)
     dW = dW_part.sum(axis=0)
     if fv_dw:
         dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
@@ -576,8 +583,8 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
         xbuf = np.zeros((p.nt, C * p.width), dtype=x.dtype)
         wide = np.empty((p.nt, nrows * p.width), dtype=x.dtype)
         _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf, wide,
-                      nrows, F, p.off, p.pos if fv else p.off, fv, ph, pw, bool(relu), p.G,
-                      p.nt)
+                      nrows, F, p.off, p.pos if fv else p.off, p.taps if fv else p.off, fv, ph,
+                      pw, bool(relu), p.G, p.nt)
         return out
     with single_threaded_blas():
         _forward_gemm(x, W.reshape(FN, C * kh * kw), b, out.reshape(N, FN, OH * OW),
