@@ -23,8 +23,10 @@ Algorithms (``kernels/*_backend/conv``):
   real outputs are computed, and the vectors hold filters instead of positions. The
   forward keeps a block of filter vectors x output positions (``fv_f`` x ``fv_p``,
   ``BLOCKS``): per channel and tap it loads ``fv_f`` vectors of filters and broadcasts
-  each position's input value against them, so a plane's padding costs nothing; the
-  block is scattered into the rows of filters the compaction reads. dx is that kernel
+  each position's input value against them, so a plane's padding costs nothing, and a
+  block skips the window rows that read only padding (``tap_ranges``); the block is
+  stored as it is held, a row of filters per output, and the compaction transposes it
+  (``unpack_t``, square register blocks). dx is that kernel
   over the packed dout. dW takes dout packed with filters last (one row per output,
   ``pack_t``) and keeps a block of filter vectors x ``fv_p`` channel-and-tap pairs
   (``dw_offsets``), broadcasting x at each output: a sum over real outputs only, with
@@ -42,10 +44,13 @@ Algorithms (``kernels/*_backend/conv``):
   to 2.7x slower.
 
 The rule (``use_direct``, ``use_filters``): a direct algorithm wherever its kernels
-apply, im2col + GEMM elsewhere; ``'direct_filters'`` where the wide planes would waste
-more than 15% of the work on padding (``FILTERS_BELOW``) and the output channels fill
-whole blocks of filters, else ``'direct'``. ``plan`` applies it and sizes the call, and
-both backends execute what it returns.
+apply, im2col + GEMM elsewhere; then, pass by pass (the forward; the backward's dW and
+dx), filters in vectors where the pass's output channels fill whole blocks of filters
+and the wide planes would waste more than 10% of its work on padding
+(``FILTERS_BELOW``; for dW ``DW_FILTERS_BELOW``, per level), else the wide kernels.
+``plan`` applies it and sizes the call (``Plan.pos`` and ``pos_dx`` name the passes
+with filters in vectors), and both backends execute what it returns. A forced
+``'direct'`` or ``'direct_filters'`` runs every pass with its kernels.
 Measured on DeepConvNet's six convs (batch 100, float32, 2 threads, fused ReLU,
 median of 15; direct vs gemm in ms, forward / backward with dx / backward without dx):
 
@@ -80,8 +85,31 @@ medians of 20 taken three times alternated, Zen 5; forward / backward with dx in
 
 (AVX-512's 32-filter blocks leave the 16-filter layer out.) On the 8x8 planes the filters
 kernels win everything, forward, dx and dW alike (alone, dW with filters in vectors took
-conv6's backward from 3.49 to 2.78 ms at AVX-512); at 0.87 and above they lose or tie,
-hence ``FILTERS_BELOW = 0.85``.
+conv6's backward from 3.49 to 2.78 ms at AVX-512); at 0.87 and above they lost or tied.
+
+That table was taken when the forward block was stored transposed, element by element.
+Stored as it is held and transposed by the compaction, and with the choice made per
+pass, each backward pass measured on its own (Cython, float32, batch 100, 2 threads, no
+ReLU, medians of 25, three runs, Zen 5; forward wide / filters, then the backward with
+dW and dx on wide planes (w) or with filters in vectors (f), ms):
+
+    layer (dx plane)   level    forward           ww     wf     fw     ff
+    16x28x28 -> 16     AVX-512  0.91-0.92 / 1.64  1.9-2.1  2.6-3.0  2.6-2.9  3.3-3.5
+      (0.93)           AVX2     1.66-1.75 / 1.63-1.87  3.57-3.59  3.47-3.72  3.68-3.73  3.58-4.36
+    16x14x14 -> 32     AVX-512  0.48-0.51 / 0.47-0.51  1.05-1.23  1.39-1.68  0.99-1.03  1.29-1.36
+      (0.87)           AVX2     0.90-0.92 / 0.84-0.88  1.86-1.87  1.81-1.82  1.83-1.90  1.76-1.95
+    32x14x14 -> 32 p2  AVX-512  1.05-1.27 / 1.07-1.13  2.24-2.31  2.02-2.19  2.14-2.18  1.91-1.96
+      (0.77)           AVX2     2.01-2.07 / 2.01-2.17  3.96-4.66  3.67-3.75  4.07-4.25  3.72-4.10
+    32x8x8 -> 64       AVX-512  0.67-0.71 / 0.56       1.56-1.57  1.42-1.45  1.30-1.33  1.17-1.35
+      (0.79)           AVX2     1.29-1.38 / 1.05-1.10  2.66-2.81  2.39-2.56  2.36-2.43  2.16-2.19
+    64x8x8 -> 64       AVX-512  1.35-1.46 / 1.07-1.10  3.14-3.20  2.85-2.92  2.45-2.57  2.18-2.24
+      (0.79)           AVX2     2.41-2.57 / 2.01-2.08  5.19-6.11  4.89-5.63  4.58-4.79  4.02-4.19
+
+Hence ``FILTERS_BELOW = 0.9`` for the forward and dx (at 0.87 they tie or win, at 0.93
+and 1.0 the forward loses) and dW with filters in vectors at any fraction at AVX-512,
+below 0.9 at AVX2 and SSE (at 0.93 and 1.0 it loses there). The fourth layer's
+backward shows why per pass: its forward fills the plane (256 outputs in 256 values)
+but its dx does not (196), so dx alone goes to filters in vectors.
 
 Winograd F(2x2, 3x3) was measured and not kept. A prototype (Cython, the forward only):
 the input packed as four phase planes per channel (rows and columns split by parity),
