@@ -89,12 +89,12 @@ conv6's backward from 3.49 to 2.78 ms at AVX-512); at 0.87 and above they lost o
 
 That table was taken when the forward block was stored transposed, element by element.
 Stored as it is held and transposed by the compaction, and with the choice made per
-pass, each backward pass measured on its own (Cython, float32, batch 100, 2 threads, no
-ReLU, medians of 25, three runs, Zen 5; forward wide / filters, then the backward with
-dW and dx on wide planes (w) or with filters in vectors (f), ms):
+pass, each pass measured on its own (Cython, float32, batch 100, 2 threads, no ReLU,
+medians of 25, three runs, Zen 5, before the tap ranges; forward wide / filters, then
+the backward with dW and dx on wide planes (w) or with filters in vectors (f), ms):
 
     layer (dx plane)   level    forward           ww     wf     fw     ff
-    16x28x28 -> 16     AVX-512  0.91-0.92 / 1.64  1.9-2.1  2.6-3.0  2.6-2.9  3.3-3.5
+    16x28x28 -> 16     AVX-512  0.91-0.92 / 1.64-1.66  1.88-2.09  2.62-2.99  2.55-2.86  3.31-3.51
       (0.93)           AVX2     1.66-1.75 / 1.63-1.87  3.57-3.59  3.47-3.72  3.68-3.73  3.58-4.36
     16x14x14 -> 32     AVX-512  0.48-0.51 / 0.47-0.51  1.05-1.23  1.39-1.68  0.99-1.03  1.29-1.36
       (0.87)           AVX2     0.90-0.92 / 0.84-0.88  1.86-1.87  1.81-1.82  1.83-1.90  1.76-1.95
