@@ -332,8 +332,9 @@ def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
 # read. Neighbours share their zero padding: a row's right pad is the next row's left pad
 # and an image's bottom pad the next image's top pad, so a plane is (H + ph) x (W + pw)
 # and the kernels waste only the pw columns and ph rows computed past each image's
-# outputs (then dropped by the compaction that applies bias and ReLU). direct_filters
-# runs the kernels with filters in vectors on the same planes, at the outputs only.
+# outputs (then dropped by the compaction that applies bias and ReLU). The passes the
+# plan gives to filters in vectors (Plan.pos, pos_dx) run those kernels on the same
+# planes, at the outputs only.
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b * b

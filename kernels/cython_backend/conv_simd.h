@@ -7,7 +7,7 @@
  * thrown away (the caller compacts them); this costs (Wp - OW) / Wp of the work and buys
  * unit-stride vector loads with no im2col matrix. The direct_filters kernels (fc_conv_fv,
  * fc_conv_dwv) read the same planes at listed output positions only, with vectors of
- * filters instead of positions, for planes where that waste is large.
+ * filters instead of positions, for the passes whose planes waste much that way.
  *
  * The kernels are written once (conv_simd_impl.h) with GCC/Clang vector extensions and
  * built by one translation unit per level (written by setup.py, see conv_simd_level.h),

@@ -163,8 +163,8 @@ def _backward_gemm(dout3, rout3, x, Wm, WmT, dx, dW_part, db_part, kh, kw, sh, s
 # planes laid end to end, neighbours sharing their zero padding (a plane is
 # (H + PH) x (W + PW)), so every window tap is one shifted contiguous read; outputs are
 # computed W + PW wide and compacted afterwards. Each thread packs its own chunks.
-# direct_filters runs the kernels with filters in vectors (``_fv``, ``_dwv``) on the same
-# planes, at the outputs only.
+# The passes the plan gives to filters in vectors (``Plan.pos``, ``pos_dx``) run ``_fv``
+# and ``_dwv`` on the same planes, at the outputs only.
 
 
 @jit
