@@ -297,11 +297,18 @@ class Plan(NamedTuple):
     taps_dx: object  #: with ``pos_dx``: the same for dx
 
 
-def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backward=False):
+def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backward=False,
+         finite_w=True):
     """The :class:`Plan` of a conv call on ``x_shape`` with filters ``W_shape`` and window
     geometry ``g``, for ``n_threads`` threads at instruction-set ``level`` (its block
-    shapes: ``BLOCKS``); ``algorithm`` overrides the rule."""
+    shapes: ``BLOCKS``); ``algorithm`` overrides the rule. ``finite_w``: the filters are
+    finite; where they are not, the rule picks im2col + GEMM, whose products are the
+    reference's (the direct kernels multiply W by padding in dx, which the reference
+    drops, and skip padding in the forward, which the reference multiplies: inf * 0 is
+    NaN)."""
     rule = algorithm is None
+    if rule and not finite_w:
+        algorithm = "gemm"
     blocks = BLOCKS[level]
     algorithm = choose(algorithm, g)
     kh, kw, _, _, ph, pw, oh, ow = g

@@ -474,6 +474,24 @@ def _same_values(got, want, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_non_finite_filters_give_the_references_values(backend, bad):
+    """inf/NaN in W on planes the rule gives to filters in vectors: the forward and the
+    gradients as the reference's, whose forward multiplies the padding's zeros by W
+    (NaN at the borders) and whose dx does not: the rule runs im2col + GEMM there."""
+    dtype = np.float32
+    x, W, b = _inputs((3, 32, 8, 8), (64, 3, 3), dtype)
+    W[5, 3, 0, 1] = bad
+    W[7, 30, 2, 2] = bad
+    _same_values(fc.conv2d(x, W, b, 1, 1, backend=backend), ref.conv2d(x, W, b, 1, 1),
+                 dtype)
+    dout = _data((3, 64, 8, 8), dtype, 3)
+    for g, w in zip(fc.conv2d_backward(dout, x, W, 1, 1, backend=backend),
+                    ref.conv2d_backward(dout, x, W, 1, 1)):
+        _same_values(g, w, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 @pytest.mark.parametrize("pad", [0, 1])
 def test_non_finite_input_gives_the_references_values(backend, bad, pad):

@@ -586,7 +586,7 @@ def _filter_block(filters, channels, Py_ssize_t itemsize):
 
 def _plan(x, W, g, algorithm, backward):
     return plan(x.shape, W.shape, g, x.itemsize, get_num_threads(), isa_level(),
-                algorithm, backward)
+                algorithm, backward, finite(W))
 
 
 # ------------------------------------------------------------------ entry points

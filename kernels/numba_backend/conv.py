@@ -560,7 +560,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
 
 def _plan(x, W, g, algorithm, backward):
     return plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), LEVEL,
-                algorithm, backward)
+                algorithm, backward, finite(W))
 
 
 # ------------------------------------------------------------------ entry points
