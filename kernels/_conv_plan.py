@@ -29,10 +29,9 @@ Algorithms (``kernels/*_backend/conv``):
   (``unpack_t``, square register blocks). dx is that kernel
   over the packed dout. dW takes dout packed with filters last (one row per output,
   ``pack_t``) and keeps a block of filter vectors x ``fv_p`` channel-and-tap pairs
-  (``dw_pairs``, tap by tap), broadcasting x at each output: a sum over real outputs
-  only, skipping the output rows whose windows read only padding at the block's tap,
-  with no horizontal sums at the end. Positions and pairs come as offset lists
-  (``positions``, ``dw_pairs``), padded to whole blocks.
+  (``dw_offsets``), broadcasting x at each output: a sum over real outputs only, with
+  no horizontal sums at the end. Positions and pairs come as offset lists
+  (``positions``, ``dw_offsets``), padded to whole blocks.
 - ``'gemm'``: im2col + GEMM without transposes. Each thread owns a contiguous share
   of the batch and walks it in groups of ``G`` images: it builds the group's col in
   (C*KH*KW, G*OH*OW) layout, one single-threaded BLAS call ``W(FN, K) @ col`` gives
@@ -335,24 +334,12 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
                 tap_ranges(G, H, W, kh - 1 - ph, oh, kh, kw, p) if fv_dx else None)
 
 
-def dw_pairs(C, off, xs, p, kw, top, rows, OH, OW):
-    """The channel-and-tap pairs the weight-gradient kernel with filters in vectors
-    broadcasts, tap by tap (pair k = t*C + c): ``(xo, ranges)``. xo: the offsets
-    ``c*xs + off[t]`` in a packed buffer with rows of ``xs``, zero-padded to a multiple of
-    ``p``. ranges: per block of p pairs, the outputs ``[i0, i1)`` of each image (OH x OW,
-    row-major) whose window reads data at some pair of the block: tap t's window row
-    ``t // kw`` reads row oy + ky of a plane whose ``rows`` data rows start at row ``top``,
-    so a block of one tap skips the output rows that read only padding there. Both intp
-    arrays, ranges two entries per block."""
-    ntap = len(off)
-    k = (np.asarray(off)[:, None] + np.arange(C) * xs).ravel()
-    ky = np.repeat(np.arange(ntap) // kw, C)
-    lo = np.concatenate([np.maximum(0, top - ky), np.full(-k.size % p, OH)]).reshape(-1, p)
-    hi = np.concatenate([np.minimum(OH, top + rows - ky), np.zeros(-k.size % p, int)])
-    ranges = np.stack([lo.min(axis=1), hi.reshape(-1, p).max(axis=1)], axis=1) * OW
-    xo = np.concatenate([k, np.zeros(-k.size % p, k.dtype)])
-    return np.ascontiguousarray(xo, dtype=np.intp), np.ascontiguousarray(ranges.ravel(),
-                                                                          dtype=np.intp)
+def dw_offsets(C, off, xs, p):
+    """Offsets ``c*xs + off[t]`` of every channel c < C and tap t in a packed buffer with
+    rows of ``xs``, zero-padded to a multiple of ``p``: the inputs the weight-gradient
+    kernel with filters in vectors broadcasts."""
+    k = (np.arange(C)[:, None] * xs + np.asarray(off)).ravel()
+    return np.ascontiguousarray(np.concatenate([k, np.zeros(-k.size % p, k.dtype)]), dtype=np.intp)
 
 
 def tap_ranges(G, OH, OW, top, rows, kh, kw, p):

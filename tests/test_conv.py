@@ -401,20 +401,6 @@ def test_tap_ranges_skip_window_rows_that_read_only_padding():
     assert (_conv_plan.tap_ranges(1, 14, 14, 0, 16, 3, 3, 8).reshape(-1, 2) == [0, 9]).all()
 
 
-def test_dw_pairs_go_tap_by_tap_and_skip_rows_of_padding():
-    """Pairs k = t*C + c; with 16 channels a block of 8 pairs holds one tap, and on 8x8
-    images with pad 1 the top window row's blocks skip each image's first output row (8
-    outputs), the bottom's its last; 3 channels mix taps in a block, which keeps the
-    union of their rows."""
-    Wp, S, off = _conv_plan.wide_layout(8, 8, 3, 3, 1, 1)
-    xo, ranges = _conv_plan.dw_pairs(16, off, 1000, 8, 3, 1, 8, 8, 8)
-    assert xo[:3].tolist() == [0, 1000, 2000] and xo[16] == off[1]
-    assert ranges.reshape(-1, 2).tolist() == 6 * [[8, 64]] + 6 * [[0, 64]] + 6 * [[0, 56]]
-    xo, ranges = _conv_plan.dw_pairs(3, off, 1000, 8, 3, 1, 8, 8, 8)
-    assert xo.size == 32 and not xo[27:].any()  # 27 pairs, padded to whole blocks
-    assert ranges.reshape(-1, 2).tolist() == [[8, 64], [0, 64], [0, 64], [0, 56]]
-
-
 @pytest.mark.parametrize("level", _isa.LEVELS)
 def test_filter_block_is_one_filter_for_few_output_channels(level):
     """The forward/dx kernel's filters per block: one below the level's ONE_BELOW output

@@ -15,7 +15,7 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (dw_channels, dw_pairs, filter_block, finite, flipped_filters,
+from .._conv_plan import (dw_channels, dw_offsets, filter_block, finite, flipped_filters,
                           pack_filters, plan)
 from .._isa import level as isa_level
 from ._runtime import get_num_threads
@@ -46,12 +46,11 @@ cdef extern from "conv_simd.h" nogil:
                             Py_ssize_t npos) noexcept nogil
         void (*conv_dwv_f32)(const float* g, Py_ssize_t ldg, Py_ssize_t nfb, const float* x,
                              const Py_ssize_t* xo, Py_ssize_t nk, const Py_ssize_t* pos,
-                             const Py_ssize_t* ranges, Py_ssize_t m, Py_ssize_t P,
-                             float* dwt, Py_ssize_t ldw) noexcept nogil
+                             Py_ssize_t npos, float* dwt, Py_ssize_t ldw) noexcept nogil
         void (*conv_dwv_f64)(const double* g, Py_ssize_t ldg, Py_ssize_t nfb,
                              const double* x, const Py_ssize_t* xo, Py_ssize_t nk,
-                             const Py_ssize_t* pos, const Py_ssize_t* ranges, Py_ssize_t m,
-                             Py_ssize_t P, double* dwt, Py_ssize_t ldw) noexcept nogil
+                             const Py_ssize_t* pos, Py_ssize_t npos, double* dwt,
+                             Py_ssize_t ldw) noexcept nogil
         void (*pack_t_f32)(const float* src, const float* mask, Py_ssize_t m, Py_ssize_t F,
                            Py_ssize_t P, float* dst, Py_ssize_t ldg) noexcept nogil
         void (*pack_t_f64)(const double* src, const double* mask, Py_ssize_t m,
@@ -418,12 +417,11 @@ cdef inline void _forward_pass(const floating* x, Py_ssize_t xs, Py_ssize_t C,
 
 cdef inline void _dwv(const floating* g, Py_ssize_t ldg, Py_ssize_t nfb, const floating* x,
                       const Py_ssize_t* xo, Py_ssize_t nk, const Py_ssize_t* pos,
-                      const Py_ssize_t* ranges, Py_ssize_t m, Py_ssize_t P, floating* dwt,
-                      Py_ssize_t ldw) noexcept nogil:
+                      Py_ssize_t npos, floating* dwt, Py_ssize_t ldw) noexcept nogil:
     if floating is float:
-        _K.conv_dwv_f32(g, ldg, nfb, x, xo, nk, pos, ranges, m, P, dwt, ldw)
+        _K.conv_dwv_f32(g, ldg, nfb, x, xo, nk, pos, npos, dwt, ldw)
     else:
-        _K.conv_dwv_f64(g, ldg, nfb, x, xo, nk, pos, ranges, m, P, dwt, ldw)
+        _K.conv_dwv_f64(g, ldg, nfb, x, xo, nk, pos, npos, dwt, ldw)
 
 
 cdef inline void _pack_t(const floating* src, const floating* mask, Py_ssize_t m,
@@ -488,7 +486,7 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                    floating[:, ::1] gbuf, floating[:, :, ::1] wide,
                    const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
                    const Py_ssize_t[::1] pos_dx, const Py_ssize_t[::1] taps_dx,
-                   const Py_ssize_t[::1] xo, const Py_ssize_t[::1] dwr, bint fv_dw,
+                   const Py_ssize_t[::1] xo, bint fv_dw,
                    bint fv_dx, Py_ssize_t F_dx, int kh, int kw, int ph, int pw, Py_ssize_t G,
                    int nt):
     """dout (masked by the fused ReLU) is packed once, padded by (kh-1-ph, kw-1-pw).
@@ -529,7 +527,7 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
             if fv_dw:
                 _pack_t(&dout[n0, 0, 0, 0], mask, m, FN, OH * OW, &gbuf[t, 0], ldg)
                 _dwv(&gbuf[t, 0], ldg, ldg // (_K.fv_f * L), &xbuf[t, 0, 0], &xo[0],
-                     xo.shape[0], &pos[0], &dwr[0], m, OH * OW, &dW_part[t, 0], ldg)
+                     xo.shape[0], &pos[0], m * OH * OW, &dW_part[t, 0], ldg)
             else:
                 _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
                     off.shape[0], &dW_part[t, 0], Q)
@@ -549,11 +547,11 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     if fv_dw:
         ldg = _round_up(FN, _K.fv_f * L)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
-        xo, dwr = dw_pairs(C, p.off, p.width, _K.fv_p, kw, g[4], x.shape[2], OH, OW)
+        xo = dw_offsets(C, p.off, p.width, _K.fv_p)
         dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
     else:
         gbuf = np.empty((1, 1), dtype=x.dtype)
-        xo = dwr = p.off
+        xo = p.off
         dW_part = np.empty((p.nt, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
     db_part = np.empty((p.nt, FN), dtype=x.dtype)
     fv_dx = need_dx and p.pos_dx is not None
@@ -570,11 +568,11 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, gbuf, wide, p.off,
                    p.pos if fv_dw else p.off, p.pos_dx if fv_dx else p.off,
-                   p.taps_dx if fv_dx else p.off, xo, dwr, fv_dw, fv_dx, F, kh, kw, g[4],
-                   g[5], p.G, p.nt)
+                   p.taps_dx if fv_dx else p.off, xo, fv_dw,
+                   fv_dx, F, kh, kw, g[4], g[5], p.G, p.nt)
     dW = dW_part.sum(axis=0)
     if fv_dw:
-        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].reshape(ntap, C, FN).transpose(2, 1, 0)
+        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
     else:
         dW = dW.reshape(dbuf.shape[1], xbuf.shape[1], ntap)[:FN, :C]
     return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)

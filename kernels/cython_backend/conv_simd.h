@@ -51,12 +51,10 @@ typedef struct {
                         ptrdiff_t npos);
     void (*conv_dwv_f32)(const float* g, ptrdiff_t ldg, ptrdiff_t nfb, const float* x,
                          const ptrdiff_t* xo, ptrdiff_t nk, const ptrdiff_t* pos,
-                         const ptrdiff_t* ranges, ptrdiff_t m, ptrdiff_t P, float* dwt,
-                         ptrdiff_t ldw);
+                         ptrdiff_t npos, float* dwt, ptrdiff_t ldw);
     void (*conv_dwv_f64)(const double* g, ptrdiff_t ldg, ptrdiff_t nfb, const double* x,
                          const ptrdiff_t* xo, ptrdiff_t nk, const ptrdiff_t* pos,
-                         const ptrdiff_t* ranges, ptrdiff_t m, ptrdiff_t P, double* dwt,
-                         ptrdiff_t ldw);
+                         ptrdiff_t npos, double* dwt, ptrdiff_t ldw);
     void (*pack_t_f32)(const float* src, const float* mask, ptrdiff_t m, ptrdiff_t F,
                        ptrdiff_t P, float* dst, ptrdiff_t ldg);
     void (*pack_t_f64)(const double* src, const double* mask, ptrdiff_t m, ptrdiff_t F,

@@ -193,32 +193,29 @@ static void FC_FN(fc_conv_fv)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
     }
 }
 
-/* The weight gradient with filters in vectors: dwt[k*ldw + f] += sum over the outputs i
- * of x[xo[k] + pos[i]] * g[i*ldg + f], for k < nk (a multiple of FC_FV_P; k stands for a
+/* The weight gradient with filters in vectors: dwt[k*ldw + f] += sum over i < npos of
+ * x[xo[k] + pos[i]] * g[i*ldg + f], for k < nk (a multiple of FC_FV_P; k stands for a
  * channel and tap, xo[k] = c*xs + off[t]) and f < nfb*FC_FV_F*FC_L. g holds dout with
- * filters last, one row per output position listed in pos (fc_pack_t; m images of P
- * outputs), so only real outputs are summed, and of each image only the outputs
- * [ranges[2b], ranges[2b+1]) for block b of FC_FV_P pairs (_conv_plan.dw_pairs: the
- * others read padding at every pair of the block); FC_FV_P inputs are broadcast against
- * FC_FV_F vectors of g, and the sums stay vectors of filters (no horizontal sums). */
+ * filters last, one row per output position listed in pos (fc_pack_t), so only real
+ * outputs are summed; FC_FV_P inputs are broadcast against FC_FV_F vectors of g, and
+ * the sums stay vectors of filters (no horizontal sums). */
 static void FC_FN(fc_conv_dwv)(const FC_T* g, ptrdiff_t ldg, ptrdiff_t nfb, const FC_T* x,
                                const ptrdiff_t* xo, ptrdiff_t nk, const ptrdiff_t* pos,
-                               const ptrdiff_t* ranges, ptrdiff_t m, ptrdiff_t P, FC_T* dwt,
-                               ptrdiff_t ldw)
+                               ptrdiff_t npos, FC_T* dwt, ptrdiff_t ldw)
 {
-    FC_CHECK(nfb >= 0 && nk >= 0 && nk % FC_FV_P == 0 && m >= 0 && P >= 0);
+    FC_CHECK(nfb >= 0 && nk >= 0 && nk % FC_FV_P == 0 && npos >= 0);
     FC_CHECK(nfb * FC_FV_F * FC_L <= ldg && nfb * FC_FV_F * FC_L <= ldw);
     for (ptrdiff_t k0 = 0; k0 < nk; k0 += FC_FV_P) {
         ptrdiff_t pp[FC_FV_P];
         FC_FN(fc_fv_index)(pp, xo + k0);
-        const ptrdiff_t i0 = ranges[k0 / FC_FV_P * 2], i1 = ranges[k0 / FC_FV_P * 2 + 1];
-        FC_CHECK(0 <= i0 && i1 <= P);
         for (ptrdiff_t fb = 0; fb < nfb; fb++) {
             FC_VEC acc[FC_FV_P][FC_FV_F];
             FC_FN(fc_fv_zeros)(acc);
-            for (ptrdiff_t j = 0; j < m; j++)
-                for (ptrdiff_t i = j * P + i0; i < j * P + i1; i++)
-                    FC_FN(fc_fv_step)(acc, x + pos[i], pp, g + i * ldg + fb * FC_FV_F * FC_L);
+            const FC_T* gi = g + fb * FC_FV_F * FC_L;
+            for (ptrdiff_t i = 0; i < npos; i++) {
+                FC_FN(fc_fv_step)(acc, x + pos[i], pp, gi);
+                gi += ldg;
+            }
 #pragma GCC unroll 16
             for (int p = 0; p < FC_FV_P; p++)
 #pragma GCC unroll 4

@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (dw_channels, dw_pairs, filter_block, finite, flipped_filters,
+from .._conv_plan import (dw_channels, dw_offsets, filter_block, finite, flipped_filters,
                           pack_filters, plan)
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F, WIDE_V,
@@ -356,20 +356,17 @@ def _dw(g, g0, gs, nfb, x, xs, Cp, off, dw, Q):
 
 
 @jit
-def _dwv(g, ldg, nfb, x, xo, pos, ranges, m, P, dwt, ldw):
-    """``dwt[k*ldw + f]`` += sum over the outputs i of ``x[xo[k] + pos[i]] * g[i*ldg + f]``
-    for every k (a channel and tap; xo and ranges from ``_conv_plan.dw_pairs``) and filter
-    block: the weight gradient with filters in vectors, over real outputs only (m images
-    of P), of each image the outputs ``ranges[2b] <= i < ranges[2b + 1]`` for block b."""
+def _dwv(g, ldg, nfb, x, xo, pos, npos, dwt, ldw):
+    """``dwt[k*ldw + f]`` += sum over i < npos of ``x[xo[k] + pos[i]] * g[i*ldg + f]`` for
+    every k (a channel and tap; xo from ``_conv_plan.dw_offsets``) and filter block: the
+    weight gradient with filters in vectors, over real outputs only."""
     F = FV_F * (VBYTES // x.itemsize)
     for k0 in range(0, xo.shape[0], FV_P):
         pp = fv_index(xo, k0)
-        i0, i1 = ranges[k0 // FV_P * 2], ranges[k0 // FV_P * 2 + 1]
         for fb in range(nfb):
             acc = fv_zeros(x)
-            for j in range(m):
-                for i in range(j * P + i0, j * P + i1):
-                    acc = fv_step(acc, x, pos[i], pp, g, i * ldg + fb * F)
+            for i in range(npos):
+                acc = fv_step(acc, x, pos[i], pp, g, i * ldg + fb * F)
             fv_add(acc, dwt, k0 * ldw + fb * F, ldw)
 
 
@@ -469,8 +466,8 @@ def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, taps, fv, ph, 
 
 @pjit
 def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
-                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, taps_dx, xo, dwr,
-                   fv_dw, fv_dx, kh, kw, ph, pw, G, nt):
+                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, taps_dx, xo, fv_dw,
+                   fv_dx, kh, kw, ph, pw, G, nt):
     """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
     the weight-gradient kernel's g. With ``fv_dw`` dW comes instead from dout packed
@@ -505,7 +502,7 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
                 db_part[t, f] += row_sum(db_, f * ds + shift, Q)
             if fv_dw:
                 _pack_t(dout, rout, has_relu, n0, m, gbuf[t], ldg)
-                _dwv(gbuf[t], ldg, ldg // (FV_F * L), xb, xo, pos, dwr, m, OH * OW, dw, ldg)
+                _dwv(gbuf[t], ldg, ldg // (FV_F * L), xb, xo, pos, m * OH * OW, dw, ldg)
             else:
                 _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
             if need_dx:
@@ -531,11 +528,11 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     if fv_dw:
         ldg = -(-FN // (FV_F * _lanes_of(x))) * FV_F * _lanes_of(x)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
-        xo, dwr = dw_pairs(C, p.off, p.width, FV_P, kw, ph, x.shape[2], OH, OW)
+        xo = dw_offsets(C, p.off, p.width, FV_P)
         dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
     else:
         gbuf = np.empty((p.nt, 1), dtype=x.dtype)
-        xo = dwr = p.off
+        xo = p.off
         dW_part = np.empty((p.nt, FNp * Cp * ntap), dtype=x.dtype)
     db_part = np.empty((p.nt, FN), dtype=x.dtype)
     F = _filter_block(fv_dx, C, x)
@@ -551,11 +548,11 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
                    wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
                    dbuf, gbuf, wide, nrows_dx, F, p.off, p.pos if fv_dw else p.off,
-                   p.pos_dx if fv_dx else p.off, p.taps_dx if fv_dx else p.off, xo, dwr,
-                   fv_dw, fv_dx, kh, kw, ph, pw, p.G, p.nt)
+                   p.pos_dx if fv_dx else p.off, p.taps_dx if fv_dx else p.off, xo, fv_dw,
+                   fv_dx, kh, kw, ph, pw, p.G, p.nt)
     dW = dW_part.sum(axis=0)
     if fv_dw:
-        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].reshape(ntap, C, FN).transpose(2, 1, 0)
+        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
     else:
         dW = dW.reshape(FNp, Cp, ntap)[:FN, :C]
     return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)
