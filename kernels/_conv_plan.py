@@ -293,7 +293,7 @@ class Plan(NamedTuple):
     pos: object  #: the outputs' offsets in G packed planes, for the forward or dW with
     #: filters in vectors; else None
     pos_dx: object  #: the same for dx's outputs, for dx with filters in vectors; else None
-    taps: object  #: with ``pos``: the taps each block of the forward reads (``tap_ranges``)
+    taps: object  #: forward with ``pos``: the taps each block reads (``tap_ranges``)
     taps_dx: object  #: with ``pos_dx``: the same for dx
 
 
@@ -330,7 +330,7 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
     return Plan(algorithm, G, nt, off, width,
                 positions(G, oh, ow, Wp, S, p) if fv else None,
                 positions(G, H, W, Wp, S, p) if fv_dx else None,
-                tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv else None,
+                tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv and not backward else None,
                 tap_ranges(G, H, W, kh - 1 - ph, oh, kh, kw, p) if fv_dx else None)
 
 
