@@ -8,8 +8,8 @@ and the process's resident memory (``/proc/self/statm``: a buffer allocated in C
 never freed, which holds no Python object, shows there only). Checked by injecting
 leaks into the Cython kernel calls: keeping the smallest output of each call (1.1 KiB)
 added 3.9 MiB and 6027 blocks, a 4.5 KiB malloc never freed per call 6.7 MiB; the
-bounds (``RSS_BOUND``, ``BLOCKS_PER_CALL``) are 2 MiB and 500 blocks, above the noise
-measured without a leak.
+bounds (``RSS_BOUND``, ``BLOCKS_PER_CALL``, ``BLOCKS_PER_STEP``) are 2 MiB, 500 blocks
+over the calls and 500 over the steps, above the noise measured without a leak.
 
 The calls run on one thread: a leak does not depend on the count (the kernels allocate
 their per-thread buffers on every call, one or many), and on the shared 2-core machine
@@ -38,6 +38,11 @@ RSS_BOUND = 2 << 20
 #: +139 blocks over a round of 2000 calls or 500 steps, not growing from round to
 #: round; a leaked object per call adds at least one.
 BLOCKS_PER_CALL = 0.25
+#: The same per training step. Measured over 1000 steps of the tiny DeepConvNet: -29 to
+#: +48 in six rounds in a row on Numba (-103 to +31 on Cython), +266 once on Numba
+#: inside the whole suite; a step makes over 20 kernel calls, so a leaked object per
+#: call adds over 20 blocks a step.
+BLOCKS_PER_STEP = 0.5
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/proc/self/statm"),
@@ -126,4 +131,4 @@ def test_kernel_calls_do_not_leak(backend):
 def test_training_steps_do_not_leak(backend):
     rss, blocks = _growth(_train_steps(backend), STEPS_WARMUP, STEPS)
     assert rss < RSS_BOUND, f"{rss / 2**20:.2f} MiB more resident after {STEPS} steps"
-    assert blocks < BLOCKS_PER_CALL * STEPS, f"{blocks} more Python blocks after {STEPS} steps"
+    assert blocks < BLOCKS_PER_STEP * STEPS, f"{blocks} more Python blocks after {STEPS} steps"
