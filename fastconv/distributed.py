@@ -67,6 +67,7 @@ mpi4py is imported when this module first needs MPI, never by ``import fastconv`
 import contextlib
 import os
 import sys
+import time
 import traceback
 import warnings
 
@@ -132,6 +133,10 @@ def default_num_threads(comm=None):
         node.Free()
 
 
+#: Seconds a failing rank waits between printing its traceback and aborting the job.
+ABORT_GRACE_S = 1.0
+
+
 @contextlib.contextmanager
 def abort_on_error(comm=None, errorcode=1):
     """Abort every rank of ``comm`` when the block raises on this one.
@@ -151,6 +156,10 @@ def abort_on_error(comm=None, errorcode=1):
                          f"{comm.Get_size()} failed; aborting all ranks\n"
                          + "".join(traceback.format_exception(exc)))
         sys.stderr.flush()
+        # mpiexec forwards a rank's stderr asynchronously and stops forwarding when the
+        # abort tears the job down: aborting at once lost the whole message in one of
+        # five CI runs (mpiexec's stderr empty); the pause lets it through.
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(errorcode)
 
 
