@@ -396,16 +396,16 @@ cdef inline void _forward_pass(const floating* x, Py_ssize_t xs, Py_ssize_t C,
                                floating* wide, Py_ssize_t ldo, Py_ssize_t nrows, Py_ssize_t F,
                                const Py_ssize_t* pos, const Py_ssize_t* taps, Py_ssize_t m,
                                Py_ssize_t FN, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp,
-                               Py_ssize_t S,
-                               const floating* b, bint relu, floating* dst) noexcept nogil:
+                               Py_ssize_t S, const floating* b, bint relu,
+                               floating* dst) noexcept nogil:
     """The forward kernel over m packed images in blocks of F filters
     (``_conv_plan.filter_block``), nrows filter rows in all, then its compaction into dst
     (m, FN, OH, OW) with bias b (or NULL) and ReLU: with filters in vectors over the m*P
     outputs listed in pos (pos not NULL; each block's taps: ``_conv_plan.tap_ranges``)
     into rows of nrows filters per output, else with positions in vectors over the m
-    whole planes into nrows rows of ldo. wide holds
-    nrows*ldo values either way (ldo, a packed row's length, exceeds the rows the
-    filters kernel writes, m*P rounded up to whole blocks)."""
+    whole planes into nrows rows of ldo. wide holds nrows*ldo values either way (ldo, a
+    packed row's length, exceeds the rows the filters kernel writes, m*P rounded up to
+    whole blocks)."""
     if pos != NULL:
         _fv(x, xs, C, off, ntap, w, nrows // F, wide, nrows, pos, taps,
             _round_up(m * OH * OW, _K.fv_p))
