@@ -132,6 +132,7 @@ Where the time went on 32x14x14 -> 32:
 Each transform moves 16 values per tile and channel through memory. Winning needs
 transforms fused into the GEMM's blocks, as in oneDNN's kernels, which is not built.
 """
+import functools
 import math
 from typing import NamedTuple
 
@@ -283,7 +284,8 @@ class Plan(NamedTuple):
     """How one conv call runs: the same decision and sizes in both backends. The direct
     algorithms run each pass (the forward; the backward's dW and dx) with the wide kernels
     or with filters in vectors: the latter where ``pos`` (forward, dW) or ``pos_dx`` (dx)
-    is given."""
+    is given. Its arrays are read-only: ``plan`` hands the same one to every call of a
+    shape."""
 
     algorithm: str  #: one of ``ALGORITHMS``
     G: int  #: images per packed chunk (direct) or per GEMM (gemm)
@@ -295,8 +297,24 @@ class Plan(NamedTuple):
     pos_dx: object  #: the same for dx's outputs, for dx with filters in vectors; else None
     taps: object  #: forward with ``pos``: the taps each block reads (``tap_ranges``)
     taps_dx: object  #: with ``pos_dx``: the same for dx
+    xo: object  #: dW with ``pos``: the inputs it broadcasts (``dw_offsets``); else None
+    chunks: int  #: direct: the batch's chunks (``wide_plan``); gemm: 0
 
 
+def _frozen(a):
+    """``a`` made read-only (None stays None): plans are shared between calls."""
+    if a is not None:
+        a.flags.writeable = False
+    return a
+
+
+#: Plans kept (``plan``): on DeepConvNet's six convs the rule's plan took 6 us (wide
+#: planes) to 41-52 us (filters in vectors: the offset lists) a call, about 1% of the
+#: six convs' forward + backward (Zen 5, batch 100).
+PLANS_CACHED = 256
+
+
+@functools.lru_cache(maxsize=PLANS_CACHED)
 def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backward=False,
          finite_w=True):
     """The :class:`Plan` of a conv call on ``x_shape`` with filters ``W_shape`` and window
@@ -305,7 +323,7 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
     finite; where they are not, the rule picks im2col + GEMM, whose products are the
     reference's (the direct kernels multiply W by padding in dx, which the reference
     drops, and skip padding in the forward, which the reference multiplies: inf * 0 is
-    NaN)."""
+    NaN). Cached: every argument is hashable and the plan read-only."""
     rule = algorithm is None
     if rule and not finite_w:
         algorithm = "gemm"
@@ -315,11 +333,13 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
     N, C, H, W = x_shape
     if algorithm == "gemm":
         G = group_size(N, C * kh * kw, oh * ow, itemsize, n_threads)
-        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0, None, None, None, None)
+        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0, None, None, None, None,
+                    None, 0)
     lanes = blocks.vbytes // itemsize
-    Wp, S, off, G, nt, width = wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads,
-                                         max(blocks.fwd_v, blocks.one_v) * lanes, lanes,
-                                         backward)
+    Wp, S, off, G, nt, width, chunks = wide_plan(x_shape, W_shape, ph, pw, itemsize,
+                                                 n_threads,
+                                                 max(blocks.fwd_v, blocks.one_v) * lanes,
+                                                 lanes, backward)
     if rule:
         fv, fv_dx = use_filters(S, oh * ow, H * W, W_shape[0], C, blocks.fv_f * lanes,
                                 backward, level)
@@ -327,11 +347,14 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
         fv = fv_dx = algorithm == "direct_filters"
     fv_dx = fv_dx and backward
     p = blocks.fv_p
-    return Plan(algorithm, G, nt, off, width,
-                positions(G, oh, ow, Wp, S, p) if fv else None,
-                positions(G, H, W, Wp, S, p) if fv_dx else None,
-                tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv and not backward else None,
-                tap_ranges(G, H, W, kh - 1 - ph, oh, kh, kw, p) if fv_dx else None)
+    arrays = (off,
+              positions(G, oh, ow, Wp, S, p) if fv else None,
+              positions(G, H, W, Wp, S, p) if fv_dx else None,
+              tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv and not backward else None,
+              tap_ranges(G, H, W, kh - 1 - ph, oh, kh, kw, p) if fv_dx else None,
+              dw_offsets(C, off, width, p) if fv and backward else None)
+    off, pos, pos_dx, taps, taps_dx, xo = (_frozen(a) for a in arrays)
+    return Plan(algorithm, G, nt, off, width, pos, pos_dx, taps, taps_dx, xo, chunks)
 
 
 def dw_offsets(C, off, xs, p):
@@ -404,34 +427,53 @@ def wide_buffer_width(G, S, Wp, top, off, step, lanes):
 
 
 def wide_plan(x_shape, W_shape, ph, pw, itemsize, n_threads, step, lanes, backward):
-    """Sizes of one direct-kernel call: ``(Wp, S, off, G, nt, width)``: the plane
-    geometry (``wide_layout``), images per chunk, threads used and the packed buffers'
-    row length (for the backward, also wide enough for dout packed with dx's padding)."""
+    """Sizes of one direct-kernel call: ``(Wp, S, off, G, nt, width, chunks)``: the plane
+    geometry (``wide_layout``), images per chunk, threads used, the packed buffers' row
+    length (for the backward, also wide enough for dout packed with dx's padding) and the
+    number of chunks (``batch_chunks``)."""
     N, C, H, W = x_shape
     FN, _, kh, kw = W_shape
     Wp, S, off = wide_layout(H, W, kh, kw, ph, pw)
-    G = simd_chunk(N, C + FN, S, itemsize, n_threads)
-    nt = min(n_threads, -(-N // G))
+    chunks = batch_chunks(N, simd_chunk(N, C + FN, S, itemsize, n_threads), n_threads)
+    G = -(-N // chunks)
+    nt = min(n_threads, chunks)
     top = max(ph, kh - 1 - ph) if backward else ph
-    return Wp, S, off, G, nt, wide_buffer_width(G, S, Wp, top, off, step, lanes)
+    return Wp, S, off, G, nt, wide_buffer_width(G, S, Wp, top, off, step, lanes), chunks
+
+
+def batch_chunks(N, G, n_threads):
+    """Chunks the direct kernels cut a batch of N into, for chunks of at most G images:
+    a multiple of the threads (at most N), so that threads taking chunks as they finish
+    (chunk k holds images ``[k*N // chunks, (k+1)*N // chunks)``) get equal shares when
+    nothing else runs, and the first to finish takes more when another process slows one
+    down. perf over the six DeepConvNet convs' forward + backward (Cython, 2 threads,
+    Zen 5, a shared host): libgomp's end-of-loop barrier took 3.9% of the cycles with one
+    share per thread, 2.2% with chunks taken in turn."""
+    return min(N, -(-N // (G * n_threads)) * n_threads)
 
 
 def pack_filters(W3, F):
-    """(FN, C, T) filters -> (ceil(FN/F), C, T, F) blocks, zero-padded, flat: the layout
-    the forward kernels read, F broadcasts per tap."""
+    """(FN, C, T) filters, any strides -> (ceil(FN/F), C, T, F) blocks, zero-padded,
+    flat: the layout the forward kernels read, F broadcasts per tap. One strided copy
+    per block."""
     FN, C, T = W3.shape
     nfb = -(-FN // F)
-    wp = np.zeros((nfb * F, C, T), dtype=W3.dtype)
-    wp[:FN] = W3
-    return np.ascontiguousarray(wp.reshape(nfb, F, C, T).transpose(0, 2, 3, 1)).ravel()
+    wp = np.empty((nfb, C, T, F), dtype=W3.dtype)
+    if FN % F:
+        wp[-1] = 0
+    for i in range(nfb):
+        blk = W3[i * F:(i + 1) * F]
+        wp[i, :, :, :blk.shape[0]] = blk.transpose(1, 2, 0)
+    return wp.ravel()
 
 
 def flipped_filters(W):
-    """(FN, C, KH, KW) -> (C, FN, KH*KW): the filters of the convolution that maps dout
-    to dx (a stride-1 conv's input gradient is dout, padded by KH-1-PH and KW-1-PW,
-    cross-correlated with W flipped in both axes and channels and filters swapped)."""
+    """(FN, C, KH, KW) -> (C, FN, KH*KW) view: the filters of the convolution that maps
+    dout to dx (a stride-1 conv's input gradient is dout, padded by KH-1-PH and KW-1-PW,
+    cross-correlated with W flipped in both axes and channels and filters swapped).
+    ``pack_filters`` copies it once."""
     FN, C, kh, kw = W.shape
-    return np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(C, FN, kh * kw)
+    return np.ascontiguousarray(W).reshape(FN, C, kh * kw)[:, :, ::-1].transpose(1, 0, 2)
 
 
 def dw_channels(C, ntap, block_c, block3_c):

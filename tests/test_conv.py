@@ -401,6 +401,34 @@ def test_tap_ranges_skip_window_rows_that_read_only_padding():
     assert (_conv_plan.tap_ranges(1, 14, 14, 0, 16, 3, 3, 8).reshape(-1, 2) == [0, 9]).all()
 
 
+@pytest.mark.parametrize("N", [1, 2, 3, 7, 100, 101])
+@pytest.mark.parametrize("G", [1, 4, 12, 200])
+@pytest.mark.parametrize("threads", [1, 2, 3, 16])
+def test_batch_chunks_cover_the_batch_in_equal_shares(N, G, threads):
+    """Chunks of at most G images, each image in exactly one, their count a multiple of
+    the threads (or N, one image each), so threads that take chunks in turn get equal
+    shares."""
+    chunks = _conv_plan.batch_chunks(N, min(G, -(-N // threads)), threads)
+    starts = [k * N // chunks for k in range(chunks + 1)]
+    sizes = np.diff(starts)
+    assert starts[0] == 0 and starts[-1] == N and (sizes >= 1).all()
+    assert sizes.max() <= min(G, -(-N // threads)) and sizes.max() - sizes.min() <= 1
+    assert chunks == N or chunks % threads == 0
+
+
+def test_plans_are_shared_and_read_only():
+    """``plan`` hands every call of a shape the same plan, whose arrays nothing can
+    change."""
+    args = ((100, 64, 8, 8), (64, 64, 3, 3), (3, 3, 1, 1, 1, 1, 8, 8), 4, 2, "avx512")
+    p = _conv_plan.plan(*args, backward=True)
+    assert p is _conv_plan.plan(*args, backward=True)
+    arrays = [a for a in (p.off, p.pos, p.pos_dx, p.taps_dx, p.xo) if a is not None]
+    assert len(arrays) == 5
+    for a in arrays:
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = 1
+
+
 @pytest.mark.parametrize("level", _isa.LEVELS)
 def test_filter_block_is_one_filter_for_few_output_channels(level):
     """The forward/dx kernel's filters per block: one below the level's ONE_BELOW output
@@ -461,7 +489,7 @@ def test_numba_direct_kernels_refuse_short_buffers():
     with pytest.raises(ValueError, match="packed buffer too short"):
         nc._forward_simd(x, plan.pack_filters(W.reshape(F, 1, 1), F), b, out,
                          np.zeros((1, short), np.float32), np.zeros((1, F * short), np.float32),
-                         F, F, off, off, off, False, 0, 0, False, 1, 1)
+                         F, F, off, off, off, False, 0, 0, False, 1, 1, 1)
 
 
 def _same_values(got, want, dtype):

@@ -9,13 +9,13 @@
 # j*OH*OW + oy*OW + ox] = x[n0 + j, c, oy*SH + ky - PH, ox*SW + kx - PW] for the j-th
 # image of a group, so W(FN, K) @ col is already in NCHW order.
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 import numpy as np
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (dw_channels, dw_offsets, filter_block, finite, flipped_filters,
+from .._conv_plan import (dw_channels, filter_block, finite, flipped_filters,
                           pack_filters, plan)
 from .._isa import level as isa_level
 from ._runtime import get_num_threads
@@ -208,10 +208,12 @@ cdef inline void _bias_relu(const floating* src, floating* dst, Py_ssize_t n, fl
 
 
 cdef inline Py_ssize_t _share_start(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N) noexcept nogil:
-    """First image of thread t's share: the batch split evenly by images (thread t owns
-    images [_share_start(t), _share_start(t + 1)), walked in chunks of G, the last one
-    short). Whole chunks per share left one thread up to a chunk behind the other:
-    6% of a conv2 forward + backward spent in libgomp's barrier (perf, Zen 5)."""
+    """First image of part t when N images are cut into nt parts as evenly as possible:
+    a thread's share of the batch (im2col + GEMM: thread t owns images
+    [_share_start(t), _share_start(t + 1)), walked in groups of G, the last one short) or
+    a chunk of the direct kernels (``_conv_plan.batch_chunks``). Whole groups per share
+    left one thread up to a group behind the other: 6% of a conv2 forward + backward
+    spent in libgomp's barrier (perf, Zen 5)."""
     return t * N // nt
 
 
@@ -455,27 +457,24 @@ def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
                   floating[:, :, ::1] xbuf, floating[:, :, ::1] wide,
                   const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
                   const Py_ssize_t[::1] taps, bint fv, Py_ssize_t F, int ph, int pw,
-                  bint relu, Py_ssize_t G, int nt):
+                  bint relu, Py_ssize_t nch, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
     cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2]
     cdef const Py_ssize_t* pp = &pos[0] if fv else NULL
     cdef const Py_ssize_t* tp = &taps[0] if fv else NULL
-    cdef Py_ssize_t lo, hi, n0, m
+    cdef Py_ssize_t n0, m, k
     cdef int t
-    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        lo = _share_start(t, nt, N)
-        hi = _share_start(t + 1, nt, N)
-        n0 = lo
-        while n0 < hi:
-            m = min(G, hi - n0)
-            _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
-                  &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
-            _forward_pass(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
-                          &wide[t, 0, 0], ldo, wide.shape[1], F, pp, tp, m, FN, OH, OW, Wp, S,
-                          &b[0], relu, &out[n0, 0, 0, 0])
-            n0 = n0 + m
+    for k in prange(nch, nogil=True, schedule="dynamic", chunksize=1, num_threads=nt):
+        t = threadid()
+        n0 = _share_start(k, nch, N)
+        m = _share_start(k + 1, nch, N) - n0
+        _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
+              &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
+        _forward_pass(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
+                      &wide[t, 0, 0], ldo, wide.shape[1], F, pp, tp, m, FN, OH, OW, Wp, S,
+                      &b[0], relu, &out[n0, 0, 0, 0])
 
 
 def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
@@ -487,7 +486,7 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
                    const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
                    const Py_ssize_t[::1] pos_dx, const Py_ssize_t[::1] taps_dx,
                    const Py_ssize_t[::1] xo, bint fv_dw,
-                   bint fv_dx, Py_ssize_t F_dx, int kh, int kw, int ph, int pw, Py_ssize_t G,
+                   bint fv_dx, Py_ssize_t F_dx, int kh, int kw, int ph, int pw, Py_ssize_t nch,
                    int nt):
     """dout (masked by the fused ReLU) is packed once, padded by (kh-1-ph, kw-1-pw).
     That layout has x's plane geometry (Wp = OW + kw-1-pw = W + pw, likewise S), so
@@ -506,36 +505,31 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
     cdef Py_ssize_t ldg = _round_up(FN, _K.fv_f * L)
     cdef const Py_ssize_t* pp_dx = &pos_dx[0] if fv_dx else NULL
     cdef const Py_ssize_t* tp_dx = &taps_dx[0] if fv_dx else NULL
-    cdef Py_ssize_t lo, hi, n0, m, Q
+    cdef Py_ssize_t n0, m, Q, k
     cdef const floating* mask
     cdef int t
-    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
-        memset(&dW_part[t, 0], 0, dW_part.shape[1] * sizeof(floating))
-        memset(&db_part[t, 0], 0, FN * sizeof(floating))
-        lo = _share_start(t, nt, N)
-        hi = _share_start(t + 1, nt, N)
-        n0 = lo
-        while n0 < hi:
-            m = min(G, hi - n0)
-            mask = &rout[n0, 0, 0, 0] if has_relu else NULL
-            _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
-                  &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
-            _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, top, left, Wp, S,
-                  &dbuf[t, 0, 0], ds, (top + 1) * Wp + L)
-            Q = _round_up(m * S, L)
-            _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[t, 0])
-            if fv_dw:
-                _pack_t(&dout[n0, 0, 0, 0], mask, m, FN, OH * OW, &gbuf[t, 0], ldg)
-                _dwv(&gbuf[t, 0], ldg, ldg // (_K.fv_f * L), &xbuf[t, 0, 0], &xo[0],
-                     xo.shape[0], &pos[0], m * OH * OW, &dW_part[t, 0], ldg)
-            else:
-                _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
-                    off.shape[0], &dW_part[t, 0], Q)
-            if need_dx:
-                _forward_pass(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
-                              &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, tp_dx, m, C,
-                              H, W, Wp, S, <floating*>NULL, False, &dx[n0, 0, 0, 0])
-            n0 = n0 + m
+    for k in prange(nch, nogil=True, schedule="dynamic", chunksize=1, num_threads=nt):
+        t = threadid()
+        n0 = _share_start(k, nch, N)
+        m = _share_start(k + 1, nch, N) - n0
+        mask = &rout[n0, 0, 0, 0] if has_relu else NULL
+        _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
+              &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
+        _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, top, left, Wp, S,
+              &dbuf[t, 0, 0], ds, (top + 1) * Wp + L)
+        Q = _round_up(m * S, L)
+        _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[t, 0])
+        if fv_dw:
+            _pack_t(&dout[n0, 0, 0, 0], mask, m, FN, OH * OW, &gbuf[t, 0], ldg)
+            _dwv(&gbuf[t, 0], ldg, ldg // (_K.fv_f * L), &xbuf[t, 0, 0], &xo[0],
+                 xo.shape[0], &pos[0], m * OH * OW, &dW_part[t, 0], ldg)
+        else:
+            _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
+                off.shape[0], &dW_part[t, 0], Q)
+        if need_dx:
+            _forward_pass(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
+                          &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, tp_dx, m, C,
+                          H, W, Wp, S, <floating*>NULL, False, &dx[n0, 0, 0, 0])
 
 
 def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
@@ -547,13 +541,13 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
     if fv_dw:
         ldg = _round_up(FN, _K.fv_f * L)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
-        xo = dw_offsets(C, p.off, p.width, _K.fv_p)
-        dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
+        xo = p.xo
+        dW_part = np.zeros((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
     else:
         gbuf = np.empty((1, 1), dtype=x.dtype)
         xo = p.off
-        dW_part = np.empty((p.nt, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
-    db_part = np.empty((p.nt, FN), dtype=x.dtype)
+        dW_part = np.zeros((p.nt, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
+    db_part = np.zeros((p.nt, FN), dtype=x.dtype)
     fv_dx = need_dx and p.pos_dx is not None
     if need_dx:
         dx = np.empty_like(x)
@@ -569,7 +563,7 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
                    wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, gbuf, wide, p.off,
                    p.pos if fv_dw else p.off, p.pos_dx if fv_dx else p.off,
                    p.taps_dx if fv_dx else p.off, xo, fv_dw,
-                   fv_dx, F, kh, kw, g[4], g[5], p.G, p.nt)
+                   fv_dx, F, kh, kw, g[4], g[5], p.chunks, p.nt)
     dW = dW_part.sum(axis=0)
     if fv_dw:
         dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
@@ -607,7 +601,7 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
         wide = np.empty((p.nt, _round_up(FN, F), p.width), dtype=x.dtype)
         _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf,
                       wide, p.off, p.pos if fv else p.off, p.taps if fv else p.off, fv, F,
-                      ph, pw, bool(relu), p.G, p.nt)
+                      ph, pw, bool(relu), p.chunks, p.nt)
         return out
     cdef Py_ssize_t K = C * kh * kw, P = OH * OW
     col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)

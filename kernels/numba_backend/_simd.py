@@ -528,6 +528,19 @@ def row_sum(typingctx, a, start, count):
 
 
 @intrinsic
+def next_chunk(typingctx, counter):
+    """``counter[0]`` before adding 1 to it, atomically: the chunk a thread of a ``prange``
+    loop takes next (the Cython drivers' ``schedule="dynamic"``)."""
+    sig = types.intp(counter)
+
+    def codegen(context, builder, signature, args):
+        ptr = _at(context, builder, signature.args[0], args[0], ir.Constant(_I64, 0))
+        return builder.atomic_rmw("add", ptr, ir.Constant(_I64, 1), "monotonic")
+
+    return sig, codegen
+
+
+@intrinsic
 def keep_scalar(typingctx):
     """An empty ``asm sideeffect`` in a loop body: LLVM's vectorizer leaves that loop
     scalar."""

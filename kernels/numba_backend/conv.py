@@ -14,13 +14,13 @@ import numpy as np
 from numba import prange
 
 from .._blas import single_threaded_blas
-from .._conv_plan import (dw_channels, dw_offsets, filter_block, finite, flipped_filters,
+from .._conv_plan import (dw_channels, filter_block, finite, flipped_filters,
                           pack_filters, plan)
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F, WIDE_V,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
                     dw_add_sums, dw_step, dw_zeros, fv_add, fv_index, fv_step, fv_store,
-                    fv_zeros, keep_scalar, one_store, one_tap, one_zeros, row_sum,
+                    fv_zeros, keep_scalar, next_chunk, one_store, one_tap, one_zeros, row_sum,
                     transpose_block, unpack_block, wide_store, wide_tap, wide_zeros)
 
 
@@ -422,9 +422,9 @@ def _unpack_t(src, ldt, m, b, relu, dst, n0):
 
 @jit
 def _share_start(t, nt, N):
-    """First image of thread t's share: the batch split evenly by images, as the Cython
-    backend's (thread t owns images [_share_start(t), _share_start(t + 1)), walked in
-    chunks of G, the last one short)."""
+    """First image of part t when N images are cut into nt parts as evenly as possible,
+    as in the Cython backend: a thread's share of the batch (im2col + GEMM) or a chunk of
+    the direct kernels (``_conv_plan.batch_chunks``)."""
     return t * N // nt
 
 
@@ -447,27 +447,29 @@ def _check_width(width, G, S, Wp, top, off, L):
 
 @pjit
 def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, taps, fv, ph, pw, relu, G,
-                  nt):
+                  nch, nt):
     N, C, H, Wd = x.shape
     Wp = Wd + pw
     S = (H + ph) * Wp
     xs = xbuf.shape[1] // C
     _check_width(min(xs, wide.shape[1] // nrows), G, S, Wp, ph, off, VBYTES // x.itemsize)
+    counter = np.zeros(1, np.intp)
     for t in prange(nt):
         xb, wb = xbuf[t], wide[t]
-        n0, hi = _share_start(t, nt, N), _share_start(t + 1, nt, N)
-        while n0 < hi:
-            m = min(G, hi - n0)
+        k = next_chunk(counter)
+        while k < nch:
+            n0 = _share_start(k, nch, N)
+            m = _share_start(k + 1, nch, N) - n0
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
             _forward_pass(xb, xs, C, off, wpk, wb, nrows, F, pos, taps, fv, m, Wp, S, b, relu,
                           out, n0)
-            n0 += m
+            k = next_chunk(counter)
 
 
 @pjit
 def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
                    xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, taps_dx, xo, fv_dw,
-                   fv_dx, kh, kw, ph, pw, G, nt):
+                   fv_dx, kh, kw, ph, pw, G, nch, nt):
     """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
     the weight-gradient kernel's g. With ``fv_dw`` dW comes instead from dout packed
@@ -486,15 +488,17 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
     _check_width(min(xs, ds), G, S, Wp, max(ph, top), off, L)
     if need_dx:
         _check_width(wide.shape[1] // nrows_dx, G, S, Wp, max(ph, top), off, L)
+    counter = np.zeros(1, np.intp)
     for t in prange(nt):
         xb = xbuf[t].reshape(Cp * xs)
         db_ = dbuf[t].reshape(FNp * ds)
         wb, dw = wide[t], dW_part[t]
         dw[:] = 0
         db_part[t] = 0
-        n0, hi = _share_start(t, nt, N), _share_start(t + 1, nt, N)
-        while n0 < hi:
-            m = min(G, hi - n0)
+        k = next_chunk(counter)
+        while k < nch:
+            n0 = _share_start(k, nch, N)
+            m = _share_start(k + 1, nch, N) - n0
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
             _pack(dout, rout, has_relu, n0, m, top, left, Wp, S, db_, ds, (top + 1) * Wp + L)
             Q = -(-(m * S) // L) * L
@@ -508,7 +512,7 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
             if need_dx:
                 _forward_pass(db_, ds, FN, off, wdx, wb, nrows_dx, F_dx, pos_dx, taps_dx, fv_dx,
                               m, Wp, S, zeros_c, False, dx, n0)
-            n0 += m
+            k = next_chunk(counter)
 
 
 def _filter_block(filters, channels, x):
@@ -528,7 +532,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
     if fv_dw:
         ldg = -(-FN // (FV_F * _lanes_of(x))) * FV_F * _lanes_of(x)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
-        xo = dw_offsets(C, p.off, p.width, FV_P)
+        xo = p.xo
         dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
     else:
         gbuf = np.empty((p.nt, 1), dtype=x.dtype)
@@ -549,7 +553,7 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
                    wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
                    dbuf, gbuf, wide, nrows_dx, F, p.off, p.pos if fv_dw else p.off,
                    p.pos_dx if fv_dx else p.off, p.taps_dx if fv_dx else p.off, xo, fv_dw,
-                   fv_dx, kh, kw, ph, pw, p.G, p.nt)
+                   fv_dx, kh, kw, ph, pw, p.G, p.chunks, p.nt)
     dW = dW_part.sum(axis=0)
     if fv_dw:
         dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
@@ -584,7 +588,7 @@ def conv2d(x, W, b, g, relu=False, algorithm=None):
         wide = np.empty((p.nt, nrows * p.width), dtype=x.dtype)
         _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf, wide,
                       nrows, F, p.off, p.pos if fv else p.off, p.taps if fv else p.off, fv, ph,
-                      pw, bool(relu), p.G, p.nt)
+                      pw, bool(relu), p.G, p.chunks, p.nt)
         return out
     with single_threaded_blas():
         _forward_gemm(x, W.reshape(FN, C * kh * kw), b, out.reshape(N, FN, OH * OW),
