@@ -416,6 +416,29 @@ def test_batch_chunks_cover_the_batch_in_equal_shares(N, G, threads):
     assert chunks == N or chunks % threads == 0
 
 
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("shape", [(40, 16, 8, 8, 32), (30, 8, 14, 14, 8)])
+def test_gradients_are_the_same_bits_every_call(backend, shape):
+    """Threads take the direct kernels' chunks as they finish, in an order that changes
+    from call to call; dW and db are still summed in one order (per chunk, then the
+    chunks in turn), so repeated calls give identical bits (a run with the same seed
+    trains the same weights). Four threads: on fewer cores they take chunks in a
+    different order every call (per-thread sums failed this test on 2 cores)."""
+    N, C, H, W, FN = shape
+    x, Wt, _ = _inputs((N, C, H, W), (FN, 3, 3), np.float32)
+    dout = np.random.default_rng(1).standard_normal((N, FN, H, W)).astype(np.float32)
+    old = fc.get_num_threads()
+    try:
+        fc.set_num_threads(4)
+        first = fc.conv2d_backward(dout, x, Wt, 1, 1, backend=backend)
+        for _ in range(30):
+            again = fc.conv2d_backward(dout, x, Wt, 1, 1, backend=backend)
+            for a, b in zip(first, again):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        fc.set_num_threads(old)
+
+
 def test_plans_are_shared_and_read_only():
     """``plan`` hands every call of a shape the same plan, whose arrays nothing can
     change."""

@@ -494,7 +494,10 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
     buffer read ``(kh-1-ph)*Wp + kw-1-pw`` values further on is dout aligned with x's
     windows, zero between outputs: the weight-gradient kernel's g. With ``fv_dw`` dW
     comes instead from dout packed filters last (``gbuf``, rows of ``ldg``) by the
-    kernel with filters in vectors, into dW_part's (channel x tap, ldg) rows."""
+    kernel with filters in vectors, into dW_part's (channel x tap, ldg) rows. Threads
+    take the nch chunks as they finish, so dW and db are summed per chunk (dW_part[k],
+    db_part[k]) and the chunks added in their order afterwards: the same bits whichever
+    thread ran which chunk."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
@@ -518,14 +521,16 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
         _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, top, left, Wp, S,
               &dbuf[t, 0, 0], ds, (top + 1) * Wp + L)
         Q = _round_up(m * S, L)
-        _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[t, 0])
+        memset(&dW_part[k, 0], 0, dW_part.shape[1] * sizeof(floating))
+        memset(&db_part[k, 0], 0, FN * sizeof(floating))
+        _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[k, 0])
         if fv_dw:
             _pack_t(&dout[n0, 0, 0, 0], mask, m, FN, OH * OW, &gbuf[t, 0], ldg)
             _dwv(&gbuf[t, 0], ldg, ldg // (_K.fv_f * L), &xbuf[t, 0, 0], &xo[0],
-                 xo.shape[0], &pos[0], m * OH * OW, &dW_part[t, 0], ldg)
+                 xo.shape[0], &pos[0], m * OH * OW, &dW_part[k, 0], ldg)
         else:
             _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
-                off.shape[0], &dW_part[t, 0], Q)
+                off.shape[0], &dW_part[k, 0], Q)
         if need_dx:
             _forward_pass(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
                           &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, tp_dx, m, C,
@@ -542,12 +547,12 @@ def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
         ldg = _round_up(FN, _K.fv_f * L)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
         xo = p.xo
-        dW_part = np.zeros((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
+        dW_part = np.empty((p.chunks, xo.shape[0] * ldg), dtype=x.dtype)
     else:
         gbuf = np.empty((1, 1), dtype=x.dtype)
         xo = p.off
-        dW_part = np.zeros((p.nt, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
-    db_part = np.zeros((p.nt, FN), dtype=x.dtype)
+        dW_part = np.empty((p.chunks, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
+    db_part = np.empty((p.chunks, FN), dtype=x.dtype)
     fv_dx = need_dx and p.pos_dx is not None
     if need_dx:
         dx = np.empty_like(x)

@@ -474,7 +474,8 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
     the weight-gradient kernel's g. With ``fv_dw`` dW comes instead from dout packed
     filters last (``gbuf``) into dW_part's (channel x tap, ldg) rows; with ``fv_dx`` dx
-    from the forward with filters in vectors."""
+    from the forward with filters in vectors. dW and db are summed per chunk (threads
+    take chunks as they finish; the chunks are added in their order afterwards)."""
     N, C, H, Wd = x.shape
     FN, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
     Wp = Wd + pw
@@ -492,18 +493,19 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
     for t in prange(nt):
         xb = xbuf[t].reshape(Cp * xs)
         db_ = dbuf[t].reshape(FNp * ds)
-        wb, dw = wide[t], dW_part[t]
-        dw[:] = 0
-        db_part[t] = 0
+        wb = wide[t]
         k = next_chunk(counter)
         while k < nch:
             n0 = _share_start(k, nch, N)
             m = _share_start(k + 1, nch, N) - n0
+            dw = dW_part[k]
+            dw[:] = 0
+            db_part[k] = 0
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
             _pack(dout, rout, has_relu, n0, m, top, left, Wp, S, db_, ds, (top + 1) * Wp + L)
             Q = -(-(m * S) // L) * L
             for f in range(FN):
-                db_part[t, f] += row_sum(db_, f * ds + shift, Q)
+                db_part[k, f] += row_sum(db_, f * ds + shift, Q)
             if fv_dw:
                 _pack_t(dout, rout, has_relu, n0, m, gbuf[t], ldg)
                 _dwv(gbuf[t], ldg, ldg // (FV_F * L), xb, xo, pos, m * OH * OW, dw, ldg)
@@ -533,12 +535,12 @@ def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
         ldg = -(-FN // (FV_F * _lanes_of(x))) * FV_F * _lanes_of(x)
         gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
         xo = p.xo
-        dW_part = np.empty((p.nt, xo.shape[0] * ldg), dtype=x.dtype)
+        dW_part = np.empty((p.chunks, xo.shape[0] * ldg), dtype=x.dtype)
     else:
         gbuf = np.empty((p.nt, 1), dtype=x.dtype)
         xo = p.off
-        dW_part = np.empty((p.nt, FNp * Cp * ntap), dtype=x.dtype)
-    db_part = np.empty((p.nt, FN), dtype=x.dtype)
+        dW_part = np.empty((p.chunks, FNp * Cp * ntap), dtype=x.dtype)
+    db_part = np.empty((p.chunks, FN), dtype=x.dtype)
     F = _filter_block(fv_dx, C, x)
     nrows_dx = -(-C // F) * F
     if need_dx:
