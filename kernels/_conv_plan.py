@@ -473,7 +473,7 @@ def flipped_filters(W):
     cross-correlated with W flipped in both axes and channels and filters swapped).
     ``pack_filters`` copies it once."""
     FN, C, kh, kw = W.shape
-    return np.ascontiguousarray(W).reshape(FN, C, kh * kw)[:, :, ::-1].transpose(1, 0, 2)
+    return W.reshape(FN, C, kh * kw)[:, :, ::-1].transpose(1, 0, 2)
 
 
 def dw_channels(C, ntap, block_c, block3_c):
