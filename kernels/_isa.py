@@ -18,7 +18,7 @@ LEVELS = ("sse", "avx2", "avx512")
 C_TARGETS = {"sse": None, "avx2": "avx2,fma", "avx512": "avx512f,avx2,fma"}
 ENV = "FASTCONV_ISA"
 
-_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 # LLVM features that need the registers of a level above, as (a substring, prefixes):
 # switched off for Numba when a lower level is forced. LLVM clears what depends on a
@@ -41,7 +41,7 @@ def _host_features():
 def host_levels():
     """The levels this CPU runs, lowest first (LLVM's view, which checks the OS saves
     the wider registers)."""
-    if not _X86:
+    if not X86:
         return ("sse",)
     f = _host_features()
     levels = ["sse"]
@@ -77,7 +77,7 @@ def level():
 def numba_features(lvl):
     """The LLVM feature string Numba must compile with for ``lvl``, or None when the
     host's own features are that level (nothing to restrict)."""
-    if not _X86 or lvl == host_levels()[-1]:
+    if not X86 or lvl == host_levels()[-1]:
         return None
     substring, prefixes = _ABOVE[lvl]
     parts = []

@@ -42,6 +42,20 @@ def test_im2col_matches_reference(backend, dtype, shape, filt, stride, pad):
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES)
+@pytest.mark.parametrize("shift", [0, 1])
+def test_im2col_into_out_matches_reference(backend, dtype, shape, filt, stride, pad, shift):
+    """Into ``out=`` the kernels stream whole vectors to the aligned part of each block
+    and store the rest one value at a time; ``shift`` moves ``out`` off that alignment."""
+    x = _data(shape, dtype)
+    expected = ref.im2col(x, *filt, stride, pad)
+    out = np.full(expected.size + shift, np.nan, dtype)[shift:].reshape(expected.shape)
+    assert fc.im2col(x, *filt, stride=stride, pad=pad, out=out, backend=backend) is out
+    assert_close(out, expected)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,filt,stride,pad", CASES)
 def test_col2im_matches_reference(backend, dtype, shape, filt, stride, pad):
     expected_shape = ref.im2col(np.zeros(shape), *filt, stride, pad).shape
     col = _data(expected_shape, dtype, seed=1)

@@ -105,8 +105,8 @@ def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
     # streams them out (stream.h): (100,16,28,28) 3x3 p1, 2 threads, Zen 5: 3.1-3.4 ->
     # 2.0-2.4 ms against 1.8-2.4 ms for np.copyto of as many bytes. Into a fresh array
     # it writes in place: streaming there measured 3.2-3.6 -> 3.9-4.0 ms (its first
-    # touch of each page costs more than the stores). Numba's im2col stays direct: the
-    # scratch scheme there measured 2.2x slower than its plain loop (Numba 0.68).
+    # touch of each page costs more than the stores). Numba's im2col streams into out=
+    # the same way (numba_backend/im2col.py).
     for t in prange(x.shape[0] * OH, nogil=True, schedule="static"):
         if stream:
             mine = sp + threadid() * block

@@ -1,5 +1,6 @@
 """Explicit SIMD for Numba: a vector type and the register-blocked steps of the direct
-convolution (``conv.py``), as LLVM IR written through ``numba.extending.intrinsic``.
+convolution (``conv.py``), and the moves of im2col (``im2col.py``: ``move4``,
+``stream_copy``), as LLVM IR written through ``numba.extending.intrinsic``.
 
 Numba has no vector types, and LLVM does not turn a block of accumulators held in an
 array into registers, so the blocked loops of the Cython kernels (``conv_simd.h``) are
@@ -548,6 +549,84 @@ def keep_scalar(typingctx):
 
     def codegen(context, builder, signature, args):
         _no_interleave(builder)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def stream_copy(typingctx, dst, di, src, si, count):
+    """``dst.flat[di : di + count] = src.flat[si : si + count]``, the vectors that lie
+    aligned in ``dst`` written with non-temporal stores (which skip the read of dst's
+    cache lines that ordinary stores pay), the values before and after them one by one.
+    For large outputs written once (im2col's ``out=``); ``store_fence`` after the last."""
+    vt = Vector(dst.dtype)
+    sig = types.none(dst, di, src, si, count)
+
+    def codegen(context, builder, signature, args):
+        da, div, sa, siv, n = args
+        llvt = context.get_value_type(vt)
+        size = vt.dtype.bitwidth // 8
+        dp = _at(context, builder, signature.args[0], da, div)
+        sp = _at(context, builder, signature.args[2], sa, siv)
+        addr = builder.ptrtoint(dp, _I64)
+        head = builder.udiv(builder.and_(builder.neg(addr), ir.Constant(_I64, VBYTES - 1)),
+                            ir.Constant(_I64, size))
+        aligned = builder.icmp_unsigned("==", builder.and_(addr, ir.Constant(_I64, size - 1)),
+                                        ir.Constant(_I64, 0))
+        head = builder.select(aligned, head, n)
+        head = builder.select(builder.icmp_unsigned("<", head, n), head, n)
+        body = builder.sub(n, head)
+        body = builder.sub(body, builder.urem(body, ir.Constant(_I64, vt.lanes)))
+        end = builder.add(head, body)
+        nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        with cgutils.for_range(builder, head) as loop:
+            builder.store(builder.load(builder.gep(sp, [loop.index])),
+                          builder.gep(dp, [loop.index]))
+        with cgutils.for_range_slice(builder, head, end, ir.Constant(_I64, vt.lanes)) as (q, _):
+            value = _load(builder, builder.gep(sp, [q]), vt, llvt)
+            st = builder.store(value, builder.bitcast(builder.gep(dp, [q]), llvt.as_pointer()))
+            st.align = VBYTES
+            st.set_metadata("nontemporal", nontemporal)
+        with cgutils.for_range_slice(builder, end, n, ir.Constant(_I64, 1)) as (q, _):
+            builder.store(builder.load(builder.gep(sp, [q])), builder.gep(dp, [q]))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def store_fence(typingctx):
+    """The non-temporal stores before it made visible to every thread: ``sfence`` on
+    x86 (they are weakly ordered there), a full fence elsewhere."""
+    sig = types.none()
+
+    def codegen(context, builder, signature, args):
+        if _isa.X86:
+            sfence = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence")
+            builder.call(sfence, [])
+        else:
+            builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def move4(typingctx, dst, di, src, si):
+    """``dst.flat[di : di + 4] = src.flat[si : si + 4]`` as one vector move."""
+    sig = types.none(dst, di, src, si)
+
+    def codegen(context, builder, signature, args):
+        da, div, sa, siv = args
+        llvt = ir.VectorType(context.get_value_type(signature.args[0].dtype), 4)
+        size = signature.args[0].dtype.bitwidth // 8
+        sp = builder.bitcast(_at(context, builder, signature.args[2], sa, siv), llvt.as_pointer())
+        dp = builder.bitcast(_at(context, builder, signature.args[0], da, div), llvt.as_pointer())
+        value = builder.load(sp)
+        value.align = size
+        builder.store(value, dp).align = size
         return context.get_dummy_value()
 
     return sig, codegen
