@@ -1,8 +1,8 @@
 /* fc_stream_copy(dst, src, n): n bytes to dst with non-temporal stores, which skip the
  * read-for-ownership of dst's cache lines that ordinary stores pay; for large outputs
  * written once and read later (im2col's col). On x86 (SSE2, 16-byte aligned dst) only;
- * elsewhere, and for a misaligned dst, memcpy. Followed by a store fence, so the data is
- * visible to other threads when the call returns. */
+ * elsewhere, and for a misaligned dst, memcpy. The stores are weakly ordered: a thread
+ * calls fc_stream_fence() after its last copy, before other threads read the data. */
 #ifndef FASTCONV_STREAM_H
 #define FASTCONV_STREAM_H
 #include <stddef.h>
@@ -22,12 +22,18 @@ static inline void fc_stream_copy(void* dst, const void* src, size_t n)
     for (; i + 16 <= n; i += 16)
         _mm_stream_si128((__m128i*)(d + i), _mm_loadu_si128((const __m128i*)(s + i)));
     memcpy(d + i, s + i, n - i);
+}
+static inline void fc_stream_fence(void)
+{
     _mm_sfence();
 }
 #else
 static inline void fc_stream_copy(void* dst, const void* src, size_t n)
 {
     memcpy(dst, src, n);
+}
+static inline void fc_stream_fence(void)
+{
 }
 #endif
 #endif

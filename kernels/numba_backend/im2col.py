@@ -50,6 +50,7 @@ def _im2col_into(x, col, kh, kw, sh, sw, ph, pw, OH, OW, stream, nt):
                     y = oy * sh + ky - ph
                     if y < 0 or y >= H:
                         for ox in range(OW):
+                            keep_scalar()
                             for kx in range(kw):
                                 rows[ox * K + s * kw + kx] = 0
                         continue
@@ -65,16 +66,19 @@ def _im2col_into(x, col, kh, kw, sh, sw, ph, pw, OH, OW, stream, nt):
                         for ox in range(lo, hi4):
                             move4(rows, ox * K + s * 3, xf, src + ox * sw)
                         for ox in range(hi4, hi):
+                            keep_scalar()
                             for kx in range(3):
                                 rows[ox * K + s * 3 + kx] = xf[src + ox * sw + kx]
                     else:
                         for ox in range(lo, hi):
+                            keep_scalar()
                             for kx in range(kw):
                                 rows[ox * K + s * kw + kx] = xf[src + ox * sw + kx]
             if stream:
                 stream_copy(cf, t * block, rows, 0, block)
             else:
-                cf[t * block:(t + 1) * block] = rows
+                for i in range(block):
+                    cf[t * block + i] = rows[i]
         store_fence()
 
 
