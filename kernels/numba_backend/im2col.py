@@ -13,10 +13,11 @@ with the element-by-element kernel this replaced: 4.8-5.2 against 6.8-7.2 ms at 
 (1.13-1.30x np.copyto of as many bytes, against 1.68-1.75x), 3.4-3.7 against 6.2-6.7 ms
 at AVX2 (1.06-1.25x against 1.34-1.94x).
 
-The border columns are visited alone and their 3-long inner loop kept scalar
+The border columns are visited alone and the loops over columns kept scalar
 (``keep_scalar``): the buffer cannot alias the input, and LLVM then turned a loop over
 every column that skipped the inner ones into masked vector code whose setup cost more
-than the loop (the build alone: 5.9 against 3.0 ms).
+than the loop (the build alone: 5.9 against 3.0 ms), and at AVX-512 the others into
+gathers and scatters.
 """
 import numba
 import numpy as np
