@@ -181,8 +181,9 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
     Wv = -(-W // L) * L
     over = Wv - W
     sf, mf = src.reshape(src.size), mask.reshape(mask.size)
-    for c in range(C):
-        for j in range(m):
+    # Image by image, so the source is read in one sequential stream.
+    for j in range(m):
+        for c in range(C):
             base = c * ds + j * S
             dst[base:base + top * Wp] = 0
             for y in range(H):
@@ -214,6 +215,7 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
                 for i in range(left + W, Wp):
                     dst[r + i] = zero
             dst[base + (top + H) * Wp:base + S] = 0
+    for c in range(C):
         dst[c * ds + m * S:c * ds + m * S + tail] = 0
 
 
