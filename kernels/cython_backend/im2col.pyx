@@ -105,11 +105,12 @@ def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
     # streams them out (stream.h): (100,16,28,28) 3x3 p1, 2 threads, Zen 5: 3.1-3.4 ->
     # 2.0-2.4 ms against 1.8-2.4 ms for np.copyto of as many bytes. Into a fresh array
     # it writes in place: streaming there measured 3.2-3.6 -> 3.9-4.0 ms (its first
-    # touch of each page costs more than the stores). Each thread fences its stores once,
-    # after its last row (a fence per row waited for every 16 KB to reach memory), and
-    # _im2col_rows visits the border columns alone: 1.05-1.37x -> 0.87-0.97x np.copyto's
-    # time (`fastconv bench --quick --kernel im2col`, AVX-512 and AVX2 runs, Zen 5).
-    # Numba's im2col streams into out= the same way (numba_backend/im2col.py).
+    # touch of each page costs more than the stores). _im2col_rows visits the border
+    # columns alone, which took it from 1.33-1.93x np.copyto's time to 1.10-1.67x
+    # (interleaved medians of 40, six runs over the AVX-512 and AVX2 levels, Zen 5); each
+    # thread fences its stores once, after its last row, which measured within noise
+    # against a fence per row. Numba's im2col streams into out= the same way
+    # (numba_backend/im2col.py).
     with nogil, parallel():
         for t in prange(x.shape[0] * OH, schedule="static"):
             if stream:
