@@ -264,11 +264,13 @@ def _fv(x, xs, C, off, w, nfb, out, ldo, pos, taps, npos):
         for i0 in range(0, npos, FV_P):
             pp = fv_index(pos, i0)
             t0, t1 = taps[i0 // FV_P * 2], taps[i0 // FV_P * 2 + 1]
+            # Indexed from 0, so LLVM drops the negative-index wraparound from the loop.
+            offs = off[t0:t1]
             acc = fv_zeros(x)
             for c in range(C):
                 wc = wb + (c * ntap + t0) * F
-                for t in range(t0, t1):
-                    acc = fv_step(acc, x, c * xs + off[t], pp, w, wc)
+                for k in range(offs.shape[0]):
+                    acc = fv_step(acc, x, c * xs + offs[k], pp, w, wc)
                     wc += F
             fv_store(acc, out, i0 * ldo + fb * F, ldo)
 
