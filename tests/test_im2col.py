@@ -44,8 +44,8 @@ def test_im2col_matches_reference(backend, dtype, shape, filt, stride, pad):
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES)
 @pytest.mark.parametrize("shift", [0, 1])
 def test_im2col_into_out_matches_reference(backend, dtype, shape, filt, stride, pad, shift):
-    """Into ``out=`` the kernels stream whole vectors to the aligned part of each block
-    and store the rest one value at a time; ``shift`` moves ``out`` off that alignment."""
+    """Into ``out=`` the kernels stream whole vectors where a block of col is aligned and
+    copy the rest with plain stores; ``shift`` moves ``out`` off that alignment."""
     x = _data(shape, dtype)
     expected = ref.im2col(x, *filt, stride, pad)
     out = np.full(expected.size + shift, np.nan, dtype)[shift:].reshape(expected.shape)
