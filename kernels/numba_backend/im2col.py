@@ -80,7 +80,8 @@ def _im2col_into(x, col, kh, kw, sh, sw, ph, pw, OH, OW, stream, nt):
             else:
                 for i in range(block):
                     cf[t * block + i] = rows[i]
-        store_fence()
+        if stream:
+            store_fence()
 
 
 @pjit
