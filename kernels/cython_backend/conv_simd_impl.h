@@ -131,6 +131,7 @@ static inline __attribute__((always_inline)) void FC_FN(fc_fv_index)(
 static inline __attribute__((always_inline)) void FC_FN(fc_fv_step)(
     FC_VEC acc[FC_FV_P][FC_FV_F], const FC_T* xp, const ptrdiff_t pp[FC_FV_P], const FC_T* w)
 {
+    FC_BASE_REGISTER(xp);
     FC_VEC wv[FC_FV_F];
 #pragma GCC unroll 4
     for (int v = 0; v < FC_FV_F; v++) {
