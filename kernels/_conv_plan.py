@@ -46,8 +46,10 @@ Algorithms (``kernels/*_backend/conv``):
 The rule (``use_direct``, ``use_filters``): a direct algorithm wherever its kernels
 apply, im2col + GEMM elsewhere; then, pass by pass (the forward; the backward's dW and
 dx), filters in vectors where the pass's output channels fill whole blocks of filters
-and the wide planes would waste more than 10% of its work on padding
-(``FILTERS_BELOW``; for dW ``DW_FILTERS_BELOW``, per level), else the wide kernels.
+and, for the forward and dx, it sums over at least ``FILTERS_MIN_CHANNELS`` channels and
+more than 10% of the wide kernel's products would multiply padding (``real_fraction``,
+``FILTERS_BELOW``), for dW where its outputs fill less of a packed plane than
+``DW_FILTERS_BELOW`` (per level); else the wide kernels.
 ``plan`` applies it and sizes the call (``Plan.pos`` and ``pos_dx`` name the passes
 with filters in vectors), and both backends execute what it returns. A forced
 ``'direct'`` or ``'direct_filters'`` runs every pass with its kernels.
@@ -105,11 +107,32 @@ the backward with dW and dx on wide planes (w) or with filters in vectors (f), m
     64x8x8 -> 64       AVX-512  1.35-1.46 / 1.07-1.10  3.14-3.20  2.85-2.92  2.45-2.57  2.18-2.24
       (0.79)           AVX2     2.41-2.57 / 2.01-2.08  5.19-6.11  4.89-5.63  4.58-4.79  4.02-4.19
 
-Hence ``FILTERS_BELOW = 0.9`` for the forward and dx (at 0.87 they tie or win, at 0.93
-and 1.0 the forward loses) and dW with filters in vectors at any fraction at AVX-512,
-below 0.9 at AVX2 and SSE (at 0.93 and 1.0 it loses there). The fourth layer's
-backward shows why per pass: its forward fills the plane (256 outputs in 256 values)
-but its dx does not (196), so dx alone goes to filters in vectors.
+Hence dW with filters in vectors at any fraction at AVX-512, below 0.9 at AVX2 and
+SSE (at 0.93 and 1.0 it loses there). The fourth layer's backward shows why per pass:
+its forward fills the plane (256 outputs in 256 values) but its dx does not (196), so
+dx alone goes to filters in vectors.
+
+For the forward and dx the rule first compared the same fill (below 0.9). Once the
+filters kernels' broadcasts were addressed off one base register (``FC_BASE_REGISTER``
+in the Cython kernels; Numba's code had it already), they won where the plane is full
+but the window reads padding, which they skip a window row at a time and the wide
+kernels multiply. Forward with fused ReLU, batch 100, float32, 2 threads, Zen 5, both
+backends in one process, calls interleaved, direct / direct_filters in ms over 2-4 runs:
+
+    pass (fill, real fraction)         level    Cython                  Numba
+    32x14x14 -> 32 p2 (1.0, 0.77)      AVX2     3.17-3.30 / 2.79-3.06   2.92-3.12 / 2.92-3.14
+                                       AVX-512  1.51-1.76 / 1.51-1.76   1.55-1.74 / 1.60-1.80
+    16x28x28 -> 16 (0.93, 0.89)        AVX2     2.58-2.93 / 2.33-2.73   2.53-2.82 / 2.41-2.68
+      its dx alone (backward, dW wide) AVX2     5.11-5.50 / 4.84-5.29   5.16-5.55 / 4.96-5.48
+    32x28x28 -> 32 (0.93, 0.89)        AVX2     9.46-9.77 / 8.64-8.65   9.07-9.36 / 8.85-8.89
+                                       AVX-512  4.92-5.07 / 4.57-4.86   4.92-5.23 / 4.76-4.94
+    1x28x28 -> 16                      AVX2     0.27-0.31 / 0.41-0.43   0.35-0.36 / 0.35-0.36
+    4x28x28 -> 16                      AVX2     0.74 / 0.81             0.78 / 0.77
+    8x28x28 -> 16                      AVX2     1.47 / 1.42             1.45 / 1.37
+
+Hence ``FILTERS_BELOW = 0.9`` on the real fraction (at 0.89 and below the filters
+kernels won or tied) and ``FILTERS_MIN_CHANNELS = 8`` (summing over one or four channels,
+they lost).
 
 Winograd F(2x2, 3x3) was measured and not kept. A prototype (Cython, the forward only):
 the input packed as four phase planes per channel (rows and columns split by parity),
@@ -212,12 +235,14 @@ def use_direct(kh, kw, sh, sw, ph, pw, oh=None, ow=None):
     return sh == 1 and sw == 1 and ph < kh and pw < kw
 
 
-#: The forward and dx run with filters in vectors where a wide plane holds fewer than
-#: this fraction of the pass's outputs, dW where it holds fewer than
-#: ``DW_FILTERS_BELOW[level]`` (see the module docstring: at 0.79 every pass won, at 0.87
-#: the forward and dx tied or won, at 0.93-1.0 the forward lost; dW with filters in
-#: vectors won at every fraction at AVX-512 and lost at 0.93-1.0 at AVX2).
+#: The forward and dx run with filters in vectors where fewer than this fraction of the
+#: wide kernel's products are real (``real_fraction``) and the pass sums over at least
+#: ``FILTERS_MIN_CHANNELS`` channels; dW where a wide plane holds fewer than
+#: ``DW_FILTERS_BELOW[level]`` of its outputs (its kernel with filters in vectors
+#: multiplies the padding taps too, so only the plane's fill counts). See the module
+#: docstring.
 FILTERS_BELOW = 0.9
+FILTERS_MIN_CHANNELS = 8
 DW_FILTERS_BELOW = {"sse": 0.9, "avx2": 0.9, "avx512": math.inf}
 
 ALGORITHMS = ("direct", "direct_filters", "gemm")
@@ -240,15 +265,30 @@ def choose(algorithm, g):
     return algorithm
 
 
-def use_filters(plane, outputs, inputs, FN, C, filters, backward, level):
+def real_fraction(plane, out_h, out_w, top, left, in_h, in_w, kh, kw):
+    """Fraction of a wide kernel's products (``plane`` values per image x kh*kw taps)
+    that are real: at an output position (out_h x out_w) and reading a value of the input
+    (in_h x in_w, at row ``top`` and column ``left`` of the padded plane), not padding."""
+    def inside(n_out, n_in, first, k):
+        return sum(max(0, min(k, first + n_in - o) - max(0, first - o)) for o in range(n_out))
+
+    return inside(out_h, in_h, top, kh) * inside(out_w, in_w, left, kw) / (plane * kh * kw)
+
+
+def use_filters(plane, real, real_dx, outputs, FN, C, filters, backward, level):
     """The rule between the direct kernels, per pass: ``(fv, fv_dx)``, True where the
     forward (or, ``backward``, dW) and dx run with filters in vectors. A pass qualifies
-    where its output channels (FN; C for dx) fill whole blocks of ``filters`` and a packed
-    plane of ``plane`` values holds fewer than ``FILTERS_BELOW`` of them as the pass's
-    outputs (``outputs``; ``inputs`` for dx), dW fewer than ``DW_FILTERS_BELOW[level]``."""
-    below = DW_FILTERS_BELOW[level] if backward else FILTERS_BELOW
-    fv = FN % filters == 0 and outputs < below * plane
-    fv_dx = backward and C % filters == 0 and inputs < FILTERS_BELOW * plane
+    where its output channels (FN; C for dx) fill whole blocks of ``filters``; the forward
+    and dx then where it sums over at least ``FILTERS_MIN_CHANNELS`` channels (C; FN for
+    dx) and fewer than ``FILTERS_BELOW`` of its wide products are real (``real``,
+    ``real_dx``: ``real_fraction``), dW where a packed plane of ``plane`` values holds
+    fewer than ``DW_FILTERS_BELOW[level]`` of them as its ``outputs``."""
+    if backward:
+        fv = FN % filters == 0 and outputs < DW_FILTERS_BELOW[level] * plane
+    else:
+        fv = FN % filters == 0 and C >= FILTERS_MIN_CHANNELS and real < FILTERS_BELOW
+    fv_dx = (backward and C % filters == 0 and FN >= FILTERS_MIN_CHANNELS
+             and real_dx < FILTERS_BELOW)
     return fv, fv_dx
 
 
@@ -341,8 +381,10 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
                                                  max(blocks.fwd_v, blocks.one_v) * lanes,
                                                  lanes, backward)
     if rule:
-        fv, fv_dx = use_filters(S, oh * ow, H * W, W_shape[0], C, blocks.fv_f * lanes,
-                                backward, level)
+        fv, fv_dx = use_filters(S, real_fraction(S, oh, ow, ph, pw, H, W, kh, kw),
+                                real_fraction(S, H, W, kh - 1 - ph, kw - 1 - pw, oh, ow, kh,
+                                              kw),
+                                oh * ow, W_shape[0], C, blocks.fv_f * lanes, backward, level)
     else:
         fv = fv_dx = algorithm == "direct_filters"
     fv_dx = fv_dx and backward

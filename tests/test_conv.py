@@ -350,18 +350,19 @@ def test_rule_picks_direct_where_its_kernels_apply(geometry, direct):
 
 #: The rule's kernels on DeepConvNet's six convs (float32): per conv, whether the forward,
 #: dW and dx run with filters in vectors ("f") or on wide planes ("w"), at the levels the
-#: rule was measured at (_conv_plan.FILTERS_BELOW, DW_FILTERS_BELOW).
+#: rule was measured at (_conv_plan.FILTERS_BELOW, FILTERS_MIN_CHANNELS, DW_FILTERS_BELOW).
 RULE_ON_DEEPCONVNET = {
-    "avx512": ["www", "www", "ffw", "wff", "fff", "fff"],
-    "avx2": ["www", "www", "fff", "wwf", "fff", "fff"],
+    "avx512": ["www", "www", "ffw", "fff", "fff", "fff"],
+    "avx2": ["www", "fwf", "fff", "fwf", "fff", "fff"],
 }
 
 
 @pytest.mark.parametrize("level", sorted(RULE_ON_DEEPCONVNET))
 def test_rule_picks_kernels_per_pass_on_deepconvnet(level):
-    """Filters in vectors where a pass's channels fill blocks of filters and its outputs
-    fill little of a packed plane (dW at any fraction at AVX-512), wide planes elsewhere;
-    each pass of a call decides alone."""
+    """Filters in vectors where a pass's channels fill blocks of filters and, for the
+    forward and dx, it sums over 8 channels or more and under 0.9 of its wide products are
+    real (dW: its outputs fill under 0.9 of a packed plane, any fraction at AVX-512),
+    wide planes elsewhere; each pass of a call decides alone."""
     from fastconv._bench.deepconvnet import shapes
 
     for conv, want in zip(shapes(100).convs, RULE_ON_DEEPCONVNET[level]):
@@ -379,15 +380,36 @@ def test_rule_picks_kernels_per_pass_on_deepconvnet(level):
 @pytest.mark.parametrize("backward", [False, True])
 def test_forced_algorithm_runs_every_pass_alike(level, backward):
     """``'direct'`` runs every pass on wide planes, ``'direct_filters'`` every pass with
-    filters in vectors, even where the channels fill no block (3 here)."""
-    g = _win(np.empty((1, 3, 8, 8)), np.empty((64, 3, 3, 3)), 1, 1)
-    args = (100, 3, 8, 8), (64, 3, 3, 3), g, 4, 2, level
+    filters in vectors, even where the channels fill no block (12 here)."""
+    g = _win(np.empty((1, 12, 8, 8)), np.empty((64, 12, 3, 3)), 1, 1)
+    args = (100, 12, 8, 8), (64, 12, 3, 3), g, 4, 2, level
     wide = _conv_plan.plan(*args, algorithm="direct", backward=backward)
     assert wide.pos is None and wide.pos_dx is None
     filters = _conv_plan.plan(*args, algorithm="direct_filters", backward=backward)
     assert filters.pos is not None and (filters.pos_dx is not None) == backward
     rule = _conv_plan.plan(*args, backward=backward)
-    assert rule.pos is not None and rule.pos_dx is None  # dx's 3 channels fill no block
+    assert rule.pos is not None and rule.pos_dx is None  # dx's 12 channels fill no block
+
+
+def test_real_fraction_counts_products_inside_the_input():
+    """A wide plane's products that are real: per output row (and column) the window rows
+    (columns) inside the input. 3x3 pad 1 on 28x28: the first and last output rows keep 2
+    of 3 window rows (82 of 84), on a 29x29 plane; pad 2 on 14x14: 1, 2, 3 x 12, 2, 1 of
+    3 x 16 rows, on a 16x16 plane; dx's plane for it has none to drop but its columns
+    past 14; a 1x1 window without padding keeps every product."""
+    assert _conv_plan.real_fraction(29 * 29, 28, 28, 1, 1, 28, 28, 3, 3) == 82 ** 2 / (841 * 9)
+    assert _conv_plan.real_fraction(16 * 16, 16, 16, 2, 2, 14, 14, 3, 3) == 42 ** 2 / (256 * 9)
+    assert _conv_plan.real_fraction(16 * 16, 14, 14, 0, 0, 16, 16, 3, 3) == 196 / 256
+    assert _conv_plan.real_fraction(7 * 9, 7, 9, 0, 0, 7, 9, 1, 1) == 1.0
+
+
+def test_rule_leaves_few_channels_on_wide_planes():
+    """The forward with filters in vectors needs FILTERS_MIN_CHANNELS input channels: one
+    channel (DeepConvNet's first conv at AVX2, 16 filters = one AVX2 block) stays wide,
+    sixteen of the same plane go to filters in vectors."""
+    g = _win(np.empty((1, 1, 28, 28)), np.empty((16, 1, 3, 3)), 1, 1)
+    assert _conv_plan.plan((100, 1, 28, 28), (16, 1, 3, 3), g, 4, 2, "avx2").pos is None
+    assert _conv_plan.plan((100, 16, 28, 28), (16, 16, 3, 3), g, 4, 2, "avx2").pos is not None
 
 
 def test_tap_ranges_skip_window_rows_that_read_only_padding():
