@@ -132,7 +132,7 @@ backends in one process, calls interleaved, direct / direct_filters in ms over 2
 
 Hence ``FILTERS_BELOW = 0.9`` on the real fraction (at 0.89 and below the filters
 kernels won or tied) and ``FILTERS_MIN_CHANNELS = 8`` (summing over one or four channels,
-they lost).
+Cython's lost by 9-50% and Numba's tied).
 
 Winograd F(2x2, 3x3) was measured and not kept. A prototype (Cython, the forward only):
 the input packed as four phase planes per channel (rows and columns split by parity),
