@@ -270,7 +270,8 @@ def real_fraction(plane, out_h, out_w, top, left, in_h, in_w, kh, kw):
     that are real: at an output position (out_h x out_w) and reading a value of the input
     (in_h x in_w, at row ``top`` and column ``left`` of the padded plane), not padding."""
     def inside(n_out, n_in, first, k):
-        return sum(max(0, min(k, first + n_in - o) - max(0, first - o)) for o in range(n_out))
+        lo, hi = _window_span(np.arange(n_out), first, n_in, k)
+        return int(np.maximum(hi - lo, 0).sum())
 
     return inside(out_h, in_h, top, kh) * inside(out_w, in_w, left, kw) / (plane * kh * kw)
 
@@ -407,6 +408,13 @@ def dw_offsets(C, off, xs, p):
     return np.ascontiguousarray(np.concatenate([k, np.zeros(-k.size % p, k.dtype)]), dtype=np.intp)
 
 
+def _window_span(o, first, n_in, k):
+    """Window rows ``[lo, hi)`` (``hi <= lo``: none) that output rows ``o`` (an array)
+    read inside an input of ``n_in`` rows starting at row ``first`` of a padded plane;
+    columns alike."""
+    return np.maximum(0, first - o), np.minimum(k, first + n_in - o)
+
+
 def tap_ranges(G, OH, OW, top, rows, kh, kw, p):
     """Per block of ``p`` outputs listed by ``positions`` (G images of OH x OW), the window
     taps ``[t0, t1)`` (ky-major) that read data: output row oy's window row ky reads row
@@ -415,8 +423,8 @@ def tap_ranges(G, OH, OW, top, rows, kh, kw, p):
     rows skips. Flat intp array, two entries per block."""
     oy = np.tile(np.repeat(np.arange(OH), OW), G)
     oy = np.concatenate([oy, np.full(-oy.size % p, oy[-1])]).reshape(-1, p)
-    lo = np.maximum(0, top - oy).min(axis=1) * kw
-    hi = np.minimum(kh, top + rows - oy).max(axis=1) * kw
+    lo, hi = _window_span(oy, top, rows, kh)
+    lo, hi = lo.min(axis=1) * kw, hi.max(axis=1) * kw
     return np.ascontiguousarray(np.stack([lo, hi], axis=1).ravel(), dtype=np.intp)
 
 

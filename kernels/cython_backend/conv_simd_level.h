@@ -23,8 +23,8 @@ FC_PRAGMA(GCC target(FC_TARGET))
  * FC_BASE_REGISTER keeps a pointer computed once per step as the base of the loads
  * after it. Without it GCC re-associates fc_fv_step's xp[pp[p]] as x + (off[t] + pp[p])
  * and adds a lea per broadcast: 31 instructions per AVX2 step of 12 FMAs, 26 with it
- * (as LLVM emits for Numba). conv5's forward (one thread, Zen 5, processes alternated, median of the
- * paired ratios): 0.92x the time before at AVX-512, 0.945x at AVX2. */
+ * (as LLVM emits for Numba). conv5's forward (one thread, Zen 5, processes alternated,
+ * median of the paired ratios): 0.92x the time before at AVX-512, 0.945x at AVX2. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FC_IN_REGISTER(v) __asm__("" : "+v"(v))
 #define FC_BASE_REGISTER(p) __asm__("" : "+r"(p))
