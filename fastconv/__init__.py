@@ -18,6 +18,9 @@ except ModuleNotFoundError as _err:
         f"from kernels/) are missing. Run `python -m pip install -e .` in {_root}, or start "
         f"Python from another folder so that the installed fastconv is imported."
     ) from None
+from ._kernels import _pool
+
+_pool.configure_openmp()  # before any kernel loads libgomp
 from ._backend import (
     BackendUnavailableError,
     available_backends,

@@ -59,7 +59,11 @@ def _probe(name):
         _import_errors[name] = None
     except ImportError as err:
         _import_errors[name] = err
-    return _import_errors[name] is None
+        return False
+    from ._kernels import _pool
+
+    _pool.share_blas()  # NumPy's and SciPy's BLAS onto OpenMP's team, before any kernel
+    return True
 
 
 def available_backends():

@@ -47,6 +47,9 @@ def describe():
         lines.append(f"cython: OpenMP {omp}, {_runtime.get_num_threads()} threads")
     else:
         lines.append(f"cython: unavailable ({fc._backend._import_errors.get('cython')})")
+    from fastconv._kernels import _pool
+
+    lines += _pool.status()
     import scipy.linalg  # noqa: F401  (loads SciPy's BLAS so it is listed)
     from threadpoolctl import threadpool_info
 
