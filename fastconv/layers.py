@@ -30,6 +30,11 @@ Differences from the book (shared with :mod:`fastconv.reference.layers`):
   ``dout`` in place.
 * ``SoftmaxWithLoss.backward(dout)`` scales by ``dout`` (the book ignores it; they agree
   for ``dout=1``, the book's only use).
+* ``SoftmaxWithLoss`` reads an (N, 1) label as class indices for every N (the book's
+  indexing picks N x N entries from it when N > 1) and with one class, K == 1 (the book
+  reads it as one-hot there), and takes float class indices that are whole numbers.
+  For one sample of scores (K,) its backward divides by 1, not by the book's
+  ``t.shape[0]`` (K for a one-hot row; an index label fails there in the book).
 * ``Convolution`` keeps ``x`` for backward instead of the book's ``col``/``col_W``;
   ``Pooling.arg_max`` has fastconv's layout: per output cell (N, C, OH, OW), the winning
   position inside its window.
@@ -141,15 +146,49 @@ class Affine:
         return dx.reshape(*self.original_x_shape)
 
 
+def _one_sample(t, K):
+    """The label of one sample of K scores, as the label of a batch of one."""
+    if not isinstance(t, np.ndarray):
+        return t  # softmax_cross_entropy names the type
+    if t.size == 1:
+        return t.reshape(1)
+    if t.shape in ((K,), (1, K)):
+        return t.reshape(1, K)
+    raise ValueError(
+        f"SoftmaxWithLoss.forward: x is one sample of {K} scores, shape ({K},), so t must "
+        f"be its class index (a scalar, shape (1,) or (1, 1)) or its one-hot row of shape "
+        f"({K},), got shape {t.shape}; for a batch, pass x of shape (N, {K})"
+    )
+
+
 class SoftmaxWithLoss:
     """Softmax followed by the mean cross-entropy loss.
+
+    The labels ``t`` take each form the book's code passes:
+
+    * class indices of shape (N,) or (N, 1), of an integer dtype or a float dtype holding
+      whole numbers (an (N, 1) ``t`` is class indices for every N, N == 1 included);
+    * one-hot rows of shape (N, K), K > 1 (used as given in backward: ``(y - t) / N``);
+    * for one sample of scores ``x`` of shape (K,), as the book's ``cross_entropy_error``
+      allows: its class index (a scalar, shape (1,) or (1, 1)) or its one-hot row (K,);
+      ``y`` and ``dx`` then have shape (K,).
+
+    With one class (K == 1) a label of shape (N, 1) equals the scores' shape; it is read
+    as class indices all the same, so its entries must be 0 (the only class). The book
+    reads it as one-hot: its loss is the same, but for a column of zeros its dx is
+    ``1 / N`` where the derivative of the (constant) loss is the 0 returned here; a
+    column of ones, the one-hot form, is a ValueError here.
+
+    A label of another shape, a class index outside [0, K) or a float index that is not a
+    whole number raises ValueError, saying what was expected.
 
     Attributes
     ----------
     loss : scalar of the input's dtype
-    y : ndarray of shape (N, K)
+    y : ndarray shaped like the scores, (N, K) or (K,)
         The softmax output.
-    t : ndarray of shape (N,) (class indices) or (N, K) (one-hot)
+    t : ndarray
+        The labels as given.
     """
 
     def __init__(self):
@@ -158,14 +197,21 @@ class SoftmaxWithLoss:
         self.t = None
 
     def forward(self, x, t):
-        """x : (N, K) scores, t : (N,) int labels or (N, K) one-hot -> the loss."""
-        self.loss, self.y = ew.softmax_cross_entropy(x, t)
+        """x : (N, K) scores (or (K,), one sample), t : labels in a form above -> the loss."""
+        if isinstance(x, np.ndarray) and x.ndim == 1:
+            self.loss, y = ew.softmax_cross_entropy(x[np.newaxis], _one_sample(t, x.shape[0]))
+            self.y = y[0]
+        else:
+            self.loss, self.y = ew.softmax_cross_entropy(x, t)
         self.t = t
         return self.loss
 
     def backward(self, dout=1):
-        """dx = (y - t) * dout / N, of shape (N, K)."""
+        """dx = (y - onehot(t)) * dout / N, shaped like the scores."""
         _need_forward(self, "y")
+        if self.y.ndim == 1:
+            return ew.softmax_cross_entropy_backward(
+                self.y[np.newaxis], _one_sample(self.t, self.y.shape[0]), dout)[0]
         return ew.softmax_cross_entropy_backward(self.y, self.t, dout)
 
 
@@ -284,12 +330,15 @@ class BatchNormalization:
         return (self.gamma * xn + self.beta).reshape(x.shape)
 
     def backward(self, dout):
-        """dout : ndarray shaped like the training input -> dx of that shape."""
+        """dout : ndarray shaped like the training input, or flattened to (N, D) as the
+        book's backward also takes it -> dx shaped like the training input."""
         _need_forward(self, "xc")
         op = "BatchNormalization.backward"
         v.check_array(dout, "dout", op)
-        v.check_shape(dout, self.input_shape, "dout", op, "pass the gradient of the "
-                      "output of the last training forward")
+        if dout.shape != self.xc.shape:
+            v.check_shape(dout, self.input_shape, "dout", op, "pass the gradient of the "
+                          f"output of the last training forward, or that flattened to "
+                          f"{self.xc.shape}")
         d = dout.reshape(dout.shape[0], -1)
         self.dbeta = d.sum(axis=0)
         self.dgamma = np.sum(self.xn * d, axis=0)

@@ -2,11 +2,12 @@
 
 :class:`DeepConvNet` (chapter 8) and :class:`SimpleConvNet` (chapter 7) keep the book's
 constructors, parameter names (``W1``, ``b1``, ...), ``params`` dict, ``layers``,
-``predict``/``loss``/``accuracy``/``gradient`` and ``save_params``/``load_params``, so
-the book's scripts run unchanged. Inside, each convolution or affine layer that the
-book follows with a ReLU is one fused layer (``conv2d(..., relu=True)`` /
-``linear(..., relu=True)``, whose backward masks the gradient with ``out > 0`` exactly
-as the book's ``Relu`` does), and the first convolution skips its input gradient.
+``predict``/``loss``/``accuracy``/``gradient`` (and SimpleConvNet's
+``numerical_gradient``) and ``save_params``/``load_params``, so the book's scripts run
+unchanged. Inside, each convolution or affine layer that the book follows with a ReLU
+is one fused layer (``conv2d(..., relu=True)`` / ``linear(..., relu=True)``, whose
+backward masks the gradient with ``out > 0`` exactly as the book's ``Relu`` does), and
+the first convolution skips its input gradient.
 ``tests/test_models.py`` checks that loss and gradients equal those of the book's
 unfused layer stack.
 
@@ -19,7 +20,9 @@ Differences from the book, all additive:
 - ``rng=``: the initial weights and the dropout masks come from a
   ``np.random.Generator`` owned by the net (an int seeds it), not from NumPy's global
   state, so training is reproducible per seed.
-- ``accuracy`` also scores a last, partial batch (the book silently drops it).
+- ``accuracy`` also scores a last, partial batch (the book silently drops it), and
+  takes (N, 1) class indices (the book's argmax over their single column scores
+  every image as class 0).
 - The pooling and softmax-with-loss layers are :mod:`fastconv.layers`' own; dropout is
   :class:`fastconv.layers.Dropout` drawing from the net's generator.
 - ``load_params`` checks names and shapes, reads ``.npz`` and the book's ``.pkl``
@@ -40,8 +43,12 @@ net and the method in its message (the book's nets fail deep inside, or not at a
   pretrained weights then give nonsense. A range check would also refuse legitimately
   standardised data (mean 0, values beyond [0, 1]), so scaling floats is left to the
   caller.
-- Labels ``t`` (array_like) must be integer class indices ``(N,)`` in ``[0, output_size)``
-  or one-hot rows ``(N, output_size)``, with the N of ``x``.
+- Labels ``t`` (array_like) must be integer class indices of shape ``(N,)`` or ``(N, 1)``
+  in ``[0, output_size)``, or one-hot rows ``(N, output_size)``, with the N of ``x``. An
+  ``(N, 1)`` ``t`` is class indices for every N (the book's ch07/gradient_check.py passes
+  ``np.array([1]).reshape((1, 1))``), also when ``output_size`` is 1 (then all 0).
+  Float class indices are a ``TypeError`` here (:class:`fastconv.layers.SoftmaxWithLoss`
+  takes whole-number floats).
 """
 from collections import OrderedDict
 
@@ -149,11 +156,14 @@ class _Net:
             return None
         t = np.asarray(t)
         K = self.output_size
+        if t.ndim == 2 and t.shape[1] == 1:
+            t = t.reshape(-1)  # a column of class indices, for every N and K
         if t.ndim == 1:
             if t.dtype.kind not in "iu":
                 raise TypeError(
                     f"{where}: t has dtype {t.dtype}; labels must be integer class indices "
-                    f"(N,) or one-hot rows (N, {K}); convert indices with t.astype(np.int64)"
+                    f"(N,) or (N, 1), or one-hot rows (N, {K}); convert indices with "
+                    f"t.astype(np.int64)"
                 )
             if t.shape[0] != N:
                 raise ValueError(
@@ -177,7 +187,7 @@ class _Net:
         else:
             raise ValueError(
                 f"{where}: t has shape {t.shape}; expected class indices of shape ({N},) "
-                f"or one-hot rows of shape ({N}, {K})"
+                f"or ({N}, 1), or one-hot rows of shape ({N}, {K})"
             )
         return t
 
@@ -239,7 +249,7 @@ class _Net:
 
     def loss(self, x, t):
         """Mean cross-entropy of ``predict(x, train_flg=True)`` against labels ``t``
-        (array_like: integer indices (N,) or one-hot (N, output_size)); a float.
+        (array_like: integer indices (N,) or (N, 1), or one-hot (N, output_size)); a float.
         ``x`` as for :meth:`predict`; bad ``x`` or ``t`` raise as described there."""
         t = self._check("loss", x, t)
         return self._loss(self._cast(x), t)
@@ -248,9 +258,10 @@ class _Net:
         return self.last_layer.forward(self._forward(x, True), t)
 
     def accuracy(self, x, t, batch_size=100):
-        """Fraction of ``x`` classified as ``t`` (indices or one-hot), in inference mode,
-        ``batch_size`` images at a time; the last partial batch counts too. ``x`` and
-        ``t`` as for :meth:`loss`; each batch is cast to ``compute_dtype`` in turn."""
+        """Fraction of ``x`` classified as ``t`` (indices (N,) or (N, 1), or one-hot), in
+        inference mode, ``batch_size`` images at a time; the last partial batch counts
+        too. ``x`` and ``t`` as for :meth:`loss`; each batch is cast to ``compute_dtype``
+        in turn."""
         t = self._check("accuracy", x, t)
         if t.ndim != 1:
             t = np.argmax(t, axis=1)
@@ -460,3 +471,39 @@ class SimpleConvNet(_Net):
         self._weight_layers = [self.layers['Conv1'], self.layers['Affine1'], self.layers['Affine2']]
         self.last_layer = layers.SoftmaxWithLoss()
         self._push_params()
+
+    def numerical_gradient(self, x, t, h=1e-4):
+        """Gradients of :meth:`loss` by centered differences, as the book's (its
+        ``common/gradient.py``): ``(loss(p + h) - loss(p - h)) / (2 h)`` for each entry p
+        of each parameter, changed in place and restored.
+
+        Two forward passes per parameter entry: for small nets, to check :meth:`gradient`
+        (the book's ch07/gradient_check.py).
+
+        Parameters
+        ----------
+        x, t
+            As for :meth:`loss`; a float16 net raises TypeError (inference only).
+        h : float
+            The step, the book's 1e-4.
+
+        Returns
+        -------
+        dict
+            ``'W1'``, ``'b1'``, ... each shaped and typed like its parameter.
+        """
+        t = self._check("numerical_gradient", x, t, train=True)
+        x = self._cast(x)
+        self._push_params()  # the layers must hold the very arrays perturbed below
+        grads = {}
+        for key, p in self.params.items():
+            grads[key] = g = np.zeros_like(p)
+            for i in np.ndindex(p.shape):
+                old = p[i]
+                p[i] = old + h
+                hi = self._loss(x, t)
+                p[i] = old - h
+                lo = self._loss(x, t)
+                p[i] = old
+                g[i] = (hi - lo) / (2 * h)
+        return grads

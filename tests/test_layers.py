@@ -143,9 +143,11 @@ def test_softmax_with_loss_rejects_bad_labels(backend):
     with pytest.raises(ValueError, match="shape"):
         layer.forward(x, np.array([0, 1]))
     with pytest.raises(TypeError, match="integers"):
-        layer.forward(x, np.array([0.0, 1.0, 2.0]))
-    with pytest.raises(ValueError, match="2 dimensions"):
-        layer.forward(np.zeros(4, np.float32), np.array([1]))
+        layer.forward(x, np.array([0, 1, 2], np.complex64))
+    with pytest.raises(ValueError, match="whole numbers"):  # whole-number floats are taken
+        layer.forward(x, np.array([0.0, 1.5, 2.0]))
+    with pytest.raises(ValueError, match="2 dimensions"):  # one sample (K,) is taken
+        layer.forward(np.zeros((1, 3, 4), np.float32), np.array([1]))
     with pytest.raises(RuntimeError, match="before forward"):
         L.SoftmaxWithLoss().backward()
 

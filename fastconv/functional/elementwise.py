@@ -145,34 +145,58 @@ def dropout_apply(x, mask, *, backend=None):
 
 
 def _labels(t, y_shape, op):
-    """``t`` as int64 class indices (N,), or as a dense (N, K) array; checked."""
+    """``t`` checked against scores of ``y_shape`` (N, K): int64 class indices (N,), or the
+    dense (N, K) array as given.
+
+    The forms the book's code passes: one-hot rows (N, K) when K > 1, and class indices of
+    shape (N,) or (N, 1), of an integer dtype or a float one holding whole numbers. An
+    (N, 1) ``t`` is class indices for every N and every K, K == 1 included: with one class
+    its entries must all be 0 (a column of ones, that class's one-hot rows, is refused).
+    """
     N, K = y_shape
     if not isinstance(t, np.ndarray):
         raise TypeError(
-            f"{op}: t must be a NumPy ndarray of class indices (N,) or one-hot rows (N, K), "
-            f"got {type(t).__name__}; convert it with np.asarray(t)"
+            f"{op}: t must be a NumPy ndarray of class indices (N,) or (N, 1), or of one-hot "
+            f"rows (N, K), got {type(t).__name__}; convert it with np.asarray(t)"
         )
-    if t.size == N * K and t.ndim == 2:
+    if t.ndim == 2 and t.shape[1] != 1 and K > 1:
         if t.shape != (N, K):
-            raise ValueError(f"{op}: one-hot t has shape {t.shape}, expected {(N, K)}")
+            raise ValueError(
+                f"{op}: one-hot t has shape {t.shape}, expected {(N, K)}: one row per sample "
+                f"of x and one column per class (class indices go in shape ({N},) or ({N}, 1))"
+            )
         if not (np.issubdtype(t.dtype, np.number) or t.dtype == np.bool_):
             raise TypeError(f"{op}: one-hot t has dtype {t.dtype}; pass numbers")
         return t
-    if t.shape != (N,):
+    idx = t.reshape(-1) if t.ndim == 2 else t  # an (N, 1) column of class indices
+    if idx.shape != (N,):
         raise ValueError(
-            f"{op}: t has shape {t.shape}; expected class indices of shape {(N,)} or "
-            f"one-hot rows of shape {(N, K)} for x of shape {(N, K)}"
+            f"{op}: t has shape {t.shape}; expected class indices of shape ({N},) or ({N}, 1)"
+            + (f", or one-hot rows of shape {(N, K)}," if K > 1 else "")
+            + f" for x of shape {(N, K)}: one label per sample"
         )
-    if not np.issubdtype(t.dtype, np.integer):
+    if idx.dtype.kind == "f":
+        whole = np.isfinite(idx) & (idx == np.floor(idx))
+        if not whole.all():
+            i = int(np.argmin(whole))
+            raise ValueError(
+                f"{op}: class indices t must be whole numbers in [0, {K}), got {idx[i]} at "
+                f"position {i}; pass integer class indices (np.rint(t).astype(np.int64) if "
+                f"that is rounding noise), or class probabilities as rows of shape {(N, K)}"
+            )
+    elif idx.dtype.kind not in "iu":
         raise TypeError(
             f"{op}: class indices t have dtype {t.dtype}; pass integers, e.g. t.astype(np.int64)"
         )
-    lo, hi = int(t.min()), int(t.max())
+    lo, hi = idx.min(), idx.max()
     if lo < 0 or hi >= K:
+        fix = ("with one class, (N,) and (N, 1) labels are class indices and must all be 0"
+               if K == 1 else "count classes from 0 and give x one column per class")
         raise ValueError(
-            f"{op}: class indices must lie in [0, {K}) for {K} classes, got values in [{lo}, {hi}]"
+            f"{op}: class indices must lie in [0, {K}) for {K} class{'es' * (K > 1)}, got "
+            f"values in [{int(lo)}, {int(hi)}]; {fix}"
         )
-    return t.astype(np.int64, copy=False)
+    return idx.astype(np.int64, copy=False)
 
 
 def softmax_cross_entropy(x, t, *, backend=None):
@@ -185,7 +209,9 @@ def softmax_cross_entropy(x, t, *, backend=None):
     ----------
     x : ndarray of shape (N, K)
         Scores, float16/32/64.
-    t : ndarray of shape (N,) (integer class indices) or (N, K) (one-hot)
+    t : ndarray of shape (N,) or (N, 1) (class indices) or (N, K) with K > 1 (one-hot)
+        Class indices are integers, or floats holding whole numbers. An (N, 1) ``t`` is
+        class indices for every N and K: with K == 1 (one class) its entries must be 0.
     backend : {None, 'auto', 'numba', 'cython', 'numpy'}
 
     Returns
@@ -193,6 +219,14 @@ def softmax_cross_entropy(x, t, *, backend=None):
     loss : scalar of ``x``'s dtype
         ``-sum(log(y[i, t_i] + 1e-7)) / N``.
     y : ndarray of shape (N, K), ``x``'s dtype
+
+    Raises
+    ------
+    TypeError
+        ``t`` is not an ndarray, or its class indices are neither integers nor floats.
+    ValueError
+        ``t`` has none of the shapes above, or holds a class index outside [0, K) or a
+        float index that is not a whole number (NaN and inf included).
     """
     op = "softmax_cross_entropy"
     v.check_array(x, "x", op, ndim=2)
@@ -219,9 +253,9 @@ def softmax_cross_entropy_backward(y, t, dout=1, *, backend=None):
     ----------
     y : ndarray of shape (N, K)
         The softmax from the forward call.
-    t : ndarray of shape (N,) or (N, K)
-        The labels of the forward call. Dense ``t`` is used as given (the book's
-        ``(y - t) / N``), integer ``t`` as one-hot rows.
+    t : ndarray of shape (N,), (N, 1) or (N, K)
+        The labels of the forward call, read as there. Dense (N, K) ``t`` is used as given
+        (the book's ``(y - t) / N``), class indices as one-hot rows.
     dout : float
         Upstream gradient of the loss (1 for a loss at the end of a net, the book's
         only case: its ``SoftmaxWithLoss.backward`` ignores ``dout``).

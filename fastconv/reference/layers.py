@@ -10,6 +10,12 @@ differences, each one shared with :mod:`fastconv.layers`:
 * ``Relu.backward`` returns a new array instead of zeroing ``dout`` in place.
 * ``SoftmaxWithLoss.backward(dout)`` scales the gradient by ``dout`` (the book ignores
   it; the two agree for the book's only value, 1).
+* ``cross_entropy_error`` and ``SoftmaxWithLoss`` read a label ``t`` as one-hot only when
+  it has as many entries as ``y`` and there are K > 1 classes; otherwise ``t`` holds class
+  indices, which may be floats holding whole numbers. So an (N, 1) ``t`` is class
+  indices for every N (the book's indexing broadcasts it to N x N entries when N > 1) and
+  with K == 1 (the book reads it as one-hot). For one sample ``y`` of shape (K,) the
+  backward divides by 1, not by the book's ``t.shape[0]``.
 * ``Convolution`` and ``Pooling`` run :func:`fastconv.reference.conv2d` /
   :func:`fastconv.reference.max_pool2d` and keep ``x`` (and ``arg_max``, in fastconv's
   (N, C, OH, OW) window-position layout) for backward, not the book's ``col``.
@@ -35,8 +41,10 @@ def cross_entropy_error(y, t):
     if y.ndim == 1:
         t = t.reshape(1, t.size)
         y = y.reshape(1, y.size)
-    if t.size == y.size:
+    if t.size == y.size and y.shape[1] > 1:
         t = t.argmax(axis=1)
+    # flat indices: y[arange(N), t] would broadcast an (N, 1) t to N x N entries
+    t = t.reshape(-1).astype(np.int64)
     batch_size = y.shape[0]
     eps = y.dtype.type(1e-7)
     return -np.sum(np.log(y[np.arange(batch_size), t] + eps)) / y.dtype.type(batch_size)
@@ -107,13 +115,14 @@ class SoftmaxWithLoss:
         return self.loss
 
     def backward(self, dout=1):
-        batch_size = self.t.shape[0]
-        if self.t.size == self.y.size:
-            dx = (self.y - self.t).astype(self.y.dtype, copy=False)
+        y = self.y.reshape(-1, self.y.shape[-1])  # one sample (K,) as a batch of one
+        batch_size = y.shape[0]
+        if self.t.size == y.size and y.shape[1] > 1:
+            dx = (y - self.t.reshape(y.shape)).astype(y.dtype, copy=False)
         else:
-            dx = self.y.copy()
-            dx[np.arange(batch_size), self.t] -= 1
-        return dx * self.y.dtype.type(dout / batch_size)
+            dx = y.copy()
+            dx[np.arange(batch_size), self.t.reshape(-1).astype(np.int64)] -= 1
+        return (dx * y.dtype.type(dout / batch_size)).reshape(self.y.shape)
 
 
 class Dropout:
