@@ -210,3 +210,61 @@ def test_integration_rows_run_one_step():
             step()
             ran += 1
     assert ran >= len(fastconv.available_backends())  # CS231n's needs no host library
+
+
+def test_three_layer_convnet_row_matches_the_fast_layers():
+    """CS231n's ThreeLayerConvNet through the integration gives the assignment's
+    fast-layer loss and gradients (float64: the same sums in another order)."""
+    from fastconv._bench.integrations import three_layer_case
+
+    case = three_layer_case(3)
+    inputs = case.inputs(np.float64, np.random.default_rng(1))
+    want = case.make("numpy", inputs)()
+    for backend in fastconv.available_backends():
+        for got, ref in zip(case.make(backend, inputs)(), want):
+            np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+
+
+def test_nets_rows_cover_the_issues_layers_and_run():
+    """The nets suite: every layer named by its net; each row's conv + backward equals
+    the reference on a batch cut to one image (the full rows are for timing)."""
+    from fastconv._bench import nets
+
+    names = " ".join(n for n, _ in nets.LAYERS)
+    for net in ("LeNet-5", "CS231n", "VGG", "ResNet-18 stem", "1x1", "s2"):
+        assert net in names
+    for name, conv in nets.LAYERS:
+        case = nets._conv_case(conv._replace(N=1), backward=True)
+        inputs = case.inputs(np.float32, np.random.default_rng(0))
+        want = case.make("numpy", inputs)()
+        for backend in fastconv.available_backends():
+            for got, ref in zip(case.make(backend, inputs)(), want):
+                scale = np.abs(ref).max()
+                assert np.abs(got - ref).max() <= 1e-4 * scale, (name, backend)
+
+
+def test_nets_summary_reports_geometric_mean_and_largest():
+    from fastconv._bench import nets
+
+    rows = [dict(shape="a", time_ratio_vs_torch={"cython": 0.5, "numba": 0.8}),
+            dict(shape="b", time_ratio_vs_torch={"cython": 2.0})]
+    (line,) = nets.summary(rows)
+    assert "geometric mean 1.00" in line and "largest 2.00 (b)" in line
+    assert "no PyTorch" in nets.summary([dict(shape="a")])[0]
+
+
+def test_neighbours_rows_measure_every_pair():
+    """One worker process's rows (2 pairs each): every op x neighbour x order, with
+    positive times, and the table derives the ratio from them."""
+    from fastconv._bench import neighbours
+
+    backend = fastconv.available_backends()[-1]
+    proc = subprocess.run([sys.executable, "-c", neighbours.WORKER, backend, "2", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(rows) == len(neighbours.OPS) * len(neighbours.NEIGHBOURS) * len(neighbours.ORDERS)
+    assert all(min(t) > 0 for t in rows.values())
+    lines = neighbours.table({backend: {k: [v] for k, v in rows.items()}})
+    a, n, p = next(iter(rows.values()))
+    assert f"{p / (a + n):6.2f}" in lines[1]

@@ -80,3 +80,25 @@ class IntegrationTrainStepVsHost(Tracked):
         return speedup(self.host, self.step, rounds=3)
 
     track_speedup_train_step.unit = "x"
+
+
+class ThreeLayerConvNet(Timed):
+    """CS231n's ThreeLayerConvNet loss + gradients (N=64, 3x32x32, 32 filters 7x7, hidden
+    100, float32): ``numpy`` runs the assignment's fast-layer algorithm, the compiled
+    backends fastconv.integrations.cs231n."""
+
+    params = (["numpy"] + COMPARED,)
+    param_names = ("backend",)
+
+    def setup(self, backend):
+        require(backend)
+        try:
+            from fastconv._bench.integrations import three_layer_case
+        except ImportError as err:
+            raise NotImplementedError(f"no ThreeLayerConvNet row at this commit ({err})") from None
+        case = three_layer_case(BATCH)
+        self.step = case.make(backend, case.inputs(np.float32, np.random.default_rng(SEED)))
+        self.step()
+
+    def time_loss_and_gradients(self, backend):
+        self.step()

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 import fastconv as fc
 
+from . import nets, neighbours
 from .cases import build_cases, im2col_conv, select
 from .report import (derive, failures, floor_text, format_table, legend, machine_info, notes,
                      row_line)
@@ -20,6 +21,9 @@ PEER_ENV = {
     "sse": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"},
     "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
 }
+
+
+SUITES = ("deepconvnet", "nets", "neighbours")
 
 
 def run_at_isa(level):
@@ -60,6 +64,11 @@ def add_isa_argument(parser):
 
 
 def configure_parser(parser):
+    parser.add_argument("--suite", choices=SUITES, default="deepconvnet",
+                        help="deepconvnet: every kernel on the book's DeepConvNet (default); "
+                             "nets: conv layers of LeNet-5, CS231n, VGG and ResNet against "
+                             "PyTorch; neighbours: fastconv ops alternated with NumPy matmul "
+                             "and elementwise calls, in separate processes")
     parser.add_argument("--quick", action="store_true",
                         help="fewer, shorter samples (well under two minutes)")
     parser.add_argument("--kernel", action="append", metavar="NAME",
@@ -103,7 +112,9 @@ def run(args):
     run_at_isa(args.isa)
     t_start = time.perf_counter()
     names = [n for arg in (args.kernel or []) for n in arg.split(",") if n]
-    every = build_cases(args.batch)
+    if args.suite == "neighbours":
+        return _run_neighbours(args)
+    every = build_cases(args.batch) if args.suite == "deepconvnet" else nets.build_cases()
     cases = select(every, names)
     if not cases:
         known = sorted({n for c in every for n in (c.kernel, c.family) + tuple(c.ops)})
@@ -124,7 +135,7 @@ def run(args):
             torch_note = f"torch not importable ({e}): no PyTorch column"
     mode = "quick" if args.quick else "full"
     dtype = np.dtype(args.dtype).type
-    print(f"fastconv bench ({mode}, {args.dtype}, {threads} threads, backends: "
+    print(f"fastconv bench ({args.suite}, {mode}, {args.dtype}, {threads} threads, backends: "
           f"{', '.join(backends)})")
     for line in machine_info(threads, backends)["describe"][:2]:
         print("  " + line)
@@ -140,6 +151,8 @@ def run(args):
         print(format_table(timed, backends))
         print()
         print(legend(backends))
+        if args.suite == "nets":
+            print("\n".join(nets.summary(timed)))
     for title, lines in (("skipped / notes", notes(rows, args.dtype)),
                          ("failed (tracebacks on stderr)", failures(rows))):
         if lines:
@@ -167,4 +180,26 @@ def run(args):
         print(f"fastconv bench: {raised} row/backend pair{'s' * (raised > 1)} raised (listed "
               f"under 'failed'): exit status 1", file=sys.stderr)
         return 1
+    return 0
+
+
+def _run_neighbours(args):
+    """``--suite neighbours``: each compiled backend in its own processes (float32)."""
+    threads = args.threads if args.threads is not None else fc.get_num_threads()
+    mode = "quick" if args.quick else "full"
+    backends = [b for b in fc.available_backends() if b != "numpy"]
+    print(f"fastconv bench (neighbours, {mode}, float32, {threads} threads, backends: "
+          f"{', '.join(backends)}; {neighbours.PROCESSES} processes each, "
+          f"{neighbours.PAIRS[mode]} pairs per process)")
+    for line in machine_info(threads, backends)["describe"][:2]:
+        print("  " + line)
+    print("  " + isa_line(False))
+    sys.stdout.flush()
+    results = neighbours.run(backends, mode, threads)
+    print("\n".join(neighbours.table(results)))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(machine=machine_info(threads, backends), suite="neighbours",
+                           results=results), f, indent=1)
+        print(f"wrote {args.json}")
     return 0

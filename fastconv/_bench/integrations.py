@@ -344,6 +344,137 @@ def _case(host, N):
                 None, step_flops(N), note=_NOTES[host])
 
 
+# --------------------------------------------------------------------------- CS231n's net
+
+#: CS231n assignment 2's ThreeLayerConvNet as the assignment sizes it: conv 7x7 (32
+#: filters, pad 3) - ReLU - 2x2 max pool - affine 8192 -> 100 - ReLU - affine 100 -> 10.
+THREE_LAYER = dict(C=3, H=32, filters=32, k=7, hidden=100, classes=10)
+
+
+def _three_layer_params(rng, dtype):
+    c = THREE_LAYER
+    F, k, D = c["filters"], c["k"], c["filters"] * (c["H"] // 2) ** 2
+    return dict(W1=(1e-3 * rng.standard_normal((F, c["C"], k, k))).astype(dtype),
+                b1=np.zeros(F, dtype),
+                W2=(1e-3 * rng.standard_normal((D, c["hidden"]))).astype(dtype),
+                b2=np.zeros(c["hidden"], dtype),
+                W3=(1e-3 * rng.standard_normal((c["hidden"], c["classes"]))).astype(dtype),
+                b3=np.zeros(c["classes"], dtype))
+
+
+def _fast_layers(compiled):
+    """The assignment's fast layers, re-expressed: a compiled im2col (fastconv's, on
+    ``compiled``) and one NumPy GEMM per conv, col2im for dx, reshape max pooling (the
+    windows tile), NumPy affine layers."""
+    import fastconv as fc
+
+    def conv_relu_pool_forward(x, w, b, pad):
+        N, C, H, W = x.shape
+        F, _, k, _ = w.shape
+        col = fc.im2col(x, k, k, 1, pad, backend=compiled)  # (N*H*W, C*k*k)
+        a = (col @ w.reshape(F, -1).T + b).reshape(N, H, W, F).transpose(0, 3, 1, 2)
+        r = np.maximum(a, 0)
+        out, pool_cache = _cs231n_pool_forward(r)
+        return out, (x.shape, w, pad, col, a, pool_cache)
+
+    def conv_relu_pool_backward(dout, cache):
+        shape, w, pad, col, a, pool_cache = cache
+        F, _, k, _ = w.shape
+        da = np.where(a > 0, _cs231n_pool_backward(dout, pool_cache), 0).astype(dout.dtype)
+        d = da.transpose(0, 2, 3, 1).reshape(-1, F)
+        dw = (d.T @ col).reshape(w.shape)
+        dx = fc.col2im(d @ w.reshape(F, -1), shape, k, k, 1, pad, backend=compiled)
+        return dx, dw, da.sum(axis=(0, 2, 3))
+
+    def affine_forward(x, w, b):
+        return x.reshape(x.shape[0], -1) @ w + b, (x, w)
+
+    def affine_backward(dout, cache):
+        x, w = cache
+        return (dout @ w.T).reshape(x.shape), x.reshape(x.shape[0], -1).T @ dout, dout.sum(0)
+
+    def affine_relu_forward(x, w, b):
+        a, cache = affine_forward(x, w, b)
+        return np.maximum(a, 0), (cache, a)
+
+    def affine_relu_backward(dout, cache):
+        cache, a = cache
+        return affine_backward(np.where(a > 0, dout, 0).astype(dout.dtype), cache)
+
+    return (conv_relu_pool_forward, conv_relu_pool_backward, affine_relu_forward,
+            affine_relu_backward, affine_forward, affine_backward)
+
+
+def _integration_layers():
+    from fastconv.integrations import cs231n
+
+    conv_param = {"stride": 1, "pad": (THREE_LAYER["k"] - 1) // 2}
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    return (lambda x, w, b, pad: cs231n.conv_relu_pool_forward(x, w, b, conv_param,
+                                                              pool_param),
+            cs231n.conv_relu_pool_backward, cs231n.affine_relu_forward,
+            cs231n.affine_relu_backward, cs231n.affine_forward, cs231n.affine_backward)
+
+
+def three_layer_loss(params, x, t, layers):
+    """ThreeLayerConvNet.loss(X, y) with ``layers``: (loss, grads), as the assignment's."""
+    conv_f, conv_b, affr_f, affr_b, aff_f, aff_b = layers
+    h1, c1 = conv_f(x, params["W1"], params["b1"], (THREE_LAYER["k"] - 1) // 2)
+    h2, c2 = affr_f(h1, params["W2"], params["b2"])
+    scores, c3 = aff_f(h2, params["W3"], params["b3"])
+    loss, dscores = _softmax_loss(scores, t)
+    grads = {}
+    dh2, grads["W3"], grads["b3"] = aff_b(dscores, c3)
+    dh1, grads["W2"], grads["b2"] = affr_b(dh2, c2)
+    _, grads["W1"], grads["b1"] = conv_b(dh1, c1)
+    return loss, grads
+
+
+def three_layer_flops(N):
+    c = THREE_LAYER
+    conv = 2.0 * N * c["filters"] * c["H"] ** 2 * c["C"] * c["k"] ** 2
+    affine = 2.0 * N * (c["filters"] * (c["H"] // 2) ** 2 * c["hidden"]
+                        + c["hidden"] * c["classes"])
+    return 3 * (conv + affine)
+
+
+def three_layer_case(N=64):
+    """CS231n's ThreeLayerConvNet loss + gradients: the ``numpy`` column runs the
+    assignment's fast-layer algorithm (its im2col compiled: fastconv's), the others
+    :mod:`fastconv.integrations.cs231n` on that backend."""
+    import fastconv as fc
+
+    c = THREE_LAYER
+
+    def inputs(dtype, rng):
+        return dict(x=rng.standard_normal((N, c["C"], c["H"], c["H"])).astype(dtype),
+                    t=rng.integers(0, c["classes"], N), params=_three_layer_params(rng, dtype))
+
+    def make(backend, a):
+        if backend == "numpy":
+            compiled = next((b for b in ("cython", "numba") if b in fc.available_backends()),
+                            None)
+            if compiled is None:
+                raise Unavailable("no compiled backend for the fast layers' im2col")
+            layers = _fast_layers(compiled)
+        else:
+            layers = _integration_layers()
+
+        def step():
+            with fc.use_backend(backend if backend != "numpy" else "auto"):
+                loss, grads = three_layer_loss(a["params"], a["x"], a["t"], layers)
+            return (np.asarray(loss),) + tuple(grads[k] for k in sorted(grads))
+
+        return step
+
+    return Case("cs231n_three_layer", "integration", (),
+                f"ThreeLayerConvNet N={N} loss+grads", inputs, make, None, three_layer_flops(N),
+                note="cs231n_three_layer: numpy column = the assignment's fast layers (compiled "
+                     "im2col + one NumPy GEMM per conv, reshape pooling); others: "
+                     "fastconv.integrations.cs231n")
+
+
 def integration_cases(N=64):
-    """One row per host code base: the small CNN's training step at batch ``N``."""
-    return [_case(host, N) for host in HOSTS]
+    """One row per host code base: the small CNN's training step at batch ``N``; then
+    CS231n's own ThreeLayerConvNet."""
+    return [_case(host, N) for host in HOSTS] + [three_layer_case(N)]

@@ -16,6 +16,44 @@ def _window(op, x, W, stride, pad):
                     v.pair(stride, "stride", op, 1), v.pair(pad, "pad", op, 0), op)
 
 
+def _pointwise(g):
+    """A 1x1 convolution without padding: per image a GEMM over the channels,
+    ``W (FN, C) @ x (C, OH*OW)``, with no im2col (strided: on the subsampled image)."""
+    return g.kh == g.kw == 1 and g.ph == g.pw == 0
+
+
+def _subsample(x, g):
+    xs = x if g.sh == g.sw == 1 else np.ascontiguousarray(x[:, :, ::g.sh, ::g.sw])
+    return xs.reshape(x.shape[0], x.shape[1], g.oh * g.ow)
+
+
+def _pointwise_forward(x, W, b, g, relu):
+    # NumPy's BLAS runs on fastconv's OpenMP threads (kernels/_pool.py): one pool.
+    out = np.matmul(W.reshape(W.shape[0], -1), _subsample(x, g))
+    out += b[:, None]
+    if relu:
+        np.maximum(out, 0, out=out)
+    return out.reshape(x.shape[0], W.shape[0], g.oh, g.ow)
+
+
+def _pointwise_backward(dout, x, W, g, need_dx, relu_out):
+    N, FN = dout.shape[:2]
+    d = dout.reshape(N, FN, -1)
+    if relu_out is not None:
+        d = np.where(relu_out.reshape(d.shape) > 0, d, 0).astype(d.dtype, copy=False)
+    W2 = W.reshape(FN, -1)
+    dW = np.matmul(d, _subsample(x, g).transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
+    db = d.sum(axis=(0, 2))
+    if not need_dx:
+        return None, dW, db
+    dxs = np.matmul(W2.T, d)
+    if g.sh == g.sw == 1:
+        return dxs.reshape(x.shape), dW, db
+    dx = np.zeros_like(x)
+    dx[:, :, ::g.sh, ::g.sw][:, :, :g.oh, :g.ow] = dxs.reshape(N, -1, g.oh, g.ow)
+    return dx, dW, db
+
+
 def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
     """2-D convolution (cross-correlation, as in the book and PyTorch) of a batch of images.
 
@@ -53,7 +91,10 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
     compute, out_dtype = v.dtypes(x, W) if b is None else v.dtypes(x, W, b)
     x, W = v.prepare(x, compute), v.prepare(W, compute)
     b = np.zeros(W.shape[0], compute) if b is None else v.prepare(b, compute)
-    out = _backend.kernels(_backend.resolve(backend), "conv").conv2d(x, W, b, g, bool(relu))
+    name = _backend.resolve(backend)
+    if name != "numpy" and _pointwise(g):
+        return v.restore(out_dtype, _pointwise_forward(x, W, b, g, bool(relu)))
+    out = _backend.kernels(name, "conv").conv2d(x, W, b, g, bool(relu))
     return v.restore(out_dtype, out)
 
 
@@ -111,6 +152,10 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
                       "pass the output of conv2d(..., relu=True) that dout is the gradient of")
         relu_out = v.prepare(relu_out, compute)
     dout, x, W = (v.prepare(a, compute) for a in (dout, x, W))
-    grads = _backend.kernels(_backend.resolve(backend), "conv").conv2d_backward(
+    name = _backend.resolve(backend)
+    if name != "numpy" and _pointwise(g):
+        return v.restore(out_dtype, *_pointwise_backward(dout, x, W, g, bool(need_dx),
+                                                         relu_out))
+    grads = _backend.kernels(name, "conv").conv2d_backward(
         dout, x, W, g, bool(need_dx), relu_out=relu_out)
     return v.restore(out_dtype, *grads)
