@@ -138,3 +138,27 @@ def test_info_says_what_was_done_to_the_threads():
     assert proc.returncode == 0, proc.stderr
     assert "idle OpenMP workers: GOMP_SPINCOUNT=" in proc.stdout
     assert "BLAS threads:" in proc.stdout
+
+
+@needs_cython
+def test_blas_called_inside_a_parallel_region_gets_threads_of_its_own():
+    """A multi-threaded GEMM started inside an OpenMP region (here a Numba prange, on
+    libgomp) cannot have a team there; its jobs, which wait on one another, each get a
+    pthread instead of running in turn (which would deadlock)."""
+    numba = pytest.importorskip("numba")
+    from threadpoolctl import threadpool_limits
+
+    fc.available_backends()
+
+    @numba.njit(parallel=True)
+    def products(a, b, out):
+        for i in numba.prange(out.shape[0]):
+            out[i] = np.dot(a[i], b[i])
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 300, 300))
+    b = rng.standard_normal((2, 300, 300))
+    out = np.empty_like(a)
+    with threadpool_limits(2, user_api="blas"):
+        products(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-10)

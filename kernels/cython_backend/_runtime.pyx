@@ -5,6 +5,7 @@
 cdef extern from *:
     """
     #include <stddef.h>
+    #include <stdlib.h>
     #include <pthread.h>
     typedef void (*fc_blas_job)(int thread, void *job, int arg);
     #ifdef _OPENMP
@@ -26,10 +27,10 @@ cdef extern from *:
        (inside a parallel region, a thread limit, dynamic teams) they get pthreads. */
     static int fc_jobs_on_pthreads(fc_blas_job job, int njobs, size_t size, char *jobs,
                                    int arg) {
-        struct fc_job_thread t[64];
-        pthread_t id[64];
+        struct fc_job_thread *t = malloc((size_t)njobs * sizeof *t);
+        pthread_t *id = malloc((size_t)njobs * sizeof *id);
         int i, started = 1;
-        if (njobs > 64) return -1;
+        if (t == NULL || id == NULL) { free(t); free(id); return -1; }
         for (i = 0; i < njobs; i++) {
             t[i].job = job; t[i].data = jobs + (size_t)i * size; t[i].index = i;
             t[i].arg = arg;
@@ -38,11 +39,11 @@ cdef extern from *:
             if (pthread_create(&id[i], NULL, fc_job_thread_main, &t[i]) != 0) break;
             started++;
         }
-        if (started < njobs) {  /* no thread to be had: run the rest here, in turn */
-            for (i = started; i < njobs; i++) fc_job_thread_main(&t[i]);
-        }
+        /* Where the system refuses a thread, the jobs left run here in turn. */
+        for (i = started; i < njobs; i++) fc_job_thread_main(&t[i]);
         fc_job_thread_main(&t[0]);
         for (i = 1; i < started; i++) pthread_join(id[i], NULL);
+        free(t); free(id);
         return 0;
     }
 
