@@ -234,7 +234,7 @@ def test_nets_rows_cover_the_issues_layers_and_run():
     for net in ("LeNet-5", "CS231n", "VGG", "ResNet-18 stem", "1x1", "s2"):
         assert net in names
     for name, conv in nets.LAYERS:
-        case = nets._conv_case(conv._replace(N=1), backward=True)
+        case = nets.conv_case(conv._replace(N=1), backward=True)
         inputs = case.inputs(np.float32, np.random.default_rng(0))
         want = case.make("numpy", inputs)()
         for backend in fastconv.available_backends():

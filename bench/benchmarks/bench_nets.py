@@ -24,9 +24,9 @@ class NetsConvLayer(Timed):
     def setup(self, backend, layer):
         require(backend)
         from fastconv._bench import Unavailable
-        from fastconv._bench.nets import _conv_case
+        from fastconv._bench.nets import conv_case
 
-        case = _conv_case(LAYERS[layer], backward=True)
+        case = conv_case(LAYERS[layer], backward=True)
         inputs = case.inputs(np.float32, np.random.default_rng(SEED))
         try:
             self.step = case.make_torch(inputs) if backend == "torch" else case.make(backend, inputs)

@@ -34,7 +34,8 @@ Methodology
   ``ATEN_CPU_CAPABILITY``, see ``PEER_ENV``), so an AVX-512 host also measures the AVX2
   path against an AVX2 peer. The header says which levels ran.
 """
-from .cases import Case, Unavailable, build_cases, covered_ops, select
+from .cases import build_cases, covered_ops, select
+from .row import Case, Unavailable
 from .cli import PEER_ENV, add_isa_argument, configure_parser, isa_line, run, run_at_isa
 from .report import legend
 from .timing import time_case

@@ -1,7 +1,6 @@
 """The rows of ``fastconv bench``: one :class:`Case` per kernel and shape of the book's
 DeepConvNet, each with its fixed-seed inputs and a callable per backend (PyTorch's too)."""
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -9,30 +8,8 @@ import fastconv as fc
 from fastconv import functional
 
 from . import deepconvnet
-
-
-class Unavailable(Exception):
-    """A row or a backend cannot run here (PyTorch or a host library absent)."""
-
-
-@dataclass
-class Case:
-    """One row of the table.
-
-    ``make(backend, inputs)`` returns a zero-argument callable whose result is compared
-    with the reference's (``None`` results are not compared); ``make_torch(inputs)``
-    does the same for PyTorch. ``ops`` are the public fastconv ops the row times.
-    """
-
-    kernel: str
-    family: str
-    ops: tuple
-    shape: str
-    inputs: object  # (dtype, rng) -> dict of arrays
-    make: object
-    make_torch: object = None
-    flops: float = None
-    note: str = ""
+from .integrations import integration_cases
+from .row import Case, Unavailable, fmt
 
 
 def _torch():
@@ -46,11 +23,6 @@ def _torch():
 def _tt(torch, a, grad=False):
     t = torch.from_numpy(np.ascontiguousarray(a))
     return t.requires_grad_(True) if grad else t
-
-
-def fmt(shape):
-    """``(100, 16, 28, 28)`` -> ``'100x16x28x28'``."""
-    return "x".join(str(d) for d in shape)
 
 
 # ---- im2col / col2im
@@ -87,7 +59,7 @@ def _im2col_case(conv, backward):
 
 
 # ---- conv
-def _conv_case(conv, backward):
+def conv_case(conv, backward):
     N, C, H, W, FN, k, s, pad = conv
     flops = conv.flops * (3 if backward else 1)
 
@@ -320,7 +292,7 @@ def build_cases(N=100):
     dcn = deepconvnet.shapes(N)
     cases = [_im2col_case(im2col_conv(N), False), _im2col_case(im2col_conv(N), True)]
     for backward in (False, True):
-        cases += [_conv_case(c, backward) for c in dcn.convs]
+        cases += [conv_case(c, backward) for c in dcn.convs]
     for backward in (False, True):
         cases += [_pool_case(p, "max", backward) for p in dcn.pools]
     cases += [_pool_case(dcn.pools[0], "avg", b) for b in (False, True)]
@@ -328,8 +300,6 @@ def build_cases(N=100):
         cases += [_linear_case(lin, backward) for lin in dcn.linears]
     cases.append(_shift_flip_case(dcn.x))
     cases += [_model_case(dcn, True), _model_case(dcn, False)]
-    from .integrations import integration_cases  # imports no host library itself
-
     return cases + integration_cases(64)
 
 

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from .._validation import out_size
-from .cases import Case, Unavailable
+from .row import Case, Unavailable
 
 #: (input channels, filters) of the two 3x3 convolutions, each padded by 1 and followed
 #: by ReLU and a 2x2 max pool; then an affine layer to 10 classes.

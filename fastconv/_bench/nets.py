@@ -8,7 +8,7 @@ at the batch its net trains with, float32.
 import math
 import statistics
 
-from .cases import _conv_case
+from .cases import conv_case
 from .deepconvnet import Conv
 
 #: (net, Conv(N, C, H, W, FN, k, stride, pad)) of every row.
@@ -31,7 +31,7 @@ def build_cases():
     """One ``conv2d+bwd`` row per layer, its shape prefixed by the net."""
     cases = []
     for name, conv in LAYERS:
-        case = _conv_case(conv, backward=True)
+        case = conv_case(conv, backward=True)
         case.shape = f"{name}: {case.shape} {conv.k}x{conv.k} s{conv.stride}"
         cases.append(case)
     return cases

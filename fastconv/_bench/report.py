@@ -7,7 +7,7 @@ import numpy as np
 
 import fastconv
 
-from .cases import fmt
+from .row import fmt
 
 #: Relative errors against the reference above these are listed under the table.
 REL_ERR_NOTE = {"float32": 1e-4, "float64": 1e-10}

@@ -8,7 +8,7 @@ import numpy as np
 
 import fastconv as fc
 
-from .cases import Unavailable
+from .row import Unavailable
 
 #: Seconds slept between two backends' samples, and after a sample of the NumPy
 #: reference, whose OpenBLAS threads keep spinning (see the package docstring).
