@@ -129,7 +129,8 @@ def resolve(backend=None):
 def kernels(backend, family):
     """The kernels of ``family`` (e.g. ``'im2col'``) for a resolved backend: the compiled
     backends' module, or for ``'numpy'`` the reference's adapters with the same entry
-    points and arguments (:mod:`fastconv.reference.kernels`)."""
+    points and arguments (:mod:`fastconv.reference.kernels`; they exist for im2col,
+    conv, pool, fma and augment: elementwise and optim call the reference directly)."""
     if backend == "numpy":
         from .reference import kernels as reference
 

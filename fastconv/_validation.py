@@ -102,8 +102,9 @@ def out_size(size, k, stride, pad):
 class Window(NamedTuple):
     """A checked sliding-window geometry: window, stride, pad and output size.
 
-    Built once per call by :func:`window` at the public boundary; the kernels of every
-    backend take it as it is and recompute nothing.
+    Built once per call by :func:`window` at the public boundary; the compiled kernels
+    take it as it is (the numpy reference's adapters turn it back into the book's
+    stride and pad arguments, from which the reference recomputes the output size).
     """
 
     kh: int

@@ -53,107 +53,8 @@ more than 10% of the wide kernel's products would multiply padding (``real_fract
 ``plan`` applies it and sizes the call (``Plan.pos`` and ``pos_dx`` name the passes
 with filters in vectors), and both backends execute what it returns. A forced
 ``'direct'`` or ``'direct_filters'`` runs every pass with its kernels.
-Measured on DeepConvNet's six convs (batch 100, float32, 2 threads, fused ReLU,
-median of 15; direct vs gemm in ms, forward / backward with dx / backward without dx):
-
-    layer                 Cython direct     Cython gemm        Numba direct      Numba gemm
-    1x28x28 -> 16         0.36/2.62/1.48    0.65/4.59/3.86     0.29/2.55/1.55    0.94/2.43/1.83
-    16x28x28 -> 16        2.46/5.93/3.73    6.68/16.1/9.95     4.33/9.42/5.91    12.8/25.2/10.1
-    16x14x14 -> 32        1.27/3.78/2.63    2.89/7.61/3.66     1.30/3.80/2.53    4.00/6.37/4.55
-    32x14x14 -> 32 p2     2.49/5.59/3.73    6.98/16.2/7.29     2.99/6.98/4.47    9.55/17.7/10.0
-    32x8x8 -> 64          1.64/3.64/2.12    2.62/6.21/4.06     1.89/5.34/3.04    3.61/6.77/4.41
-    64x8x8 -> 64          3.48/8.69/5.36    5.56/11.5/6.67     4.24/9.77/6.02    7.19/13.9/6.14
-
-(Those were taken with the AVX-512 blocks on an AVX-512 host, build with -march=native.)
-At AVX2 direct wins every layer too: ``FASTCONV_ISA=avx2 OPENBLAS_CORETYPE=Haswell
-python bench/conv_blocks.py --algorithm direct|gemm`` (Cython, OpenBLAS held to its AVX2
-kernels, two alternations) summed 91/87 ms direct against 147/151 ms gemm over the six
-convs' forward + backward; the closest layer, 64x8x8 -> 64, took 8.9/8.6 (fwd) and
-14.6/16.9 (bwd) ms direct against 9.9/10.7 and 19.5/22.3 ms gemm.
-
-The only case direct does not win is the first layer's backward *with* dx (C = 1 pads
-to an 8-channel block there), which a network never asks for: the input needs no
-gradient.
-
-direct_filters against direct (Cython, float32, batch 100, 2 threads, fused ReLU,
-medians of 20 taken three times alternated, Zen 5; forward / backward with dx in ms):
-
-    layer (plane: outputs/values)   AVX-512 direct  AVX-512 filters  AVX2 direct  AVX2 filters
-    16x28x28 -> 16 (784/841, 0.93)       -               -           1.77/3.75    1.84/3.93
-    16x14x14 -> 32 (196/225, 0.87)   0.59/1.50       0.70/1.53       1.00/2.14    0.98/2.06
-    32x14x14 -> 32 p2 (256/256, 1)   1.18/2.60       1.39/2.54       2.10/4.28    2.22/4.05
-    32x8x8 -> 64 (64/81, 0.79)       0.78/1.75       0.75/1.47       1.34/2.75    1.14/2.31
-    64x8x8 -> 64 (64/81, 0.79)       1.52/3.49       1.33/2.63       2.63/5.39    2.16/4.32
-
-(AVX-512's 32-filter blocks leave the 16-filter layer out.) On the 8x8 planes the filters
-kernels win everything, forward, dx and dW alike (alone, dW with filters in vectors took
-conv6's backward from 3.49 to 2.78 ms at AVX-512); at 0.87 and above they lost or tied.
-
-That table was taken when the forward block was stored transposed, element by element.
-Stored as it is held and transposed by the compaction, and with the choice made per
-pass, each pass measured on its own (Cython, float32, batch 100, 2 threads, no ReLU,
-medians of 25, three runs, Zen 5, before the tap ranges; forward wide / filters, then
-the backward with dW and dx on wide planes (w) or with filters in vectors (f), ms):
-
-    layer (dx plane)   level    forward           ww     wf     fw     ff
-    16x28x28 -> 16     AVX-512  0.91-0.92 / 1.64-1.66  1.88-2.09  2.62-2.99  2.55-2.86  3.31-3.51
-      (0.93)           AVX2     1.66-1.75 / 1.63-1.87  3.57-3.59  3.47-3.72  3.68-3.73  3.58-4.36
-    16x14x14 -> 32     AVX-512  0.48-0.51 / 0.47-0.51  1.05-1.23  1.39-1.68  0.99-1.03  1.29-1.36
-      (0.87)           AVX2     0.90-0.92 / 0.84-0.88  1.86-1.87  1.81-1.82  1.83-1.90  1.76-1.95
-    32x14x14 -> 32 p2  AVX-512  1.05-1.27 / 1.07-1.13  2.24-2.31  2.02-2.19  2.14-2.18  1.91-1.96
-      (0.77)           AVX2     2.01-2.07 / 2.01-2.17  3.96-4.66  3.67-3.75  4.07-4.25  3.72-4.10
-    32x8x8 -> 64       AVX-512  0.67-0.71 / 0.56       1.56-1.57  1.42-1.45  1.30-1.33  1.17-1.35
-      (0.79)           AVX2     1.29-1.38 / 1.05-1.10  2.66-2.81  2.39-2.56  2.36-2.43  2.16-2.19
-    64x8x8 -> 64       AVX-512  1.35-1.46 / 1.07-1.10  3.14-3.20  2.85-2.92  2.45-2.57  2.18-2.24
-      (0.79)           AVX2     2.41-2.57 / 2.01-2.08  5.19-6.11  4.89-5.63  4.58-4.79  4.02-4.19
-
-Hence dW with filters in vectors at any fraction at AVX-512, below 0.9 at AVX2 and
-SSE (at 0.93 and 1.0 it loses there). The fourth layer's backward shows why per pass:
-its forward fills the plane (256 outputs in 256 values) but its dx does not (196), so
-dx alone goes to filters in vectors.
-
-For the forward and dx the rule first compared the same fill (below 0.9). Once the
-filters kernels' broadcasts were addressed off one base register (``FC_BASE_REGISTER``
-in the Cython kernels; Numba's code had it already), they won where the plane is full
-but the window reads padding, which they skip a window row at a time and the wide
-kernels multiply. Forward with fused ReLU, batch 100, float32, 2 threads, Zen 5, both
-backends in one process, calls interleaved, direct / direct_filters in ms over 2-4 runs:
-
-    pass (fill, real fraction)         level    Cython                  Numba
-    32x14x14 -> 32 p2 (1.0, 0.77)      AVX2     3.17-3.30 / 2.79-3.06   2.92-3.12 / 2.92-3.14
-                                       AVX-512  1.51-1.76 / 1.51-1.76   1.55-1.74 / 1.60-1.80
-    16x28x28 -> 16 (0.93, 0.89)        AVX2     2.58-2.93 / 2.33-2.73   2.53-2.82 / 2.41-2.68
-      its dx alone (backward, dW wide) AVX2     5.11-5.50 / 4.84-5.29   5.16-5.55 / 4.96-5.48
-    32x28x28 -> 32 (0.93, 0.89)        AVX2     9.46-9.77 / 8.64-8.65   9.07-9.36 / 8.85-8.89
-                                       AVX-512  4.92-5.07 / 4.57-4.86   4.92-5.23 / 4.76-4.94
-    1x28x28 -> 16                      AVX2     0.27-0.31 / 0.41-0.43   0.35-0.36 / 0.35-0.36
-    4x28x28 -> 16                      AVX2     0.74 / 0.81             0.78 / 0.77
-    8x28x28 -> 16                      AVX2     1.47 / 1.42             1.45 / 1.37
-
-Hence ``FILTERS_BELOW = 0.9`` on the real fraction (at 0.89 and below the filters
-kernels won or tied) and ``FILTERS_MIN_CHANNELS = 8`` (summing over one or four channels,
-Cython's lost by 9-50% and Numba's tied).
-
-Winograd F(2x2, 3x3) was measured and not kept. A prototype (Cython, the forward only):
-the input packed as four phase planes per channel (rows and columns split by parity),
-the input and output transforms on vectors of tiles, and the 16 products as 16 one-tap
-GEMMs by the wide forward kernel. Its buffers were reused between calls, and each thread
-took chunks of about 4 MB. Measured on DeepConvNet's shapes (batch 100, float32, 2
-threads, fused ReLU, AVX-512, Zen 5), Winograd against the rule, in ms:
-
-    layer     16x28x28->16  16x14x14->32  32x14x14->32 p2  32x8x8->64  64x8x8->64
-    ms        1.39 / 1.09   0.69 / 0.55   1.30 / 1.12      0.79 / 0.66  1.56 / 1.18
-
-With chunks of 512 KiB it was slower still on four layers (up to 2.36 ms on the last).
-Where the time went on 32x14x14 -> 32:
-
-- the GEMMs, 47% (2.25x fewer products, but one tap over C channels per call);
-- the phase-plane pack, 16%;
-- the input transform, 14%;
-- the output transform, 13%.
-
-Each transform moves 16 values per tile and channel through memory. Winning needs
-transforms fused into the GEMM's blocks, as in oneDNN's kernels, which is not built.
+The measurements behind the rule, its thresholds and the block shapes, and the Winograd
+prototype that was not kept: docs/tuning.md, "Convolution plan".
 """
 import functools
 import math
@@ -183,36 +84,7 @@ class Blocks(NamedTuple):
 #: folded into the FMAs); a three-tap dW block dw_f*dw3_c*3 accumulators, dw3_c*3 input
 #: vectors and one vector of dout (loaded one filter at a time).
 #:
-#: - avx512 (32 registers): 24 + 3 + 1 forward, 24 + 6 + 1 dW; the shapes tuned before
-#:   the levels existed (see the table above).
-#: - avx2 (16 registers): the AVX-512 shapes spill here (24 accumulators). Measured with
-#:   ``FASTCONV_ISA=avx2 python bench/conv_blocks.py`` (Cython, six convs' forward +
-#:   backward summed, 2 threads, float32, batch 100, on an AVX-512 host (Sapphire
-#:   Rapids) forced to AVX2; the host is noisy, so candidates were alternated in one
-#:   sitting): fwd 8x3 / dW 4x2x3 (the AVX-512 shapes) 108 ms; fwd 4x3 / dW 2x2x3
-#:   99-104 ms; fwd 4x3 / dW 4x1x3 79-82 ms; fwd 6x2 / dW 4x1x3 68-101 ms, and in
-#:   alternation with 4x3: 101/85/101 against 90/91/99 (2 threads) and 178/191/167/167
-#:   against 146/181/116/165 ms (1 thread). 4x3 (oneDNN's AVX2 direct kernel keeps 12
-#:   accumulators too, 3 positions x 4 vectors of channels) and 4x1x3 are kept.
-#: - sse (16 registers, no FMA: a product needs a temporary): fwd 4x2 (12 registers)
-#:   against 4x3 (17, one spill) alternated three times: 163/213/159 against
-#:   160/256/192 ms; 4x2 kept. dW as avx2.
-#:
-#: The direct_filters blocks keep fv_p*fv_f accumulators, fv_f vectors of filters (dW:
-#: of dout) and one broadcast input. Measured on conv6's forward (100x64x8x8 -> 64, Cython,
-#: 2 threads, median of 20, Zen 5, alternated with the wide kernel in one sitting):
-#:
-#: - avx512: 2x8 1.20 ms (wide: 1.39), 2x12 1.19, 4x6 1.30 (wide 1.51 in that sitting),
-#:   4x4 1.35 (wide 1.40). 2x8 kept: as fast as 2x12 with 8 index registers, not 12, and
-#:   32 filters a block, so the 32-filter layers qualify too.
-#: - avx2 (forced on the same host): 2x6 2.07-2.16 ms (wide 2.55-2.65); 4x3 4.27 (17
-#:   registers: spills); 1x12 2.87. 2x6 kept.
-#: - sse: 2x4 (8 accumulators, 2 vectors of filters, the broadcast and a product),
-#:   by the register count; not measured.
-#:
-#: The one-filter blocks (``one_v`` vectors, ``ONE_BELOW``) on a forward 16x28x28 -> 1
-#: (Cython, 2 threads, Zen 5): 8 and 12 vectors alike at AVX-512 (0.224/0.223 ms), 8
-#: and 6 alike at AVX2 (0.269/0.270), 6 ahead of 4 at SSE (0.386/0.426).
+#: Why these shapes per level, with the measurements: docs/tuning.md, "Block shapes".
 BLOCKS = {
     "sse": Blocks(16, 4, 2, 4, 2, 1, 2, 4, 6),
     "avx2": Blocks(32, 4, 3, 4, 2, 1, 2, 6, 8),
@@ -295,12 +167,7 @@ def use_filters(plane, real, real_dx, outputs, FN, C, filters, backward, level):
 
 #: Output channels below which the forward/dx kernel runs blocks of one filter
 #: (``one_v`` vectors) instead of ``fwd_f`` filters, whose rows past the real channels
-#: are computed and dropped. Measured (Cython, batch 100, float32, 2 threads, Zen 5;
-#: forward 16x28x28 -> c and backward with dx c x 28x28 -> 16, ms, fwd_f blocks against
-#: one-filter blocks): c = 1: 0.50/0.22 and 0.65/0.37 at AVX-512, 0.49/0.27 and
-#: 0.65/0.42 at AVX2, 1.49/0.43 and 2.01/0.92 at SSE; c = 2: 0.50/0.35, 0.49/0.43,
-#: 1.47/0.73 (forward); c = 3: 0.51/0.47 at AVX-512, 0.49/0.59 at AVX2 (lost), 1.51/1.05
-#: at SSE; c = 4: 0.51/0.63 at AVX-512 (lost).
+#: are computed and dropped (docs/tuning.md, "One-filter blocks").
 ONE_BELOW = {"sse": 4, "avx2": 3, "avx512": 4}
 
 

@@ -1,6 +1,9 @@
-"""The reference behind the kernel interface: the entry points and arguments of the
-compiled families (``kernels/<backend>_backend/<family>``), so that every public op runs
-validate -> resolve -> ``kernels(backend, family).op(...)`` whatever the backend.
+"""The reference behind the kernel interface: the entry points and arguments of five of
+the compiled families (``kernels/<backend>_backend/<family>``: im2col, conv, pool, fma,
+augment), so that their public ops run validate -> resolve ->
+``kernels(backend, family).op(...)`` whatever the backend. The elementwise and optim
+families have no adapters here: their wrappers call the reference themselves when the
+backend is ``'numpy'`` (``functional/elementwise.py``, ``optim.py``).
 
 Each family is a namespace of thin adapters over the book-signature functions of this
 package: they take the checked :class:`fastconv._validation.Window` and return fresh

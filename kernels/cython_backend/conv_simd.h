@@ -1,7 +1,7 @@
 /* Register-blocked convolution kernels for conv.pyx's 'direct' algorithm (stride 1),
  * compiled once per instruction-set level and chosen at run time.
  *
- * Both kernels work on "wide" planes: a padded image (Hp, Wp) is stored flat, so the
+ * The wide kernels work on "wide" planes: a padded image (Hp, Wp) is stored flat, so the
  * window tap (ky, kx) of output position q = oy*Wp + ox reads the input at q + ky*Wp + kx,
  * a contiguous shifted load for every tap. Positions with ox >= OW are computed and
  * thrown away (the caller compacts them); this costs (Wp - OW) / Wp of the work and buys

@@ -44,7 +44,7 @@ def lanes(itemsize):
 
 
 class Vector(types.Type):
-    """A 64-byte SIMD vector of ``dtype``."""
+    """A SIMD vector of ``dtype``, ``VBYTES`` wide: the width of the level in force."""
 
     def __init__(self, dtype):
         self.dtype = dtype
