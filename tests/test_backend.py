@@ -130,6 +130,7 @@ def _run(code, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env)
 
 
+@pytest.mark.slow
 def test_environment_variables():
     r = _run("import fastconv as fc; print(fc.get_backend(), fc.get_num_threads())",
              FASTCONV_BACKEND="numpy", FASTCONV_NUM_THREADS="1")
@@ -137,11 +138,13 @@ def test_environment_variables():
     assert r.stdout.split() == ["numpy", "1"]
 
 
+@pytest.mark.slow
 def test_bad_environment_variable_is_explained():
     r = _run("import fastconv", FASTCONV_BACKEND="gpu")
     assert r.returncode != 0 and "FASTCONV_BACKEND" in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_cython_extension_leaves_numba_working():
     """With the compiled extension unimportable, 'cython' disappears and says how to rebuild."""
     code = """
@@ -167,6 +170,7 @@ print(fc._backend.resolve("auto"), col.shape)
     assert r.stdout.split()[0] in ("numba", "numpy")
 
 
+@pytest.mark.slow
 def test_unbuilt_source_tree_fails_at_import_with_the_fix(tmp_path):
     """A fastconv/ without its kernels (a checkout that was never installed, shadowing
     the installed package) fails at `import fastconv`, saying what to run."""

@@ -56,6 +56,7 @@ def test_public_kernels_found():
     assert {"im2col", "col2im"} <= set(public_kernels())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["time", "peakmem", "track_speedup", "track_error"])
 def test_every_public_kernel_has_asv_benchmarks(kind):
     have = asv_methods()
@@ -85,6 +86,7 @@ def test_unknown_kernel_is_an_error(capsys):
     assert "no row matches" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_quick_im2col_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
@@ -253,6 +255,7 @@ def test_nets_summary_reports_geometric_mean_and_largest():
     assert "no PyTorch" in nets.summary([dict(shape="a")])[0]
 
 
+@pytest.mark.slow
 def test_neighbours_rows_measure_every_pair():
     """One worker process's rows (2 pairs each): every op x neighbour x order, with
     positive times, and the table derives the ratio from them."""

@@ -48,6 +48,7 @@ def train(idx_dir, out, *extra):
     assert cli.main(argv) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "evaluate"])
 def test_help(command):
     res = subprocess.run([sys.executable, "-m", "fastconv", command, "--help"],

@@ -26,6 +26,8 @@ from fastconv import cli, layers
 from fastconv.distributed import _shard_draws, _ShardedDraws, shard_bounds
 from fastconv.models import DeepConvNet
 
+pytestmark = pytest.mark.slow  # MPI jobs
+
 SCRIPT = Path(__file__).parent / "mpi_scripts" / "dp_cases.py"
 RANKS = 2
 TIMEOUT = 300        # seconds for one mpiexec run; CI's 2 cores are shared

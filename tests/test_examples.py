@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the examples in child processes
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -344,6 +344,7 @@ def test_bad_dout_and_cache_are_refused():
 
 # --------------------------------------------------------------------------- imports
 
+@pytest.mark.slow
 def test_import_rules_of_the_integrations():
     """``import fastconv`` (and its integrations package, cs231n, testing) imports no host
     library, and an integration whose host is missing names the extra to install."""

@@ -14,6 +14,8 @@ from fastconv._kernels import _conv_plan, _isa
 
 from conftest import COMPILED
 
+pytestmark = pytest.mark.slow  # per-level runs in child processes
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = _isa.host_levels()
 

@@ -348,6 +348,7 @@ def _report_calls(request):
         manager.register(_CallReport(), "fastconv-malformed-calls")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("op", OPS)
 def test_malformed_calls_raise_type_or_value_error(op, backend):
@@ -374,6 +375,7 @@ def test_battery_covers_every_public_op():
     assert set(OPS) == set(functional.__all__)
 
 
+@pytest.mark.slow
 def test_a_crash_in_the_child_is_reported():
     """Control: a child dying of a signal is reported, naming the call it was running."""
     code = ("import ctypes, json; print('START', json.dumps(['conv2d', 'the call']), "

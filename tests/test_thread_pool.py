@@ -80,6 +80,7 @@ def test_concurrent_matmuls_from_python_threads():
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-9)
 
 
+@pytest.mark.slow
 @needs_cython
 def test_forked_child_gets_its_blas_threads_back():
     """After the parent ran BLAS on OpenMP's team, a forked child's matmul runs on
@@ -98,6 +99,7 @@ def test_forked_child_gets_its_blas_threads_back():
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
 
 
+@pytest.mark.slow
 def test_spin_count_set_before_libgomp_loads():
     proc = _child("import os, fastconv as fc; from fastconv._kernels import _pool\n"
                   "print(os.environ.get('GOMP_SPINCOUNT')); print(_pool.status()[0])")
@@ -106,6 +108,7 @@ def test_spin_count_set_before_libgomp_loads():
     assert "set by fastconv" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("var,value", [("OMP_WAIT_POLICY", "active"), ("GOMP_SPINCOUNT", "5")])
 def test_the_users_openmp_setting_wins(var, value):
     proc = _child("import os, fastconv as fc; from fastconv._kernels import _pool\n"
@@ -117,6 +120,7 @@ def test_the_users_openmp_setting_wins(var, value):
     assert f"set by the user: {var}={value}" in second
 
 
+@pytest.mark.slow
 def test_separate_leaves_the_pools_alone():
     proc = _child("import os, fastconv as fc; fc.available_backends()\n"
                   "from fastconv._kernels import _pool\n"
@@ -127,12 +131,14 @@ def test_separate_leaves_the_pools_alone():
     assert "FASTCONV_THREAD_POOL=separate" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_bad_mode_names_the_variable():
     proc = _child("import fastconv", FASTCONV_THREAD_POOL="bogus")
     assert proc.returncode != 0
     assert "FASTCONV_THREAD_POOL='bogus' is not one of ('shared', 'separate')" in proc.stderr
 
 
+@pytest.mark.slow
 def test_info_says_what_was_done_to_the_threads():
     proc = _child("from fastconv._info import describe; print('\\n'.join(describe()))")
     assert proc.returncode == 0, proc.stderr
@@ -140,6 +146,7 @@ def test_info_says_what_was_done_to_the_threads():
     assert "BLAS threads:" in proc.stdout
 
 
+@pytest.mark.slow
 @needs_cython
 def test_blas_called_inside_a_parallel_region_gets_threads_of_its_own():
     """A multi-threaded GEMM started inside an OpenMP region (here a Numba prange, on

@@ -552,6 +552,7 @@ CASE_NAMES = (list(crafted_pickles(Path("d"), Path("m"))) + list(crafted_idx())
 assert len(set(CASE_NAMES)) == len(CASE_NAMES), "two crafted files of one name"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_crafted_file(crafted, name):
     """Refused with the expected ValueError naming the file (or loaded, where the file is
@@ -575,6 +576,7 @@ def test_crafted_file(crafted, name):
         f"peak allocation {result['peak']} bytes for a file of {size}")
 
 
+@pytest.mark.slow
 def test_crafted_valid_loads_are_plain(crafted):
     """Where a crafted file loads, it gives plain arrays: the flags of a pickled dtype are
     not taken from the file; the empty IDX array has the declared shape."""
@@ -583,6 +585,7 @@ def test_crafted_valid_loads_are_plain(crafted):
     assert crafted["results"]["0 x 2**32-1 images"]["value"] == ["|u1", [0, 2**32 - 1], False]
 
 
+@pytest.mark.slow
 def test_gzip_bombs_are_refused_quickly(crafted):
     """A bomb is refused after decompressing about one chunk past its header, not its
     GiBs (decompressing 4 GiB takes seconds at any speed); detect_kind stops after the
@@ -605,6 +608,7 @@ FUZZ = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source, kind, loader, count", FUZZ,
                          ids=[f[0].split("/")[-1] for f in FUZZ])
 def test_fuzz_real_files(tmp_path, source, kind, loader, count):
