@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from fastconv.functional.augment import erase, shift_flip
 from fastconv.reference.augment import shift_flip as shift_flip_ref
 
-from conftest import BACKENDS, COMPILED
+from _support import BACKENDS, COMPILED
 
 
 def test_reference_by_hand():

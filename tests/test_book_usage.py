@@ -12,7 +12,7 @@ from fastconv import layers as L
 from fastconv.models import SimpleConvNet
 from fastconv.reference import layers as R
 
-from conftest import BACKENDS, TOL, assert_close
+from _support import BACKENDS, TOL, assert_close
 
 DTYPES = [np.float32, np.float64]
 #: The book's constant inside the log of cross_entropy_error.

@@ -11,7 +11,7 @@ import pytest
 from fastconv import cli
 from fastconv.models import DeepConvNet
 
-from conftest import shared_data_path
+from _support import shared_data_path
 
 
 def write_idx(path, array):

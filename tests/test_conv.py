@@ -10,7 +10,7 @@ from fastconv import _backend
 from fastconv import reference as ref
 from fastconv._kernels import _conv_plan, _isa
 
-from conftest import BACKENDS, COMPILED, TOL, assert_sum_close, numeric_grad
+from _support import BACKENDS, COMPILED, TOL, assert_sum_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 ALGORITHMS = list(_conv_plan.ALGORITHMS)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data_path
+from _support import shared_data_path
 
 from fastconv import datasets
 from fastconv.datasets import load_mnist, read_idx

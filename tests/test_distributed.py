@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EPS, TINY_DEEPCONVNET
+from _support import EPS, TINY_DEEPCONVNET
 
 from fastconv import cli, layers
 from fastconv.distributed import _shard_draws, _ShardedDraws, shard_bounds

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import fastconv as fc
 from fastconv import reference as ref
 
-from conftest import BACKENDS, COMPILED, assert_close, assert_sum_close, numeric_grad
+from _support import BACKENDS, COMPILED, assert_close, assert_sum_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 

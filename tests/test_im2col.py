@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import fastconv as fc
 from fastconv import reference as ref
 
-from conftest import BACKENDS, COMPILED, TOL, assert_close
+from _support import BACKENDS, COMPILED, TOL, assert_close
 
 DTYPES = [np.float32, np.float64]
 

@@ -14,7 +14,7 @@ import fastconv as fc  # noqa: E402
 from fastconv.integrations import autograd as fa  # noqa: E402
 from fastconv.testing import assert_close, check_grad  # noqa: E402
 
-from conftest import BACKENDS  # noqa: E402
+from _support import BACKENDS  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 

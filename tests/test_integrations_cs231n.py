@@ -12,7 +12,7 @@ import fastconv as fc
 from fastconv.integrations import cs231n
 from fastconv.testing import assert_close, assert_matches_reference, check_grad
 
-from conftest import BACKENDS
+from _support import BACKENDS
 
 DTYPES = [np.float32, np.float64]
 

@@ -18,7 +18,7 @@ from fastconv import reference as ref  # noqa: E402
 from fastconv.integrations import mygrad as fm  # noqa: E402
 from fastconv.testing import assert_close, check_grad  # noqa: E402
 
-from conftest import BACKENDS  # noqa: E402
+from _support import BACKENDS  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 

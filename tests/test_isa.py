@@ -12,7 +12,7 @@ import pytest
 import fastconv as fc
 from fastconv._kernels import _conv_plan, _isa
 
-from conftest import COMPILED
+from _support import COMPILED
 
 pytestmark = pytest.mark.slow  # per-level runs in child processes
 

@@ -7,7 +7,7 @@ import pytest
 
 from fastconv import _backend
 
-from conftest import COMPILED
+from _support import COMPILED
 
 
 def _entry_points(module):

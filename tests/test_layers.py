@@ -10,7 +10,7 @@ from fastconv import optim
 from fastconv.functional import elementwise as ew
 from fastconv.reference import layers as R
 
-from conftest import BACKENDS, TOL, assert_close, numeric_grad
+from _support import BACKENDS, TOL, assert_close, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 

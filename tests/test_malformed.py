@@ -288,7 +288,7 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402
 
-from conftest import BACKENDS  # noqa: E402
+from _support import BACKENDS  # noqa: E402
 
 #: Calls tried, per (op, backend).
 CALLS = collections.Counter()

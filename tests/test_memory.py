@@ -26,7 +26,7 @@ import pytest
 import fastconv as fc
 from fastconv import models, optim
 
-from conftest import COMPILED, TINY_DEEPCONVNET
+from _support import COMPILED, TINY_DEEPCONVNET
 
 #: Iterations before measuring (allocator pools, caches) and measured.
 WARMUP, CALLS = 300, 2000

@@ -8,7 +8,7 @@ import pytest
 from fastconv.models import DeepConvNet, SimpleConvNet
 
 # Not 28x28, so the messages are seen to use the net's own input_dim.
-from conftest import TINY_DEEPCONVNET as SMALL_DEEP
+from _support import TINY_DEEPCONVNET as SMALL_DEEP
 
 SMALL_SIMPLE = dict(conv_param={'filter_num': 2, 'filter_size': 5, 'pad': 0, 'stride': 1},
                     hidden_size=4)

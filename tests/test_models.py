@@ -13,7 +13,7 @@ from fastconv.layers import Convolution, Dropout
 from fastconv.models import DeepConvNet, SimpleConvNet
 from fastconv.optim import Adam
 
-from conftest import BACKENDS, TINY_DEEPCONVNET as TINY, centered_difference, shared_data_path
+from _support import BACKENDS, TINY_DEEPCONVNET as TINY, centered_difference, shared_data_path
 
 PRETRAINED = ("pretrained", "deep_convnet_params.pkl")
 

@@ -8,7 +8,7 @@ import pytest
 import fastconv as fc
 from fastconv import optim
 
-from conftest import BACKENDS, COMPILED
+from _support import BACKENDS, COMPILED
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-6, atol=1e-7), np.float64: dict(rtol=1e-12, atol=1e-14)}

@@ -5,8 +5,8 @@ drawn by hypothesis; and the dtypes each op refuses.
 
 The reference runs in float64 on the same values, its result cast to the dtype the op
 returns: copies (im2col, max pooling, shift_flip) must match it exactly, sums within
-:func:`conftest.assert_sum_close` for their number of terms. How many examples run is set
-by the hypothesis profile (``FASTCONV_HYPOTHESIS_PROFILE``, see conftest.py); the
+:func:`_support.assert_sum_close` for their number of terms. How many examples run is set
+by the hypothesis profile (``FASTCONV_HYPOTHESIS_PROFILE``, see _support.py); the
 examples that passed, per op, are printed in pytest's terminal summary.
 """
 import collections
@@ -23,7 +23,7 @@ from fastconv import reference as ref
 from fastconv.functional import shift_flip
 from fastconv.reference.augment import shift_flip as shift_flip_ref
 
-from conftest import BACKENDS, HYPOTHESIS_PROFILE, assert_sum_close
+from _support import BACKENDS, HYPOTHESIS_PROFILE, assert_sum_close
 
 FLOATS = (np.float16, np.float32, np.float64)
 LAYOUTS = ("C", "F", "reversed", "strided")

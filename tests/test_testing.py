@@ -10,7 +10,7 @@ from fastconv import layers
 from fastconv.testing import (assert_close, assert_matches_reference,
                               check_grad, tolerance)
 
-from conftest import BACKENDS, COMPILED
+from _support import BACKENDS, COMPILED
 
 
 def _data(shape, dtype=np.float64, seed=0):
@@ -20,7 +20,7 @@ def _data(shape, dtype=np.float64, seed=0):
 # --------------------------------------------------------------------------- assert_close
 
 def test_sum_tolerance_grows_with_the_terms():
-    """The AVX2 case of conftest.assert_sum_close: a 1024-term float32 sum in a row
+    """The AVX2 case of _support.assert_sum_close: a 1024-term float32 sum in a row
     reaching 50 may differ in the 6th digit."""
     expected = np.array([50.0, 0.3163093], np.float32)
     actual = np.array([50.0, 0.3163041], np.float32)

@@ -14,7 +14,7 @@ import pytest
 import fastconv as fc
 from fastconv._kernels import _pool
 
-from conftest import COMPILED
+from _support import COMPILED
 
 needs_cython = pytest.mark.skipif("cython" not in COMPILED, reason="the callback is in the "
                                   "Cython extension, which is not built here")

@@ -14,7 +14,7 @@ import fastconv as fc
 from fastconv import optim
 from fastconv import reference as ref
 
-from conftest import BACKENDS, COMPILED, assert_close, assert_sum_close
+from _support import BACKENDS, COMPILED, assert_close, assert_sum_close
 
 #: 8 is more than the images of every conv, pool and im2col case here (5 at most), the
 #: rows of the small linear cases and the optimizers' chunks (Cython's: 8192 elements

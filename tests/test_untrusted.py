@@ -173,7 +173,7 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402
 
-from conftest import shared_data_path  # noqa: E402
+from _support import shared_data_path  # noqa: E402
 
 
 def run_child(args, timeout):
