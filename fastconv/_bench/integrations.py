@@ -185,16 +185,24 @@ def _cs231n_sandwich_fastconv():
             cs231n.affine_backward)
 
 
+def _loss_and_grads(params, x, t, layers):
+    """CS231n's layer-API net: ``layers`` are (forward, backward) pairs, layer i with
+    parameters ``W{i}``, ``b{i}``, then the softmax loss; returns (loss, grads)."""
+    h, caches = x, []
+    for i, (forward, _) in enumerate(layers, 1):
+        h, cache = forward(h, params[f"W{i}"], params[f"b{i}"])
+        caches.append(cache)
+    loss, d = _softmax_loss(h, t)
+    grads = {}
+    for i in range(len(layers), 0, -1):
+        d, grads[f"W{i}"], grads[f"b{i}"] = layers[i - 1][1](d, caches[i - 1])
+    return loss, grads
+
+
 def _cs231n_step(params, x, t, sandwich):
     forward, backward, affine_forward, affine_backward = sandwich
-    h1, c1 = forward(x, params["W1"], params["b1"])
-    h2, c2 = forward(h1, params["W2"], params["b2"])
-    scores, c3 = affine_forward(h2, params["W3"], params["b3"])
-    loss, dscores = _softmax_loss(scores, t)
-    grads = {}
-    dh2, grads["W3"], grads["b3"] = affine_backward(dscores, c3)
-    dh1, grads["W2"], grads["b2"] = backward(dh2, c2)
-    _, grads["W1"], grads["b1"] = backward(dh1, c1)
+    loss, grads = _loss_and_grads(params, x, t, [(forward, backward), (forward, backward),
+                                                 (affine_forward, affine_backward)])
     _sgd(params, grads)
     return loss
 
@@ -419,15 +427,9 @@ def _integration_layers():
 def three_layer_loss(params, x, t, layers):
     """ThreeLayerConvNet.loss(X, y) with ``layers``: (loss, grads), as the assignment's."""
     conv_f, conv_b, affr_f, affr_b, aff_f, aff_b = layers
-    h1, c1 = conv_f(x, params["W1"], params["b1"], (THREE_LAYER["k"] - 1) // 2)
-    h2, c2 = affr_f(h1, params["W2"], params["b2"])
-    scores, c3 = aff_f(h2, params["W3"], params["b3"])
-    loss, dscores = _softmax_loss(scores, t)
-    grads = {}
-    dh2, grads["W3"], grads["b3"] = aff_b(dscores, c3)
-    dh1, grads["W2"], grads["b2"] = affr_b(dh2, c2)
-    _, grads["W1"], grads["b1"] = conv_b(dh1, c1)
-    return loss, grads
+    pad = (THREE_LAYER["k"] - 1) // 2
+    return _loss_and_grads(params, x, t, [(lambda h, w, b: conv_f(h, w, b, pad), conv_b),
+                                          (affr_f, affr_b), (aff_f, aff_b)])
 
 
 def three_layer_flops(N):
