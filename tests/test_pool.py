@@ -380,3 +380,26 @@ def test_avg_pool_backward_rejects(change, err, match):
     kwargs.update(change)
     with pytest.raises(err, match=match):
         fc.avg_pool2d_backward(**kwargs)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("W", [4, 5, 34])
+def test_max_pool_2x2_every_window_of_ties_and_nan(backend, dtype, W):
+    """Every 2x2 window of values from {0, 1, NaN} (81 of them), laid side by side in
+    rows of ``W`` columns (odd: a last column in no window; 34: long rows, the vectorized
+    float32 pass), against the reference: the first maximum in row-major order wins,
+    the first NaN beats everything."""
+    import itertools
+
+    cells = np.array(list(itertools.product([0.0, 1.0, np.nan], repeat=4)), dtype)
+    per_row = W // 2
+    rows = -(-len(cells) // per_row)
+    x = np.full((1, 1, 2 * rows, W), -5.0, dtype)
+    for k, (a, b, c, d) in enumerate(cells):
+        oy, ox = divmod(k, per_row)
+        x[0, 0, 2 * oy:2 * oy + 2, 2 * ox:2 * ox + 2] = [[a, b], [c, d]]
+    out, arg = fc.max_pool2d(x, 2, 2, 2, backend=backend)
+    want, want_arg = ref.max_pool2d(x, 2, 2, 2)
+    np.testing.assert_array_equal(arg, want_arg)
+    np.testing.assert_array_equal(out, want)
