@@ -35,7 +35,6 @@ _SETTERS = ("openblas_set_threads_callback_function",
 _lock = threading.Lock()
 _shared = {}  # OpenBLAS file path -> its setter (ctypes function), callback installed
 _spin = None  # what configure_openmp found or did, for status()
-_fork_hook = []  # True once os.register_at_fork has our handler
 
 
 def mode():
@@ -100,16 +99,15 @@ def share_blas():
             setter.restype = None
             setter(address)
             _shared[lib.filepath] = setter
-        if _shared and not _fork_hook:
-            os.register_at_fork(after_in_child=_unshare_in_child)
-            _fork_hook.append(True)
-
 
 
 def _unshare_in_child():
     for setter in _shared.values():
         setter(None)
     _shared.clear()
+
+
+os.register_at_fork(after_in_child=_unshare_in_child)  # a no-op while nothing is shared
 
 
 def status():

@@ -29,10 +29,8 @@ class NeighbourPair(Tracked):
         from fastconv._bench import neighbours
 
         rng = np.random.default_rng(0)
-        f, nb = neighbours._op(op, backend, rng), neighbours._neighbour(numpy, rng)
-        first, second = (f, nb) if order == neighbours.ORDERS[0] else (nb, f)
-        f(), nb()
-        alone = neighbours._median_call(f, 20) + neighbours._median_call(nb, 20)
-        return neighbours._median_call(lambda: (first(), second()), 20) / alone
+        alone_op, alone_nb, pair = neighbours.pair_times(
+            neighbours._op(op, backend, rng), neighbours._neighbour(numpy, rng), order, 20)
+        return pair / (alone_op + alone_nb)
 
     track_pair_over_sum.unit = "x"

@@ -70,6 +70,15 @@ def _median_call(fn, n):
     return statistics.median(times)
 
 
+def pair_times(op, nb, order, pairs):
+    """(op alone, neighbour alone, the two in ``order``): medians of ``pairs`` calls in
+    seconds, after one warm-up call of each."""
+    first, second = (op, nb) if order == ORDERS[0] else (nb, op)
+    op(), nb()
+    return (_median_call(op, pairs), _median_call(nb, pairs),
+            _median_call(lambda: (first(), second()), pairs))
+
+
 def measure(backend, pairs, threads):
     """Every row for ``backend`` in this process: {(op, neighbour, order): (op s,
     neighbour s, pair s)}, each a median of ``pairs`` calls."""
@@ -83,11 +92,7 @@ def measure(backend, pairs, threads):
         for name in NEIGHBOURS:
             nb = _neighbour(name, rng)
             for order in ORDERS:
-                first, second = (op, nb) if order == ORDERS[0] else (nb, op)
-                op(), nb()
-                alone_op, alone_nb = _median_call(op, pairs), _median_call(nb, pairs)
-                pair = _median_call(lambda: (first(), second()), pairs)
-                out["|".join((label, name, order))] = (alone_op, alone_nb, pair)
+                out["|".join((label, name, order))] = pair_times(op, nb, order, pairs)
     return out
 
 

@@ -41,16 +41,15 @@ def _pointwise_backward(dout, x, W, g, need_dx, relu_out):
     d = dout.reshape(N, FN, -1)
     if relu_out is not None:
         d = np.where(relu_out.reshape(d.shape) > 0, d, 0).astype(d.dtype, copy=False)
-    W2 = W.reshape(FN, -1)
     dW = np.matmul(d, _subsample(x, g).transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)
     db = d.sum(axis=(0, 2))
     if not need_dx:
         return None, dW, db
-    dxs = np.matmul(W2.T, d)
+    dxs = np.matmul(W.reshape(FN, -1).T, d)
     if g.sh == g.sw == 1:
         return dxs.reshape(x.shape), dW, db
     dx = np.zeros_like(x)
-    dx[:, :, ::g.sh, ::g.sw][:, :, :g.oh, :g.ow] = dxs.reshape(N, -1, g.oh, g.ow)
+    dx[:, :, ::g.sh, ::g.sw] = dxs.reshape(N, -1, g.oh, g.ow)  # 1x1, no pad: OH = ceil(H/sh)
     return dx, dW, db
 
 
