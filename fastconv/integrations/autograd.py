@@ -1,4 +1,4 @@
-"""fastconv's ops as HIPS autograd primitives (``pip install fastconv[autograd]``).
+"""fastconv's ops as HIPS autograd primitives (``pip install "fastconv[autograd]"``).
 
 autograd has no convolution or pooling of its own; a net written with ``autograd.numpy``
 slices and ``tensordot`` runs them at NumPy speed, forward and backward. With this

@@ -1,7 +1,7 @@
-"""fastconv's ops as MyGrad operations (``pip install fastconv[mygrad]``).
+"""fastconv's ops as MyGrad operations (``pip install "fastconv[mygrad]"``).
 
 MyGrad's ``mygrad.nnet.conv_nd`` and ``max_pool`` work on sliding-window views of the
-input in NumPy. These ops take and return ``mygrad.Tensor``s inside a MyGrad graph and
+input in NumPy. These ops take and return ``mygrad.Tensor`` objects inside a MyGrad graph and
 run fastconv's kernels forward and backward::
 
     import mygrad as mg
