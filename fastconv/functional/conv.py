@@ -73,6 +73,21 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
     out : ndarray of shape (N, FN, OH, OW)
         ``OH = (H + 2*pad_h - KH) // stride_h + 1``, likewise ``OW``; dtype
         ``np.result_type(x, W, b)`` (float16 is computed in float32 and cast back).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> W = np.ones((2, 1, 3, 3), np.float32)
+    >>> out = fc.conv2d(x, W, np.array([0, -50], np.float32), pad=1, relu=True)
+    >>> out.shape, out.dtype
+    ((1, 2, 4, 4), dtype('float32'))
+    >>> out[0, 1]                            # the second filter's sums less 50, ReLU'd
+    array([[ 0.,  0.,  0.,  0.],
+           [ 0.,  0.,  4.,  0.],
+           [ 1., 31., 40., 13.],
+           [ 0., 16., 22.,  0.]], dtype=float32)
     """
     op = "conv2d"
     x = v.check_array(x, "x", op, ndim=4)
@@ -133,6 +148,19 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
     zeros of ``dout`` between outputs by neighbouring input values, ``0 * inf``); their
     results are checked and such a call is recomputed by im2col + GEMM, which gives the
     reference's values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> W = np.ones((2, 1, 3, 3), np.float32)
+    >>> out = fc.conv2d(x, W, np.array([0, -50], np.float32), pad=1, relu=True)
+    >>> dx, dW, db = fc.conv2d_backward(np.ones_like(out), x, W, pad=1, relu_out=out)
+    >>> dx.shape, dW.shape
+    ((1, 1, 4, 4), (2, 1, 3, 3))
+    >>> db                                   # 16 outputs, 7 of the second filter's above 0
+    array([16.,  7.], dtype=float32)
     """
     op = "conv2d_backward"
     dout = v.check_array(dout, "dout", op, ndim=4)

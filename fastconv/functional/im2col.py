@@ -33,6 +33,17 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0, *, out=None, backend
     -------
     col : ndarray of shape (N*OH*OW, C*filter_h*filter_w)
         The book's layout; the dtype is ``input_data``'s (the book always returns float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> fc.im2col(x, 2, 2, stride=2)         # one row per window, float32 kept
+    array([[ 0.,  1.,  4.,  5.],
+           [ 2.,  3.,  6.,  7.],
+           [ 8.,  9., 12., 13.],
+           [10., 11., 14., 15.]], dtype=float32)
     """
     op = "im2col"
     x = v.check_array(input_data, "input_data", op, ndim=4)
@@ -65,6 +76,17 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0, *, out=None, b
     Returns
     -------
     ndarray of shape ``input_shape``, dtype of ``col``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> col = np.ones((9, 4), np.float32)     # the nine 2x2 windows of a 4x4 image, stride 1
+    >>> fc.col2im(col, (1, 1, 4, 4), 2, 2)[0, 0]    # how many windows cover each pixel
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]], dtype=float32)
     """
     op = "col2im"
     c = v.check_array(col, "col", op, ndim=2)

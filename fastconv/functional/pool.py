@@ -71,6 +71,19 @@ def max_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
     ValueError
         ``x`` is not 4-D, a window size or stride is < 1, pad is negative or more than
         half the window, or the window is larger than the padded input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> out, argmax = fc.max_pool2d(x, 2, 2)
+    >>> out[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> argmax[0, 0]                         # each winner is its window's bottom right
+    array([[3, 3],
+           [3, 3]], dtype=int32)
     """
     op = "max_pool2d"
     x = v.check_array(x, "x", op, ndim=4)
@@ -111,6 +124,18 @@ def max_pool2d_backward(dout, argmax, x_shape, pool_h, pool_w, stride=None, pad=
     ValueError
         A bad geometry (as in :func:`max_pool2d`), ``dout`` or ``argmax`` not shaped
         like the forward output, or ``argmax`` values outside ``[0, pool_h*pool_w)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> out, argmax = fc.max_pool2d(x, 2, 2)
+    >>> fc.max_pool2d_backward(np.ones_like(out), argmax, x.shape, 2, 2)[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]], dtype=float32)
     """
     op = "max_pool2d_backward"
     x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)
