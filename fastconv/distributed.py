@@ -1,17 +1,17 @@
 """Data-parallel training over MPI (mpi4py, the optional extra ``fastconv[mpi]``).
 
 Run the same script on K ranks (``mpiexec -n K python train.py``); every rank holds the
-whole net and each step works on its share of the global mini-batch:
+whole net and each step works on its share of the global mini-batch::
 
->>> from fastconv.distributed import DataParallel
->>> dp = DataParallel(net)                 # broadcasts rank 0's parameters
->>> for xb, tb in global_batches:          # the same global batch on every rank
-...     loss, grads = dp.loss_and_gradient(xb, tb)    # this rank's rows, then one Allreduce
-...     optimizer.update(net.params, grads)          # identical on every rank
->>> acc = dp.accuracy(x_test, t_test)      # each rank scores its share; hits summed
+    from fastconv.distributed import DataParallel
+    dp = DataParallel(net)                 # broadcasts rank 0's parameters
+    for xb, tb in global_batches:          # the same global batch on every rank
+        loss, grads = dp.loss_and_gradient(xb, tb)    # this rank's rows, then one Allreduce
+        optimizer.update(net.params, grads)          # identical on every rank
+    acc = dp.accuracy(x_test, t_test)      # each rank scores its share; hits summed
 
-``python -m fastconv train --distributed`` does this for DeepConvNet (README, "Training
-over MPI").
+``python -m fastconv train --distributed`` does this for DeepConvNet (the user guide's
+"Training over MPI").
 
 What a step does, and why:
 
