@@ -40,7 +40,7 @@ gradient sums are grouped per shard and the shard sums added (another order of t
 terms). Over many steps that round-off lets float32 runs drift apart, as a change of
 thread count does in one process (a ReLU input or pooling tie within round-off switches
 a gradient, and Adam magnifies gradients near zero); the accuracy reached is the same
-within that spread (README, "Training over MPI"). A rank whose shard is empty (a global batch smaller than the rank count)
+within that spread (the user guide's "Training over MPI"). A rank whose shard is empty (a global batch smaller than the rank count)
 runs one all-zero image with its results discarded, so that its generators still
 advance with the others.
 
