@@ -1,7 +1,12 @@
 """fastconv: fast Numba and Cython kernels for NumPy convolutional networks.
 
+>>> import numpy as np
 >>> import fastconv as fc
->>> col = fc.im2col(x, 3, 3, stride=1, pad=1)
+>>> x = np.ones((2, 3, 8, 8), np.float32)          # N, C, H, W
+>>> fc.im2col(x, 3, 3, stride=1, pad=1).shape       # (N*OH*OW, C*KH*KW), float32 kept
+(128, 27)
+
+The user guide and API reference: docs/ (``python -m sphinx -b html docs docs/_build/html``).
 """
 import importlib as _importlib
 import os as _os
