@@ -1,11 +1,14 @@
 """Assertions for checking fastconv results in your own tests, as :mod:`numpy.testing`
 serves NumPy users.
 
+>>> import numpy as np
 >>> import fastconv as fc
 >>> from fastconv.testing import assert_matches_reference, check_grad
+>>> rng = np.random.default_rng(0)
+>>> x, W, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), np.zeros(4)
 >>> assert_matches_reference(fc.conv2d, x, W, b, pad=1)    # every backend vs the reference
 >>> check_grad(fc.conv2d, x, W, b, pad=1, relu=True)       # conv2d_backward vs differences
->>> check_grad(my_layer, x)                                 # a layer's backward, dW and db
+>>> check_grad(fc.layers.Convolution(W, b, pad=1), x)      # a layer's backward, dW and db
 
 The tolerance rule (:func:`tolerance`) follows the dtype and, for results that are sums
 (convolutions, GEMMs, their gradients), the number of terms summed: two correct
