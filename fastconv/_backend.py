@@ -84,7 +84,17 @@ def _require(name):
 
 
 def set_backend(name):
-    """Set the process-wide default backend: ``'auto'``, ``'numba'``, ``'cython'`` or ``'numpy'``."""
+    """Set the process-wide default backend: ``'auto'``, ``'numba'``, ``'cython'`` or ``'numpy'``.
+
+    Examples
+    --------
+    >>> import fastconv as fc
+    >>> previous = fc.get_backend()
+    >>> fc.set_backend("numpy")              # every op from now on, in every thread
+    >>> fc.get_backend()
+    'numpy'
+    >>> fc.set_backend(previous)
+    """
     global _global_backend
     name = _check_name(name)
     if name != "auto":
@@ -101,7 +111,18 @@ def get_backend():
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Scope a backend choice to a ``with`` block (per thread / per context)."""
+    """Scope a backend choice to a ``with`` block (per thread / per context).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> with fc.use_backend("numpy"):       # the reference, in this block only
+    ...     out, argmax = fc.max_pool2d(x, 2, 2)
+    >>> np.array_equal(out, fc.max_pool2d(x, 2, 2)[0])
+    True
+    """
     name = _check_name(name)
     if name != "auto":
         _require(name)
