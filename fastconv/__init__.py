@@ -35,11 +35,10 @@ from ._backend import (
     set_num_threads,
     use_backend,
 )
-from ._backend import _init_from_env
-from .functional import col2im, im2col
-from .functional import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-from .functional import linear, linear_backward
-from .functional import conv2d, conv2d_backward
+from ._backend import _init_from_env, family_ops as _family_ops
+
+_ops = _family_ops(f"{__name__}.functional", top_level_only=True)  # fc.conv2d, ...
+globals().update(_ops)
 from . import reference
 from . import layers, optim
 from . import datasets, models, params_io
@@ -56,16 +55,7 @@ __all__ = [
     "use_backend",
     "get_num_threads",
     "set_num_threads",
-    "im2col",
-    "col2im",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "avg_pool2d",
-    "avg_pool2d_backward",
-    "linear",
-    "linear_backward",
-    "conv2d",
-    "conv2d_backward",
+    *_ops,
     "reference",
     "layers",
     "optim",
@@ -78,4 +68,4 @@ __all__ = [
 ]
 
 _init_from_env()
-del _init_from_env
+del _init_from_env, _family_ops, _ops

@@ -13,10 +13,34 @@ import contextvars
 import importlib
 import os
 import threading
+from typing import NamedTuple
 
 BACKENDS = ("numpy", "numba", "cython")
-#: The kernel families, one module each in every compiled backend.
-FAMILIES = ("im2col", "conv", "pool", "fma", "elementwise", "optim", "augment")
+
+
+class Family(NamedTuple):
+    """A kernel family: one module with the same entry points in every backend
+    (``kernels/<backend>_backend/<name>``, ``fastconv.reference.kernels.<name>``)."""
+
+    #: its public ops, in ``fastconv.functional`` and ``fastconv.reference``
+    ops: tuple = ()
+    #: whether those ops are also ``fc.<op>``
+    top_level: bool = True
+
+
+#: The registry of kernel families, by name; the export lists of ``fastconv``,
+#: ``fastconv.functional`` and ``fastconv.reference`` and the kernel-interface test
+#: derive from it (CONTRIBUTING.md: adding a family).
+FAMILIES = {
+    "im2col": Family(("im2col", "col2im")),
+    "pool": Family(("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")),
+    "linear": Family(("linear", "linear_backward")),
+    "conv": Family(("conv2d", "conv2d_backward")),
+    "augment": Family(("shift_flip",), top_level=False),
+    "elementwise": Family(),  # the layers' passes (fastconv.functional.elementwise)
+    "optim": Family(),  # the optimizers' update rules (fastconv.optim)
+}
+
 _CHOICES = ("auto",) + BACKENDS
 
 _REBUILD_HINT = (
@@ -54,7 +78,7 @@ def _probe(name):
         if name == "numba":
             import numba  # noqa: F401
         else:
-            for module in ("_runtime",) + FAMILIES:
+            for module in ("_runtime", *FAMILIES):
                 importlib.import_module(f"fastconv._kernels.cython_backend.{module}")
         _import_errors[name] = None
     except ImportError as err:
@@ -147,11 +171,18 @@ def resolve(backend=None):
     return name
 
 
+def family_ops(package, top_level_only=False):
+    """``{op: function}`` for the ops of the registry's families, in its order, each taken
+    from ``<package>.<family>`` (``'fastconv.functional'`` or ``'fastconv.reference'``)."""
+    return {op: getattr(importlib.import_module(f"{package}.{name}"), op)
+            for name, family in FAMILIES.items() if family.top_level or not top_level_only
+            for op in family.ops}
+
+
 def kernels(backend, family):
-    """The kernels of ``family`` (e.g. ``'im2col'``) for a resolved backend: the compiled
-    backends' module, or for ``'numpy'`` the reference's adapters with the same entry
-    points and arguments (:mod:`fastconv.reference.kernels`; they exist for im2col,
-    conv, pool, fma and augment: elementwise and optim call the reference directly)."""
+    """The kernels of ``family`` (a key of :data:`FAMILIES`) for a resolved backend: the
+    compiled backends' module, or for ``'numpy'`` the reference's adapters with the same
+    entry points and arguments (:mod:`fastconv.reference.kernels`)."""
     if backend == "numpy":
         from .reference import kernels as reference
 

@@ -7,35 +7,12 @@ State arrays (``v``, ``h``, ``m``) are created on the first update, one per key,
 parameter's dtype and shape, and keep the book's attribute names (``None`` before the
 first update).
 
-Backends: the update of one parameter is one fused pass over ``p``, ``g`` and the state
-(Numba or Cython kernel, the current backend, see :func:`fastconv.use_backend`); with
-backend ``'numpy'``, for float16 parameters and for parameters that are not C-contiguous
-the same rule runs as in-place NumPy operations (one scratch buffer per parameter).
-Measured in float32 (2 threads, a shared machine at load average 5-10, one backend per
-process; minimum of 300 calls of ``update``, validation and per-parameter dispatch
-included; two runs agreed to about 20%):
-
-=========  ================================  ================================
-rule       DeepConvNet's 16 params (0.14M)   one 1000x1000 param
-           NumPy / Numba / Cython (us)       NumPy / Numba / Cython (us)
-=========  ================================  ================================
-SGD        60 / 56 / 79                      198 / 110 / 156
-Momentum   99 / 74 / 112                     360 / 167 / 184
-Nesterov   160 / 79 / 121                    679 / 229 / 398
-AdaGrad    174 / 88 / 235                    939 / 295 / 1093
-RMSprop    210 / 119 / 235                   1020 / 443 / 974
-Adam       263 / 127 / 247                   1571 / 448 / 980
-=========  ================================  ================================
-
-Numba's fused pass is 1.1-2x faster than NumPy on DeepConvNet and 2-3.5x on a large
-parameter. Cython's is faster for the rules without a square root and for Adam, but
-slower than NumPy for AdaGrad (235 against 174 us on DeepConvNet, 1093 against 939 on
-the large parameter) and for RMSprop on DeepConvNet (235 against 210 us); it pays ~2 us
-per parameter to acquire the memoryviews, and these were measured with the extensions
-built for baseline x86-64 SSE2, as the portable build (no -march flag) still is. The
-fused pass still runs for every rule on both compiled backends, so that one backend runs
-one code path: for DeepConvNet the whole update is under 0.3 ms either way, about 1% of
-a training step.
+Backends: the update of one parameter is one fused pass over ``p``, ``g`` and the state:
+the current backend's optim kernel (see :func:`fastconv.use_backend`), the reference's
+in-place NumPy rule (:mod:`fastconv.reference.optim`) on ``'numpy'``, for float16
+parameters and for parameters that are not C-contiguous. Every rule runs fused on both
+compiled backends, so that one backend runs one code path, although Cython's loses to
+NumPy for AdaGrad and RMSprop (see docs/tuning.md, "Optimizer updates").
 
 The fused kernels carry the arithmetic in float64 and round once on store; the NumPy
 path computes in the parameter's dtype (as the book's code does for float32 params), so
@@ -47,6 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _backend
+from .reference import optim as _reference
 from ._validation import FLOAT_DTYPES
 
 __all__ = ["SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam", "StepDecay",
@@ -69,22 +47,13 @@ def _check_hyper(name, value, cls, lo=None, hi=None, lo_open=False):
     return value
 
 
-def _scaled_step(p, num, s, tmp, lr, eps):
-    """``p -= lr * num / (sqrt(s) + eps)`` in place, in ``p``'s dtype; ``tmp`` (``p``'s
-    shape and dtype) is overwritten as scratch."""
-    t = p.dtype.type
-    np.sqrt(s, out=tmp)
-    tmp += t(eps)
-    np.divide(num, tmp, out=tmp)
-    tmp *= t(lr)
-    p -= tmp
-
-
 class _Optimizer:
     """Validation and dispatch shared by the optimizers."""
 
     #: names of the per-parameter state dicts, e.g. ``("v",)``
     _state = ()
+    #: the update rule's entry point in every backend's optim family, e.g. ``"sgd_update"``
+    _rule = None
 
     def _items(self, params, grads):
         """``[(key, p, g)]`` with ``g`` as a C-contiguous array of ``p``'s dtype; raises on
@@ -167,14 +136,13 @@ class _Optimizer:
         """The update of checked ``(key, p, g)`` items (see ``_items``)."""
         states = [self._states(key, p) for key, p, _ in items]
         self._step()
-        name = _backend.resolve(None)
-        kern = None if name == "numpy" else _backend.kernels(name, "optim")
+        kern = _backend.kernels(_backend.resolve(None), "optim")
         for (key, p, g), states in zip(items, states):
-            if kern is not None and p.dtype != np.float16 and p.flags.c_contiguous:
+            if p.dtype != np.float16 and p.flags.c_contiguous:
                 flat = [a.reshape(-1) for a in (p, g, *states)]
-                self._kernel(kern)(*flat, *self._scalars())
+                getattr(kern, self._rule)(*flat, *self._scalars())
             else:
-                self._numpy(p, g, *states, *self._scalars())
+                getattr(_reference, self._rule)(p, g, *states, *self._scalars())
 
     def _step(self):
         """Per-update bookkeeping before the parameters are touched (Adam's ``iter``)."""
@@ -189,19 +157,13 @@ class SGD(_Optimizer):
         Learning rate.
     """
 
+    _rule = "sgd_update"
+
     def __init__(self, lr=0.01):
         self.lr = _check_hyper("lr", lr, "SGD", lo=0)
 
     def _scalars(self):
         return (self.lr,)
-
-    @staticmethod
-    def _kernel(k):
-        return k.sgd_update
-
-    @staticmethod
-    def _numpy(p, g, lr):
-        p -= p.dtype.type(lr) * g
 
 
 class _VelocityOptimizer(_Optimizer):
@@ -232,16 +194,7 @@ class Momentum(_VelocityOptimizer):
     v : dict of str -> ndarray, or None before the first update
     """
 
-    @staticmethod
-    def _kernel(k):
-        return k.momentum_update
-
-    @staticmethod
-    def _numpy(p, g, v, lr, momentum):
-        t = p.dtype.type
-        v *= t(momentum)
-        v -= t(lr) * g
-        p += v
+    _rule = "momentum_update"
 
 
 class Nesterov(_VelocityOptimizer):
@@ -258,17 +211,7 @@ class Nesterov(_VelocityOptimizer):
     v : dict of str -> ndarray, or None before the first update
     """
 
-    @staticmethod
-    def _kernel(k):
-        return k.nesterov_update
-
-    @staticmethod
-    def _numpy(p, g, v, lr, momentum):
-        t = p.dtype.type
-        v *= t(momentum)
-        v -= t(lr) * g
-        p += t(momentum * momentum) * v
-        p -= t((1 + momentum) * lr) * g
+    _rule = "nesterov_update"
 
 
 class AdaGrad(_Optimizer):
@@ -284,6 +227,7 @@ class AdaGrad(_Optimizer):
     """
 
     _state = ("h",)
+    _rule = "adagrad_update"
 
     def __init__(self, lr=0.01):
         self.lr = _check_hyper("lr", lr, "AdaGrad", lo=0)
@@ -291,16 +235,6 @@ class AdaGrad(_Optimizer):
 
     def _scalars(self):
         return self.lr, EPS
-
-    @staticmethod
-    def _kernel(k):
-        return k.adagrad_update
-
-    @staticmethod
-    def _numpy(p, g, h, lr, eps):
-        tmp = g * g
-        h += tmp
-        _scaled_step(p, g, h, tmp, lr, eps)
 
 
 class RMSprop(_Optimizer):
@@ -317,6 +251,7 @@ class RMSprop(_Optimizer):
     """
 
     _state = ("h",)
+    _rule = "rmsprop_update"
 
     def __init__(self, lr=0.01, decay_rate=0.99):
         self.lr = _check_hyper("lr", lr, "RMSprop", lo=0)
@@ -325,19 +260,6 @@ class RMSprop(_Optimizer):
 
     def _scalars(self):
         return self.lr, self.decay_rate, EPS
-
-    @staticmethod
-    def _kernel(k):
-        return k.rmsprop_update
-
-    @staticmethod
-    def _numpy(p, g, h, lr, decay_rate, eps):
-        t = p.dtype.type
-        h *= t(decay_rate)
-        tmp = g * g
-        tmp *= t(1 - decay_rate)
-        h += tmp
-        _scaled_step(p, g, h, tmp, lr, eps)
 
 
 class Adam(_Optimizer):
@@ -360,6 +282,7 @@ class Adam(_Optimizer):
     """
 
     _state = ("m", "v")
+    _rule = "adam_update"
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999):
         self.lr = _check_hyper("lr", lr, "Adam", lo=0)
@@ -377,21 +300,6 @@ class Adam(_Optimizer):
     def _scalars(self):
         return self._lr_t, self.beta1, self.beta2, EPS
 
-    @staticmethod
-    def _kernel(k):
-        return k.adam_update
-
-    @staticmethod
-    def _numpy(p, g, m, v, lr_t, beta1, beta2, eps):
-        t = p.dtype.type
-        tmp = g - m
-        tmp *= t(1 - beta1)
-        m += tmp
-        np.multiply(g, g, out=tmp)
-        tmp -= v
-        tmp *= t(1 - beta2)
-        v += tmp
-        _scaled_step(p, m, v, tmp, lr_t, eps)
 
 
 # --------------------------------------------------------------------------- schedules

@@ -31,7 +31,7 @@ def test_compiled_backends_export_the_same_functions(family):
     assert numba_k == cython_k
 
 
-@pytest.mark.parametrize("family", ["im2col", "conv", "pool", "fma", "augment"])
+@pytest.mark.parametrize("family", _backend.FAMILIES)
 def test_reference_has_the_compiled_entry_points(family):
     """The reference adapters take the same leading parameters (the compiled conv adds
     ``algorithm``, a kernel-level override the reference has no use for)."""
@@ -41,3 +41,22 @@ def test_reference_has_the_compiled_entry_points(family):
         assert set(ref) == set(compiled), (backend, family)
         for name, params in ref.items():
             assert tuple(p for p in compiled[name] if p != "algorithm") == params, name
+
+
+def test_export_lists_follow_the_registry():
+    """fc.*, fastconv.functional and fastconv.reference export each family's ops, the
+    same public op in the first two; testing's tolerance terms name only registry ops."""
+    import fastconv as fc
+    from fastconv import functional, reference, testing
+
+    ops = [op for family in _backend.FAMILIES.values() for op in family.ops]
+    top = [op for family in _backend.FAMILIES.values() if family.top_level
+           for op in family.ops]
+    assert functional.__all__ == ops
+    assert reference.__all__ == [*ops, "layers"]
+    assert [n for n in fc.__all__ if n in ops] == top
+    for op in ops:
+        assert callable(getattr(reference, op)), op
+        if op in top:
+            assert getattr(fc, op) is getattr(functional, op), op
+    assert set(testing._TERMS) <= set(ops)

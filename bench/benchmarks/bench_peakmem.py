@@ -20,7 +20,7 @@ from fastconv._bench import memory
 
 from .bench_augment import _ShiftFlip
 from .bench_conv import _Conv
-from .bench_fma import _Linear
+from .bench_linear import _Linear
 from .bench_im2col import _Im2col
 from .bench_pool import _AvgPool, _MaxPool
 from .common import (AUGMENT_SHAPES, BACKENDS, CONV_SHAPES, IM2COL_SHAPES, LINEAR_SHAPES,

@@ -207,7 +207,7 @@ def _linear_case(lin, backward):
     kernel = "linear+bwd" if backward else "linear"
     ops = ("linear", "linear_backward") if backward else ("linear",)
     shape = f"{N}x{D} @ {D}x{M}" + (" +relu" if relu else "")
-    return Case(kernel, "fma", ops, shape, inputs, make, make_torch, flops)
+    return Case(kernel, "linear", ops, shape, inputs, make, make_torch, flops)
 
 
 # ---- data augmentation

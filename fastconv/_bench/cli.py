@@ -72,7 +72,7 @@ def configure_parser(parser):
     parser.add_argument("--quick", action="store_true",
                         help="fewer, shorter samples (well under two minutes)")
     parser.add_argument("--kernel", action="append", metavar="NAME",
-                        help="only rows of this kernel, op or family (im2col, conv, pool, fma, "
+                        help="only rows of this kernel, op or family (im2col, conv, pool, linear, "
                              "augment, model, conv2d, max_pool2d, train_step, ...); repeatable "
                              "or comma-separated")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")

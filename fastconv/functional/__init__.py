@@ -1,9 +1,8 @@
-"""The public ops: thin wrappers that validate once and dispatch to a backend."""
-from .im2col import col2im, im2col
-from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-from .fma import linear, linear_backward
-from .conv import conv2d, conv2d_backward
-from .augment import shift_flip
+"""The public ops: thin wrappers that validate once and dispatch to a backend, one module
+per kernel family; the ops of the registry (``fastconv._backend.FAMILIES``) are exported."""
+from .._backend import family_ops as _family_ops
 
-__all__ = ["im2col", "col2im", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "linear", "linear_backward", "conv2d", "conv2d_backward",
-           "shift_flip"]
+_ops = _family_ops(__name__)
+globals().update(_ops)
+__all__ = list(_ops)
+del _ops, _family_ops

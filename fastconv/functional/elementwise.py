@@ -5,43 +5,26 @@ These are the building blocks of :mod:`fastconv.layers`; they validate their arg
 like every public op (a compiled kernel trusts what it gets) and keep the input's dtype.
 They are not part of the top-level ``fc.*`` API (``fastconv.__all__``).
 
-Which passes run compiled was measured against NumPy in float32, 2 threads (a shared,
-busy machine: medians of 200 calls, one backend per process, output allocation
-included; DeepConvNet's first ReLU, (100, 16, 28, 28)):
-
-=============================  ============  ===========  =========  =========
-pass                           book's NumPy  best NumPy   Numba      Cython
-=============================  ============  ===========  =========  =========
-ReLU forward (out + mask)      6870 us       576 us [1]_  99 us      103 us
-ReLU backward                  9560 us       5190 us [2]_ 83 us      79 us
-dropout ``x * mask``           303 us        303 us       78 us      76 us
-softmax + xent, (100, 10)      26 us         35 us [3]_   20 us      22 us
-softmax + xent, (100, 200)     --            59 us        127 us     119 us
-=============================  ============  ===========  =========  =========
-
-.. [1] ``x <= 0`` and ``np.maximum(x, 0)``, two passes (what the NumPy backend runs).
-.. [2] ``np.where(mask, 0, dout)``; ``dout * ~mask`` is 430 us but turns inf/NaN into
-   NaN where the book's masked assignment gives 0.
-.. [3] these wrappers' NumPy path, with label validation.
-
-So ReLU and dropout always run compiled on a compiled backend; softmax + cross-entropy
-runs compiled only up to ``FUSED_SOFTMAX_MAX_K`` classes: the row loop's scalar ``exp``
-loses to NumPy's vectorized one beyond about 50 classes (crossover measured at 50).
+Every backend runs each pass through its elementwise kernels (the reference's on
+``'numpy'``); softmax + cross-entropy runs the reference above ``FUSED_SOFTMAX_MAX_K``
+classes, where the fused row loop's scalar ``exp`` loses to NumPy's vectorized one, and
+float16 passes run the reference in float16 (see docs/tuning.md, "Elementwise passes").
 """
 import numpy as np
 
 from .. import _backend
 from .. import _validation as v
+from ..reference.elementwise import XENT_EPS
 
-#: ``log(y + 1e-7)``: the book's constant in cross_entropy_error (common/functions.py).
-XENT_EPS = 1e-7
 #: Most classes for which softmax + cross-entropy runs the fused kernel (see above).
 FUSED_SOFTMAX_MAX_K = 32
 
 
-def _kernels(backend):
+def _kernels(backend, native=True):
+    """The backend's elementwise kernels, or the reference's where ``native`` is false
+    (the backend is resolved either way, so a bad name raises)."""
     name = _backend.resolve(backend)
-    return None if name == "numpy" else _backend.kernels(name, "elementwise")
+    return _backend.kernels(name if native else "numpy", "elementwise")
 
 
 def _flat(a):
@@ -77,12 +60,8 @@ def relu_forward(x, *, backend=None):
     op = "relu_forward"
     v.check_array(x, "x", op)
     compute, out_dt = v.dtypes(x)
-    k = _kernels(backend)
-    if k is None or out_dt != compute:
-        mask = x <= 0
-        out = np.where(mask, out_dt.type(0), x)
-        return out, mask
-    x = v.prepare(x, compute)
+    k = _kernels(backend, out_dt == compute)
+    x = v.prepare(x, out_dt)
     out = np.empty_like(x)
     mask = np.empty(x.shape, dtype=np.bool_)
     k.relu_forward(_flat(x), _flat(out), _flat(mask))
@@ -107,10 +86,8 @@ def relu_backward(dout, mask, *, backend=None):
     v.check_array(dout, "dout", op)
     _check_mask(mask, dout.shape, op, "relu_forward")
     compute, out_dt = v.dtypes(dout)
-    k = _kernels(backend)
-    if k is None or out_dt != compute:
-        return np.where(mask, out_dt.type(0), dout)
-    dout = v.prepare(dout, compute)
+    k = _kernels(backend, out_dt == compute)
+    dout = v.prepare(dout, out_dt)
     mask = np.ascontiguousarray(mask)
     dx = np.empty_like(dout)
     k.relu_backward(_flat(dout), _flat(mask), _flat(dx))
@@ -134,10 +111,8 @@ def dropout_apply(x, mask, *, backend=None):
     v.check_array(x, "x", op)
     _check_mask(mask, x.shape, op, "Dropout")
     compute, out_dt = v.dtypes(x)
-    k = _kernels(backend)
-    if k is None or out_dt != compute:
-        return x * mask
-    x = v.prepare(x, compute)
+    k = _kernels(backend, out_dt == compute)
+    x = v.prepare(x, out_dt)
     mask = np.ascontiguousarray(mask)
     out = np.empty_like(x)
     k.dropout_apply(_flat(x), _flat(mask), _flat(out))
@@ -234,15 +209,9 @@ def softmax_cross_entropy(x, t, *, backend=None):
     idx = t.argmax(axis=1).astype(np.int64) if t.ndim == 2 else t
     compute, out_dt = v.dtypes(x)
     xc = v.prepare(x, compute)
-    N, K = x.shape
-    k = _kernels(backend)
-    if k is None or K > FUSED_SOFTMAX_MAX_K:
-        e = np.exp(xc - xc.max(axis=1, keepdims=True))
-        y = e / e.sum(axis=1, keepdims=True)
-        loss = -np.sum(np.log(y[np.arange(N), idx] + compute.type(XENT_EPS))) / compute.type(N)
-    else:
-        y = np.empty_like(xc)
-        loss = k.softmax_cross_entropy(xc, np.ascontiguousarray(idx), y, XENT_EPS)
+    y = np.empty_like(xc)
+    k = _kernels(backend, x.shape[1] <= FUSED_SOFTMAX_MAX_K)
+    loss = k.softmax_cross_entropy(xc, np.ascontiguousarray(idx), y, XENT_EPS)
     return out_dt.type(loss), y.astype(out_dt, copy=False)
 
 
@@ -271,18 +240,9 @@ def softmax_cross_entropy_backward(y, t, dout=1, *, backend=None):
     t = _labels(t, y.shape, op)
     compute, out_dt = v.dtypes(y)
     yc = v.prepare(y, compute)
-    N, K = y.shape
-    scale = float(dout) / N
-    k = _kernels(backend)
-    if k is None or K > FUSED_SOFTMAX_MAX_K:
-        if t.ndim == 2:
-            dx = yc - t.astype(compute, copy=False)
-        else:
-            dx = yc.copy()
-            dx[np.arange(N), t] -= compute.type(1)
-        dx *= compute.type(scale)
-    else:
-        dx = np.empty_like(yc)
-        tk = v.prepare(t, compute) if t.ndim == 2 else np.ascontiguousarray(t)
-        k.softmax_cross_entropy_backward(yc, tk, scale, dx)
+    scale = float(dout) / y.shape[0]
+    dx = np.empty_like(yc)
+    tk = v.prepare(t, compute) if t.ndim == 2 else np.ascontiguousarray(t)
+    k = _kernels(backend, y.shape[1] <= FUSED_SOFTMAX_MAX_K)
+    k.softmax_cross_entropy_backward(yc, tk, scale, dx)
     return dx.astype(out_dt, copy=False)

@@ -1,20 +1,21 @@
-"""The reference behind the kernel interface: the entry points and arguments of five of
-the compiled families (``kernels/<backend>_backend/<family>``: im2col, conv, pool, fma,
-augment), so that their public ops run validate -> resolve ->
-``kernels(backend, family).op(...)`` whatever the backend. The elementwise and optim
-families have no adapters here: their wrappers call the reference themselves when the
-backend is ``'numpy'`` (``functional/elementwise.py``, ``optim.py``).
+"""The reference behind the kernel interface: the entry points and arguments of every
+compiled family (``kernels/<backend>_backend/<family>``, the registry
+``fastconv._backend.FAMILIES``), so that the public ops run validate -> resolve ->
+``kernels(backend, family).op(...)`` whatever the backend.
 
 Each family is a namespace of thin adapters over the book-signature functions of this
 package: they take the checked :class:`fastconv._validation.Window` and return fresh
-C-contiguous arrays (or write ``out=``), as the compiled kernels do.
+C-contiguous arrays (or write ``out=``), as the compiled kernels do. The optimizers'
+rules already take the kernels' arguments (:mod:`fastconv.reference.optim`).
 """
 from types import SimpleNamespace
 
 import numpy as np
 
-from . import augment as _augment, conv as _conv, fma as _fma, pool as _pool
+from . import augment as _augment, conv as _conv, elementwise as _elementwise
+from . import optim, pool as _pool
 from .im2col import col2im as _col2im, im2col as _im2col
+from .linear import linear as _linear, linear_backward as _linear_backward
 
 
 def _into(result, out):
@@ -50,12 +51,31 @@ pool = SimpleNamespace(
         dout, x_shape, g.kh, g.kw, *_stride_pad(g)),
 )
 
-fma = SimpleNamespace(
-    linear=_fma.linear,
-    linear_backward=lambda dout, x, W, relu_out=None: _fma.linear_backward(
+linear = SimpleNamespace(
+    linear=_linear,
+    linear_backward=lambda dout, x, W, relu_out=None: _linear_backward(
         dout, x, W, relu_out=relu_out),
 )
 
 augment = SimpleNamespace(
     shift_flip=lambda x, dy, dx, flip, out=None: _into(_augment.shift_flip(x, dy, dx, flip), out),
+)
+
+
+def _relu_forward(x, out, mask):
+    out[...], mask[...] = _elementwise.relu_forward(x)
+
+
+def _softmax_cross_entropy(x, t, y, eps):
+    loss, y[...] = _elementwise.softmax_cross_entropy(x, t, eps)
+    return loss
+
+
+elementwise = SimpleNamespace(
+    relu_forward=_relu_forward,
+    relu_backward=lambda dout, mask, dx: _into(_elementwise.relu_backward(dout, mask), dx),
+    dropout_apply=lambda x, mask, out: _into(_elementwise.dropout_apply(x, mask), out),
+    softmax_cross_entropy=_softmax_cross_entropy,
+    softmax_cross_entropy_backward=lambda y, t, scale, dx: _into(
+        _elementwise.softmax_cross_entropy_backward(y, t, scale), dx),
 )

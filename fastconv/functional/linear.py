@@ -1,4 +1,4 @@
-"""Public fused multiply-accumulate (the fully connected layer): validate once, dispatch."""
+"""The public fully connected layer (``linear``): validate once, dispatch."""
 import numpy as np
 
 from .. import _backend
@@ -78,7 +78,7 @@ def linear(x, W, b=None, relu=False, *, backend=None):
     x2 = v.prepare(x.reshape(x.shape[0], -1), compute)
     W = v.prepare(W, compute)
     b = None if b is None else v.prepare(b, compute)
-    out = _backend.kernels(_backend.resolve(backend), "fma").linear(x2, W, b, bool(relu))
+    out = _backend.kernels(_backend.resolve(backend), "linear").linear(x2, W, b, bool(relu))
     return v.restore(out_dtype, out)
 
 
@@ -132,6 +132,6 @@ def linear_backward(dout, x, W, *, relu_out=None, backend=None):
     W = v.prepare(W, compute)
     if relu_out is not None:
         relu_out = v.prepare(relu_out, compute)
-    dx, dW, db = _backend.kernels(_backend.resolve(backend), "fma").linear_backward(
+    dx, dW, db = _backend.kernels(_backend.resolve(backend), "linear").linear_backward(
         d, x2, W, relu_out)
     return v.restore(out_dtype, dx.reshape(x.shape), dW, db)
