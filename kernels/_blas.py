@@ -1,19 +1,17 @@
-"""The BLAS thread guard shared by every kernel family that calls BLAS (conv, fma).
+"""The BLAS thread guard shared by every kernel family that calls BLAS (conv, linear).
 
 fastconv's kernels run their own parallel loops (OpenMP in Cython, Numba's omp layer)
 and call BLAS from inside them, one call per thread, so BLAS must run single-threaded
 there. Small GEMMs outside parallel loops are held to one thread too: right after an
 OpenMP region, libgomp's workers are still spinning on the cores that a multi-threaded
-OpenBLAS call needs. Measured on DeepConvNet's affine layer ((100, 1024) @ (1024, 50),
-float32, 2 cores) called right after a conv2d: 5.1 ms forward with 2 BLAS threads,
-0.27 ms with one (Cython; Numba 6.3 vs 0.39 ms).
+OpenBLAS call needs (see docs/tuning.md, "BLAS threads inside and after the kernels").
 """
 import contextlib
 import os
 import threading
 
-#: GEMMs of at most this many multiply-adds run with single-threaded BLAS (about 0.4 ms
-#: at one core's SGEMM rate); larger ones use the thread count of set_num_threads.
+#: GEMMs of at most this many multiply-adds run with single-threaded BLAS (a fraction of
+#: a millisecond on one core); larger ones use the thread count of set_num_threads.
 SMALL_GEMM_MACS = 1 << 25
 
 
@@ -28,8 +26,8 @@ def _blas_controllers():
     """threadpoolctl controllers of the BLAS that SciPy's ``cython_blas`` calls.
 
     NumPy's wheel bundles its own OpenBLAS (in ``numpy.libs``) which compiled kernels
-    never call; every other BLAS pool is limited. Looked up once (about 1 ms), after
-    which switching a pool's thread count is one ctypes call (about 1 us).
+    never call; every other BLAS pool is limited. Looked up once, after which switching
+    a pool's thread count is one cheap ctypes call.
     """
     global _controllers
     if _controllers is None:

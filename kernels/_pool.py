@@ -3,9 +3,9 @@
 Three runtimes start threads in a NumPy net that calls fastconv: GNU OpenMP (libgomp:
 the Cython kernels, and Numba's ``omp`` threading layer), NumPy's OpenBLAS and SciPy's
 OpenBLAS (the GEMMs inside fastconv's kernels). Left alone, each one's idle workers spin
-after a call returns (libgomp 300,000 spins, OpenBLAS 2^28 cycles, tens of ms), on the
-cores the next library's threads need: a conv then a NumPy matmul cost up to 4x their
-sum. So, unless turned off with ``FASTCONV_THREAD_POOL=separate``:
+after a call returns (libgomp 300,000 spins, OpenBLAS 2^28 cycles), on the cores the
+next library's threads need, slowing the pair of calls (see docs/tuning.md, "Threads:
+one pool, short spinning"). So, unless turned off with ``FASTCONV_THREAD_POOL=separate``:
 
 * **One pool**: each OpenBLAS that offers ``openblas_set_threads_callback_function``
   (0.3.27 and later: NumPy's and SciPy's wheels) runs its parallel jobs on OpenMP's

@@ -18,11 +18,10 @@ Methodology
   while after a parallel region, and those spinning threads would steal the cores
   from the next backend. OpenBLAS's threads spin far longer after a BLAS call (the
   NumPy reference's GEMMs), so after a reference sample the bench sleeps
-  ``BLAS_SETTLE_S``: measured, a 3.5 ms Cython conv took 9.6 ms (median of 20) when
-  started 5 ms after a 2-thread NumPy matmul, 3.7 ms with no matmul before it.
+  ``BLAS_SETTLE_S`` (docs/tuning.md, "Bench method: settling between backends").
 - Each sample starts with one untimed call of the same backend, so a sample times the
   steady state rather than threads and caches waking up after the previous backend (the
-  first call after 50 ms idle took up to 2.6x a steady call here).
+  first call after an idle pause is much slower than a steady one: same section).
 - The reported time is the median of the samples. Speedup = reference time / backend
   time; "vs torch" = backend time / torch time (below 1: faster than PyTorch).
 - A backend that cannot run a row here (:class:`Unavailable`: PyTorch or a host

@@ -4,8 +4,8 @@
 # Arrays come flat (1-D, C-contiguous views of the caller's arrays) except the softmax
 # kernels, which take (N, K) rows; masks are np.bool_ arrays (viewed as uint8 here).
 # Loops run on OpenMP threads from PARALLEL_MIN elements on (prange's use_threads_if);
-# below that a serial pass takes under ~3 us (float32 ReLU), less than starting a
-# parallel region. Same threshold as the Numba kernels.
+# below that a serial pass takes less than starting a parallel region. Same threshold as
+# the Numba kernels (docs/tuning.md, "Elementwise passes").
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, log, sqrt
@@ -17,8 +17,8 @@ PARALLEL_MIN = _PARALLEL_MIN
 
 # ----------------------------------------------------------------------------- ReLU
 # Each parallel iteration runs a raw-pointer loop over one CHUNK of elements: written
-# inline over memoryview indexing, the ReLU select compiled to a branch and ran ~50x
-# slower on random signs (7.5 ms vs 0.13 ms for 1.25M float32, one thread).
+# inline over memoryview indexing, the ReLU select compiled to a branch, which
+# mispredicts on random signs (docs/tuning.md, "Elementwise passes").
 
 cdef Py_ssize_t CHUNK = 8192
 
@@ -85,9 +85,9 @@ cdef void _dropout_apply(const floating[::1] x, const unsigned char[::1] mask, f
         _dropout_chunk(xp + lo, mp + lo, op + lo, min(CHUNK, n - lo))
 
 
-# Python-level entry points pick the specialisation by dtype: calling a fused ``def``
-# made Cython match the signature at run time, 4 us per call (16 calls per optimizer
-# step of DeepConvNet), against 0.7 us for this dispatch.
+# Python-level entry points pick the specialisation by dtype: a fused ``def`` makes
+# Cython match the signature at run time, several times this dispatch's cost
+# (docs/tuning.md, "Elementwise passes").
 
 def relu_forward(x, out, mask):
     """``out = where(x <= 0, 0, x)``, ``mask = x <= 0``; all flat, same length."""

@@ -46,9 +46,7 @@ cdef void _im2col_rows(const floating* x, floating* base, Py_ssize_t t,
                     dst[kx] = src[xx] if 0 <= xx < W else 0
             if kw == 3 and seg < C * kh - 1:
                 # One 4-value move per window segment, its 4th value overwritten by the
-                # next segment, written later: (100,16,28,28) 3x3 p1 into out=, 2
-                # threads, AVX-512 host: 13.6 -> 10.4 ms (np.copyto of as many
-                # bytes: 6.0 ms; Numba 11.2 ms).
+                # next segment, written later (docs/tuning.md, "im2col: window segments").
                 for ox in range(lo, hi4):
                     memcpy(base + ox * K + seg * 3, src + ox * sw - pw, 4 * sizeof(floating))
                 for ox in range(hi4, hi):
@@ -102,15 +100,11 @@ def _im2col_into(const floating[:, :, :, ::1] x, floating[:, ::1] col,
     cdef floating* mine
     # One (image, output row) per iteration, writing its own OW rows of col. Into a
     # caller's out= (stream) it builds them in the thread's scratch (cache-resident) and
-    # streams them out (stream.h): (100,16,28,28) 3x3 p1, 2 threads, Zen 5: 3.1-3.4 ->
-    # 2.0-2.4 ms against 1.8-2.4 ms for np.copyto of as many bytes. Into a fresh array
-    # it writes in place: streaming there measured 3.2-3.6 -> 3.9-4.0 ms (its first
-    # touch of each page costs more than the stores). _im2col_rows visits the border
-    # columns alone, which took it from 1.33-1.93x np.copyto's time to 1.10-1.67x
-    # (interleaved medians of 40, six runs over the AVX-512 and AVX2 levels, Zen 5); each
-    # thread fences its stores once, after its last row, which measured within noise
-    # against a fence per row. Numba's im2col streams into out= the same way
-    # (numba_backend/im2col.py).
+    # streams them out (stream.h); into a fresh array it writes in place, as the first
+    # touch of each page costs more than the stores. _im2col_rows visits the border
+    # columns alone; each thread fences its stores once, after its last row (measurements:
+    # docs/tuning.md, "im2col: window segments, 4-value moves, streaming"). Numba's im2col
+    # streams into out= the same way (numba_backend/im2col.py).
     with nogil, parallel():
         for t in prange(x.shape[0] * OH, schedule="static"):
             if stream:

@@ -16,9 +16,8 @@ cdef Py_ssize_t CHUNK = 8192
 
 
 # Chunked raw-pointer loops, as elementwise.pyx's. GCC vectorizes sqrt only without errno
-# handling, hence setup.py's project-wide -fno-math-errno (the state under
-# the sqrt is never negative, so errno is never set): without it the Adam pass over 1M
-# float32 ran 2.0 ms, scalar and slower than NumPy's 1.6 ms.
+# handling, hence setup.py's project-wide -fno-math-errno (the state under the sqrt is
+# never negative, so errno is never set; docs/tuning.md, "Optimizer updates").
 
 
 cdef inline void _sgd_chunk(floating* p, const floating* g, Py_ssize_t n,

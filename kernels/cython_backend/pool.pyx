@@ -56,7 +56,7 @@ cdef void _max_plane_2x2(const floating* x, floating* out, int32_t* arg,
                          Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
     # 2x2 windows, stride 2, no padding. NaN-free windows take the select-only path
     # (gcc emits maxss/cmov); a window holding NaN (a rare, well-predicted branch) takes
-    # the general rule. Branching on every compare ran 4x slower on random input.
+    # the general rule (docs/tuning.md, "Branch-free max pooling").
     cdef Py_ssize_t oy, ox
     cdef const floating* r0
     cdef const floating* r1
@@ -147,7 +147,7 @@ cdef void _max_back_plane_2x2(const floating* dout, const int32_t* arg, floating
                               Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
     # 2x2 windows, stride 2, no padding: each window's four cells are zeroed and the
     # winner, found by address arithmetic, gets dout, so dx needs no zeroing pass and
-    # nothing branches on the (random) winner (a branch per cell ran 6x slower).
+    # nothing branches on the (random) winner (docs/tuning.md, "Branch-free max pooling").
     # Only an odd last row / column lies in no window.
     cdef Py_ssize_t oy, ox
     cdef floating* r0

@@ -5,10 +5,8 @@ Arrays come flat (1-D, C-contiguous views of the caller's arrays) except the sof
 kernels, which take (N, K) rows; masks are ``np.bool_`` arrays.
 
 Every kernel has a serial and a ``prange`` variant; the wrappers pick the parallel one
-from ``PARALLEL_MIN`` elements on. Below it the serial ReLU forward takes under 3.3 us
-(measured: 8192 -> 1.5 us, 32768 -> 3.2 us, 1.25M -> 133 us, float32), less than waking
-a thread pool; the break-even of the two variants could not be timed cleanly on the
-shared 2-core machine (load average 9: parallel medians were milliseconds of waiting).
+from ``PARALLEL_MIN`` elements on: below it a serial pass takes less than waking a thread
+pool (docs/tuning.md, "Elementwise passes").
 """
 import math
 

@@ -7,17 +7,13 @@ im2col builds one output row's OW rows of col at a time, as the Cython kernel do
 window row segment (c, ky) across all of them, bounds checks only on the border columns
 and, for 3-wide windows, one 4-value move per segment (``_simd.move4``). It builds them
 in the thread's buffer and streams them to a caller's ``out=`` (``_simd.stream_copy``,
-non-temporal stores) or copies them to a fresh col. (100,16,28,28) 3x3 p1 into ``out=``,
-2 threads, Zen 5 host, ``fastconv bench --quick --kernel im2col``, three runs alternated
-with the element-by-element kernel this replaced: 4.8-5.2 against 6.8-7.2 ms at AVX-512
-(1.13-1.30x np.copyto of as many bytes, against 1.68-1.75x), 3.4-3.7 against 6.2-6.7 ms
-at AVX2 (1.06-1.25x against 1.34-1.94x).
+non-temporal stores) or copies them to a fresh col (docs/tuning.md, "im2col: window
+segments, 4-value moves, streaming").
 
 The border columns are visited alone and the loops over columns kept scalar
 (``keep_scalar``): the buffer cannot alias the input, and LLVM then turned a loop over
 every column that skipped the inner ones into masked vector code whose setup cost more
-than the loop (the build alone: 5.9 against 3.0 ms), and at AVX-512 the others into
-gathers and scatters.
+than the loop, and at AVX-512 the others into gathers and scatters (same section).
 """
 import numba
 import numpy as np

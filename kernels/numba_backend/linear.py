@@ -64,9 +64,8 @@ def linear(x, W, b, relu):
     All arrays C-contiguous, of one float dtype; ``b`` may be None.
     """
     has_bias = b is not None
-    # The GEMM outside the parallel function: np.dot inside a parallel=True one took
-    # 8.0 ms against 0.5 ms (DeepConvNet's (100, 1024) @ (1024, 50), float32, 1 BLAS
-    # thread, AVX-512 host).
+    # The GEMM outside the parallel function: np.dot inside a parallel=True one is many
+    # times slower (docs/tuning.md, "Numba linear").
     with guard_for(x.shape[0] * x.shape[1] * W.shape[1]):
         out = _dot(x, W)
     _bias_relu(out, b if has_bias else np.zeros(0, dtype=x.dtype), has_bias, bool(relu),

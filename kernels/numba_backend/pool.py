@@ -39,8 +39,8 @@ def _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw, neg_inf):
                 for y in range(ys, ye):
                     for xx in range(xs, xe):
                         v = x[n, c, y, xx]
-                        # Bitwise and selects, no branches: branching on the compare
-                        # ran 2.7x slower on random input (mispredictions).
+                        # Bitwise and selects, no branches: a branch mispredicts on random
+                        # input (docs/tuning.md, "Branch-free max pooling").
                         w = (v > best) | ((v != v) & (best == best))
                         best = v if w else best
                         bi = (y - y0) * kw + xx - x0 if w else bi
@@ -50,8 +50,8 @@ def _max_pool_into(x, out, arg, kh, kw, sh, sw, ph, pw, neg_inf):
 
 @pjit
 def _max_pool_2x2_into(x, out, arg):
-    # 2x2 windows, stride 2, no padding: the window is unrolled (measured 5.8x faster
-    # than the general loop at (100, 16, 28, 28) float32).
+    # 2x2 windows, stride 2, no padding: the window is unrolled (docs/tuning.md,
+    # "Branch-free max pooling").
     N, C = x.shape[0], x.shape[1]
     OH, OW = out.shape[2], out.shape[3]
     for t in prange(N * C):
@@ -104,7 +104,7 @@ def _max_pool_backward_into(dout, arg, dx, kh, kw, sh, sw, ph, pw):
 def _max_pool_2x2_backward_into(dout, arg, dx):
     # 2x2 windows, stride 2, no padding: each window's four cells are zeroed and the
     # winner, found by index arithmetic, gets dout, so dx needs no zeroing pass and
-    # nothing branches on the (random) winner: 1.2x faster than selecting per cell.
+    # nothing branches on the (random) winner (docs/tuning.md, "Branch-free max pooling").
     N, C, H, W = dx.shape
     OH, OW = dout.shape[2], dout.shape[3]
     for t in prange(N * C):
