@@ -11,6 +11,8 @@ The user guide and API reference: docs/ (``python -m sphinx -b html docs docs/_b
 import importlib as _importlib
 import os as _os
 
+from ._version import __version__
+
 try:
     _importlib.import_module(f"{__name__}._kernels")  # kernels/, installed under this name
 except ModuleNotFoundError as _err:
@@ -25,7 +27,10 @@ except ModuleNotFoundError as _err:
     ) from None
 from ._kernels import _pool
 
-_pool.configure_openmp()  # before any kernel loads libgomp
+try:
+    _pool.configure_openmp()  # before any kernel loads libgomp
+except ValueError:
+    pass  # a bad FASTCONV_THREAD_POOL: _init_from_env records it for `info` and every op
 from ._backend import (
     BackendUnavailableError,
     available_backends,
@@ -44,8 +49,6 @@ from . import layers, optim
 from . import datasets, models, params_io
 # None of these imports an optional library (mpi4py, autograd, MyGrad) until it is used.
 from . import distributed, integrations, testing
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",

@@ -62,12 +62,13 @@ _num_threads = None
 
 
 def _check_name(name):
-    if not isinstance(name, str) or name not in _CHOICES:
+    """``name`` in lower case (``'Numba'`` is ``'numba'``); ValueError if it is no backend."""
+    if not isinstance(name, str) or name.lower() not in _CHOICES:
         raise ValueError(
             f"backend must be one of {_CHOICES}, got {name!r}; "
             f"available here: {available_backends()}"
         )
-    return name
+    return name.lower()
 
 
 def _probe(name):
@@ -84,6 +85,8 @@ def _probe(name):
     except ImportError as err:
         _import_errors[name] = err
         return False
+    if _THREAD_POOL_ENV in _env_errors:  # a bad value: every op refuses, nothing to share
+        return True
     from ._kernels import _pool
 
     _pool.share_blas()  # NumPy's and SciPy's BLAS onto OpenMP's team, before any kernel
@@ -125,12 +128,32 @@ def set_backend(name):
         _require(name)
     with _lock:
         _global_backend = name
+        _env_errors.pop("FASTCONV_BACKEND", None)  # the code's choice replaces the variable's
 
 
-def get_backend():
-    """The backend in effect here: the innermost ``use_backend`` scope, else the default."""
+def get_backend(resolved=False):
+    """The backend in effect here: the innermost ``use_backend`` scope, else the default.
+
+    Parameters
+    ----------
+    resolved : bool
+        False (default): the name chosen, which may be ``'auto'``. True: the backend that
+        runs the ops here, what ``'auto'`` resolves to (``'cython'``, ``'numba'`` or
+        ``'numpy'``); this imports the compiled backends to find out.
+
+    Raises
+    ------
+    ValueError
+        ``FASTCONV_BACKEND`` names no backend (and ``set_backend`` was not called since);
+        with ``resolved=True``, any invalid ``FASTCONV_*`` variable.
+    """
     scoped = _scoped_backend.get()
-    return scoped if scoped is not None else _global_backend
+    if scoped is not None:
+        name = scoped
+    else:
+        _raise_env_errors("FASTCONV_BACKEND")
+        name = _global_backend
+    return resolve(name) if resolved else name
 
 
 @contextlib.contextmanager
@@ -159,6 +182,8 @@ def use_backend(name):
 
 def resolve(backend=None):
     """Concrete backend name for an op's ``backend=`` argument (None: current backend)."""
+    if _env_errors:
+        _raise_env_errors()
     name = get_backend() if backend is None else _check_name(backend)
     if name == "auto":
         for candidate in ("cython", "numba"):
@@ -247,6 +272,7 @@ def set_num_threads(n):
         _blas.set_num_threads(n)
         _num_threads = n
         _generation += 1
+        _env_errors.pop("FASTCONV_NUM_THREADS", None)  # the code's count replaces the variable's
     for backend in ("numba", "cython"):
         if backend in _import_errors and _import_errors[backend] is None:
             _apply_threads_to(backend)
@@ -260,25 +286,70 @@ def get_num_threads():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _init_from_env():
-    if os.environ.get("FASTCONV_ISA"):
-        from ._kernels import _isa
+# ----------------------------------------------------------------- environment variables
 
-        _isa.level()  # a level that is not one, or that this CPU lacks: refused here
-    env_backend = os.environ.get("FASTCONV_BACKEND")
-    if env_backend:
-        try:
-            _check_name(env_backend)
-        except ValueError as err:
-            raise ValueError(f"FASTCONV_BACKEND: {err}") from None
-        global _global_backend
-        _global_backend = env_backend
-    env_threads = os.environ.get("FASTCONV_NUM_THREADS")
-    if env_threads:
-        try:
-            n = int(env_threads)
-        except ValueError:
-            raise ValueError(
-                f"FASTCONV_NUM_THREADS must be a positive integer, got {env_threads!r}"
-            ) from None
+_THREAD_POOL_ENV = "FASTCONV_THREAD_POOL"
+#: What is wrong with each FASTCONV_* variable, found at import: not raised there, so that
+#: ``import fastconv`` and ``fastconv info`` (which lists them) work, but by every op
+#: until fixed, or until the code makes the variable's setting (set_backend,
+#: set_num_threads).
+_env_errors = {}
+
+
+def environment_errors():
+    """``{variable: message}`` for each invalid ``FASTCONV_*`` variable still in effect."""
+    return dict(_env_errors)
+
+
+def _raise_env_errors(*names):
+    """Raise the recorded errors of ``names`` (default: every variable), if any."""
+    found = [msg for var, msg in _env_errors.items() if not names or var in names]
+    if found:
+        raise ValueError("; ".join(found))
+
+
+def _env_backend(value):
+    global _global_backend
+    name = value.strip().lower()
+    if name not in _CHOICES:
+        raise ValueError(f"FASTCONV_BACKEND={value!r} is not a backend; set it to one of "
+                         f"{', '.join(_CHOICES)} (any case) or unset it")
+    _global_backend = name
+
+
+def _env_threads(value):
+    limit = 4 * (os.cpu_count() or 1)
+    fix = f"set it to a whole number from 1 to {limit} or unset it"
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"FASTCONV_NUM_THREADS={value!r} is not a whole number; {fix}") from None
+    try:
         set_num_threads(n)
+    except ValueError as err:
+        raise ValueError(f"FASTCONV_NUM_THREADS={value!r}: {err}; {fix}") from None
+
+
+def _env_isa(value):
+    from ._kernels import _isa
+
+    _isa.level()  # a level that is not one, or that this CPU lacks; the message names it
+
+
+def _env_thread_pool(value):
+    from ._kernels import _pool
+
+    _pool.mode()
+
+
+def _init_from_env():
+    """Apply the FASTCONV_* variables that are set; record those that are invalid."""
+    for var, apply in (("FASTCONV_ISA", _env_isa), (_THREAD_POOL_ENV, _env_thread_pool),
+                       ("FASTCONV_BACKEND", _env_backend),
+                       ("FASTCONV_NUM_THREADS", _env_threads)):
+        value = os.environ.get(var)
+        if value:
+            try:
+                apply(value)
+            except ValueError as err:
+                _env_errors[var] = str(err)

@@ -28,12 +28,41 @@ def configure_parser(parser):
                      "../shared/data/mnist")
 
 
+def _shapes(params, keys):
+    return ", ".join(f"{k} {tuple(params[k].shape)}" for k in keys)
+
+
+def _other_architecture(params, net):
+    """None when ``params`` (a loaded parameter file) fits ``net``, the DeepConvNet that
+    evaluate runs; else what the file holds, as far as its names and shapes tell, and
+    how to evaluate it."""
+    from fastconv.models import SimpleConvNet
+
+    if all(k in params and params[k].shape == v.shape for k, v in net.params.items()):
+        return None
+    weights = sorted((k for k in params if k[:1] == "W" and k[1:].isdigit()),
+                     key=lambda k: int(k[1:]))
+    found = _shapes(params, weights) or "no W1, W2, ...: " + ", ".join(sorted(params))
+    python = "in Python, then call its load_params(FILE) and accuracy(x, t)"
+    simple = SimpleConvNet(input_dim=net.input_dim, rng=0)
+    if all(k in params and params[k].shape == v.shape for k, v in simple.params.items()):
+        return f"the book's SimpleConvNet ({found}): build fastconv.models.SimpleConvNet() {python}"
+    if weights == [f"W{i}" for i in range(1, 9)]:
+        return (f"a DeepConvNet with other layer sizes ({found}): build DeepConvNet with the "
+                f"arguments it was trained with {python}")
+    if weights == ["W1", "W2", "W3"] and params["W1"].ndim == 4:
+        return (f"a SimpleConvNet with other layer sizes ({found}): build SimpleConvNet with "
+                f"the arguments it was trained with {python}")
+    return f"a net that fastconv.models does not build ({found})"
+
+
 def run(args):
     import numpy as np
 
     from fastconv import _plots
     from fastconv.datasets import detect_kind
     from fastconv.models import DeepConvNet
+    from fastconv.params_io import load_params
 
     err = sys.stderr
     backend = setup_backend(args)
@@ -54,9 +83,17 @@ def run(args):
     del x_raw
     net = DeepConvNet(input_dim=x_test.shape[1:], dtype=args.dtype)
     try:
-        net.load_params(args.params)
+        other = _other_architecture(load_params(args.params), net)
+        if other is None:
+            net.load_params(args.params)
     except (OSError, ValueError) as exc:
         print(f"fastconv: cannot load {args.params}: {exc}", file=err)
+        return 1
+    if other is not None:
+        print(f"fastconv evaluate: {args.params} is not a parameter file of the net evaluate "
+              f"runs, the book's DeepConvNet with its default layers "
+              f"({_shapes(net.params, [f'W{i}' for i in range(1, 9)])}); it holds {other}",
+              file=err)
         return 1
     pred = predict_labels(net, x_test, args.batch_size)
     t = t_test.astype(np.int64)

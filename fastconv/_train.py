@@ -2,13 +2,14 @@
 
 Each epoch visits the training images once in a fresh random order (the book's Trainer
 draws batches with replacement instead). After each epoch: the mean training loss,
-accuracy on a fixed sample of 1,000 training images, on the validation split
-(``--val-split``) and on the whole test set. The best epoch's parameters are kept
-(``best.npz``), chosen on the validation accuracy when there is a split, else on the test
-accuracy (``history.json`` records which). At the end, in ``--out``: ``params.npz`` (the
-last epoch's; load either with ``DeepConvNet.load_params`` or ``fastconv evaluate``),
-``best.npz``, ``history.json`` and, when matplotlib is installed, ``curves.png`` and
-``misclassified.png``.
+accuracy on a fixed sample of 1,000 training images, on the validation split and on the
+whole test set. The validation split (``--val-split``, a tenth by default) is carved from
+the training images and chooses the best epoch, whose parameters are kept (``best.npz``);
+the test set never chooses anything. ``--val-split 0`` trains on every image and turns
+selection off: the run reports its last epoch only. At the end, in ``--out``:
+``params.npz`` (the last epoch's; load either with ``DeepConvNet.load_params`` or
+``fastconv evaluate``), ``best.npz`` (with a split), ``history.json`` and, when matplotlib
+is installed, ``curves.png`` and ``misclassified.png``.
 
 Recipe options: ``--lr-schedule`` (constant, step: x0.1 every ``--lr-step-epochs``, or
 cosine to 0, with ``--warmup-epochs`` of linear warm-up), ``--weight-decay`` (decoupled,
@@ -136,9 +137,10 @@ def configure_parser(parser):
     parser.add_argument("--dropout", type=_fraction, default=0.5, metavar="RATIO",
                         help="ratio of DeepConvNet's two dropout layers (default: the "
                              "book's 0.5)")
-    parser.add_argument("--val-split", type=_fraction, default=0.0, metavar="F",
-                        help="hold out this fraction of the training images to choose the "
-                             "best epoch on (default: 0, the test set chooses)")
+    parser.add_argument("--val-split", type=_fraction, default=0.1, metavar="F",
+                        help="hold out this fraction of the training images (after --limit) "
+                             "to choose the best epoch on (default: 0.1); 0: train on all "
+                             "of them, no selection, the last epoch is reported")
     parser.add_argument("--seed", type=int, default=0, help="default: 0")
     parser.add_argument("--out", metavar="DIR", default="runs/train",
                         help="where params.npz, history.json and the plots go "
@@ -174,6 +176,14 @@ def load_data(args, stream, normalize=True):
     from fastconv.datasets import load_mnist
 
     kind = args.kind or "mnist"
+    if args.data is not None and not Path(args.data).is_dir():
+        # Said at once: a folder the user named is never replaced by the cache or a download.
+        what = "is not a folder" if Path(args.data).exists() else "does not exist"
+        print(f"fastconv: --data {args.data} {what}; pass the folder that holds the IDX "
+              f"files (t10k-images-idx3-ubyte[.gz], ...) or its parent with a {kind}/ "
+              f"folder, or leave --data out to use $FASTCONV_DATA, the download cache or a "
+              f"download", file=stream)
+        return None
     try:
         return load_mnist(args.data, normalize=normalize, flatten=False, kind=kind)
     except (FileNotFoundError, ValueError) as err:
@@ -297,7 +307,9 @@ def _run(args, comm):
         if not 1 <= n_val < x_train.shape[0]:
             print(f"fastconv: --val-split {args.val_split} of {x_train.shape[0]} training "
                   f"images leaves {n_val} for validation and {x_train.shape[0] - n_val} to "
-                  f"train on; both need at least one", file=err)
+                  f"train on; both need at least one: pass a larger --limit, another "
+                  f"--val-split, or --val-split 0 to keep the last epoch without "
+                  f"selection", file=err)
             return 1
         perm = np.random.default_rng(split_seed).permutation(x_train.shape[0])
         val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
@@ -313,6 +325,8 @@ def _run(args, comm):
     out_dir = Path(args.out)
     if root:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if x_val is None:  # no selection: an earlier run's best.npz would pass for this one's
+            (out_dir / "best.npz").unlink(missing_ok=True)
     if comm is None:
         dp, predict, ranks = None, functools.partial(predict_labels, net), ""
     else:
@@ -333,7 +347,7 @@ def _run(args, comm):
     ops = AUGMENT[recipe] if recipe else ()
     what = {"shift": f"crop of a {_MAX_SHIFT}-pixel zero pad", "flip": "horizontal flip",
             "erase": f"erase p={_ERASE_P}"}
-    selected_on = "validation" if x_val is not None else "test"
+    selected_on = "validation" if x_val is not None else None
     print(f"fastconv train: DeepConvNet on {args.kind}, {n} training"
           + (f" / {x_val.shape[0]} validation" if x_val is not None else "")
           + f" / {x_test.shape[0]} test images, {args.dtype}, backend {backend}, batch "
@@ -344,7 +358,8 @@ def _run(args, comm):
           + (f", dropout {args.dropout}" if args.dropout != 0.5 else "")
           + f", {plural(args.epochs, 'epoch')}"
           + (f", augment {recipe} ({', '.join(what[o] for o in ops)})" if ops else "")
-          + f"; best epoch chosen on the {selected_on} set",
+          + ("; best epoch chosen on the validation set" if selected_on else
+             "; no validation split (--val-split 0): the last epoch is kept"),
           file=log, flush=True)
     if plots_missing and not args.no_plots:
         print(f"fastconv train: curves.png and misclassified.png will not be drawn: "
@@ -353,7 +368,7 @@ def _run(args, comm):
     history = dict(args={k: v for k, v in vars(args).items() if not k.startswith("_")},
                    backend=backend, augment=list(ops), selected_on=selected_on,
                    step_loss=[], epochs=[])
-    best_acc, best_path = -1.0, out_dir / "best.npz"
+    best_val_acc, best_path = -1.0, out_dir / "best.npz"
     if dp is not None:
         history["ranks"] = dp.size
     for epoch in range(1, args.epochs + 1):
@@ -406,10 +421,9 @@ def _run(args, comm):
                       images_per_second=n / train_s)
         history["epochs"].append(record)
         history["step_loss"].extend(float(v) for v in losses)
-        chosen = val_acc if x_val is not None else test_acc
-        if chosen > best_acc:
-            best_acc = chosen
-            history.update(best_epoch=epoch, best_acc=chosen, best_test_acc=test_acc)
+        if val_acc is not None and val_acc > best_val_acc:
+            best_val_acc = val_acc
+            history.update(best_epoch=epoch, best_val_acc=val_acc, best_test_acc=test_acc)
             if root:
                 net.save_params(best_path)
         print(f"epoch {epoch}/{args.epochs}: loss {record['loss']:.4f}  train acc "
@@ -436,15 +450,17 @@ def _run(args, comm):
                            [e["test_acc"] for e in history["epochs"]], curves,
                            val_acc=None if x_val is None else
                            [e["val_acc"] for e in history["epochs"]],
-                           best_epoch=history["best_epoch"])
+                           best_epoch=history.get("best_epoch"))
         shown = _plots.plot_misclassified(x_test, t_test, pred, _plots.class_names(args.kind),
                                           out_dir / "misclassified.png")
         print(f"saved {curves}" + (f" and {out_dir / 'misclassified.png'} "
                                    f"({plural(shown, 'image')})"
                                    if shown else " (no misclassified test images)"), file=err)
     final = history["epochs"][-1]
-    print(f"best epoch {history['best_epoch']} (on the {selected_on} set): test accuracy "
-          f"{history['best_test_acc']:.4f}, saved in {best_path}", file=err)
+    if selected_on:
+        print(f"best epoch {history['best_epoch']} (validation accuracy "
+              f"{history['best_val_acc']:.4f}): test accuracy {history['best_test_acc']:.4f}, "
+              f"saved in {best_path}", file=err)
     print(f"test accuracy {final['test_acc']:.4f} after {plural(args.epochs, 'epoch')}",
           flush=True)
     return 0

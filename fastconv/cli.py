@@ -1,7 +1,10 @@
 """python -m fastconv (or fastconv): bench, info, train, evaluate."""
 import argparse
 import importlib
+import os
 import sys
+
+from ._version import __version__
 
 # subcommand -> (module, help); each module has configure_parser(parser) and run(args) -> int
 _COMMANDS = {
@@ -16,6 +19,7 @@ def build_parser(command=None):
     """The argument parser; only ``command``'s module is imported to configure its options
     (so ``fastconv info`` does not import the training code)."""
     parser = argparse.ArgumentParser(prog="fastconv", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fastconv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -33,7 +37,15 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    return importlib.import_module(args._module).run(args) or 0
+    try:
+        code = importlib.import_module(args._module).run(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        # The reader (`fastconv info | head -3`) has what it wanted: no traceback. Later
+        # writes, the interpreter's final flush included, go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE: the shell's status for a process that SIGPIPE ended
+    return code
 
 
 if __name__ == "__main__":

@@ -56,6 +56,17 @@ __all__ = ["Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout", "BatchNorm
            "Convolution", "Pooling"]
 
 
+def _layer_repr(layer, *names):
+    """``Name(W: float32 (16, 1, 3, 3), stride=1, ...)``: arrays as dtype and shape,
+    other attributes as their repr."""
+    parts = []
+    for name in names:
+        value = getattr(layer, name)
+        parts.append(f"{name}: {value.dtype} {value.shape}" if isinstance(value, np.ndarray)
+                     else f"{name}={value!r}")
+    return f"{type(layer).__name__}({', '.join(parts)})"
+
+
 def _need_forward(layer, attr):
     if getattr(layer, attr) is None:
         raise RuntimeError(
@@ -74,6 +85,9 @@ class Relu:
     def __init__(self):
         self.mask = None
 
+    def __repr__(self):
+        return _layer_repr(self)
+
     def forward(self, x):
         """x : float ndarray of any shape -> ndarray of the same shape and dtype."""
         out, self.mask = ew.relu_forward(x)
@@ -90,6 +104,9 @@ class Sigmoid:
 
     def __init__(self):
         self.out = None
+
+    def __repr__(self):
+        return _layer_repr(self)
 
     def forward(self, x):
         """x : float ndarray of any shape -> ndarray of the same shape and dtype."""
@@ -129,6 +146,9 @@ class Affine:
     def __init__(self, W, b, *, relu=False):
         self.W, self.b, self.relu = W, b, relu
         self.x = self.original_x_shape = self.out = self.dW = self.db = None
+
+    def __repr__(self):
+        return _layer_repr(self, "W", "b", "relu")
 
     def forward(self, x):
         """x : ndarray of shape (N, ...) with D elements per sample -> (N, M)."""
@@ -196,6 +216,9 @@ class SoftmaxWithLoss:
         self.y = None
         self.t = None
 
+    def __repr__(self):
+        return _layer_repr(self)
+
     def forward(self, x, t):
         """x : (N, K) scores (or (K,), one sample), t : labels in a form above -> the loss."""
         if isinstance(x, np.ndarray) and x.ndim == 1:
@@ -242,6 +265,9 @@ class Dropout:
         self.dropout_ratio = dropout_ratio
         self.rng = None if rng is None else np.random.default_rng(rng)
         self.mask = None
+
+    def __repr__(self):
+        return _layer_repr(self, "dropout_ratio")
 
     def forward(self, x, train_flg=True):
         """x : float ndarray of any shape -> ndarray of the same shape and dtype."""
@@ -290,6 +316,9 @@ class BatchNormalization:
         self.running_mean, self.running_var = running_mean, running_var
         self.input_shape = self.xc = self.xn = self.std = None
         self.dgamma = self.dbeta = None
+
+    def __repr__(self):
+        return _layer_repr(self, "gamma", "beta", "momentum", "running_mean", "running_var")
 
     def forward(self, x, train_flg=True):
         """x : ndarray of shape (N, D) or (N, C, H, W) -> same shape and dtype."""
@@ -376,6 +405,9 @@ class Convolution:
         self.relu, self.need_dx = relu, need_dx
         self.x = self.out = self.dW = self.db = None
 
+    def __repr__(self):
+        return _layer_repr(self, "W", "b", "stride", "pad", "relu", "need_dx")
+
     def forward(self, x):
         """x : (N, C, H, W) -> (N, FN, OH, OW)."""
         self.out = conv2d(x, self.W, self.b, self.stride, self.pad, relu=self.relu)
@@ -411,6 +443,9 @@ class Pooling:
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
         self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
         self.x = self.arg_max = None
+
+    def __repr__(self):
+        return _layer_repr(self, "pool_h", "pool_w", "stride", "pad")
 
     def forward(self, x):
         """x : (N, C, H, W) -> (N, C, OH, OW)."""

@@ -55,7 +55,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import layers, params_io
-from ._validation import out_size
+from ._validation import out_size, pair
 
 __all__ = ["DeepConvNet", "SimpleConvNet"]
 
@@ -75,6 +75,21 @@ def _generator(rng):
     return np.random.default_rng(rng)
 
 
+def _output_shape(layer, shape):
+    """The shape (without the batch axis) ``layer`` of a net gives for input ``shape``."""
+    if isinstance(layer, (layers.Convolution, layers.Pooling)):
+        if isinstance(layer, layers.Convolution):
+            channels, (kh, kw) = layer.W.shape[0], layer.W.shape[2:]
+        else:
+            channels, kh, kw = shape[0], layer.pool_h, layer.pool_w
+        (sh, sw), (ph, pw) = (pair(v, name, "repr", 0) for v, name in
+                              ((layer.stride, "stride"), (layer.pad, "pad")))
+        return (channels, out_size(shape[1], kh, sh, ph), out_size(shape[2], kw, sw, pw))
+    if isinstance(layer, layers.Affine):
+        return (layer.W.shape[1],)
+    return shape
+
+
 # --------------------------------------------------------------------------- networks
 
 
@@ -87,6 +102,19 @@ class _Net:
         self.rng = _generator(rng)
         self.input_dim = tuple(int(d) for d in input_dim)
         self.output_size = int(output_size)
+
+    def __repr__(self):
+        """The architecture: each layer, with the shape it gives one image, in order."""
+        count = sum(p.size for p in self.params.values())
+        named = self.layers.items() if isinstance(self.layers, dict) else enumerate(self.layers)
+        lines = [f"{type(self).__name__}(input_dim={self.input_dim}, output_size="
+                 f"{self.output_size}, dtype={self.dtype}, {count:,} parameters)"]
+        shape = self.input_dim
+        for name, layer in named:
+            shape = _output_shape(layer, shape)
+            lines.append(f"  {name}: {layer!r} -> {shape}")
+        lines.append(f"  last_layer: {self.last_layer!r}")
+        return "\n".join(lines)
 
     @property
     def compute_dtype(self):

@@ -68,7 +68,7 @@ def test_train_then_evaluate(idx_dir, tmp_path, capsys):
     train(idx_dir, out, "--augment", "--seed", "3")
     assert (out / "params.npz").is_file()
     history = json.loads((out / "history.json").read_text())
-    assert len(history["step_loss"]) == 4  # 200 images in batches of 50
+    assert len(history["step_loss"]) == 4  # 180 images (200 less a tenth) in batches of 50
     assert history["epochs"][0]["epoch"] == 1
     assert 0.0 <= history["epochs"][0]["test_acc"] <= 1.0
     from fastconv import _plots
@@ -274,7 +274,7 @@ def test_plural():
 @pytest.mark.parametrize("epochs", [1, 2])
 def test_train_summary_plural(idx_dir, tmp_path, capsys, epochs):
     train(idx_dir, tmp_path, "--no-plots", "--limit", "1", "--batch-size", "1",
-          "--epochs", str(epochs))
+          "--epochs", str(epochs), "--val-split", "0")
     res = capsys.readouterr()
     word = "epoch" if epochs == 1 else "epochs"
     assert res.out.rstrip().endswith(f" after {epochs} {word}")
@@ -389,7 +389,42 @@ def test_train_recipe_options(idx_dir, tmp_path, capsys):
 
 
 def test_train_refuses_an_empty_split(idx_dir, tmp_path, capsys):
-    argv = ["train", "--data", str(idx_dir), "--limit", "2", "--val-split", "0.1",
-            "--out", str(tmp_path)]
-    assert cli.main(argv) == 1
-    assert "leaves 0 for validation" in capsys.readouterr().err
+    argv = ["train", "--data", str(idx_dir), "--limit", "2", "--out", str(tmp_path)]
+    assert cli.main(argv) == 1  # the default split, a tenth of 2 images
+    err = capsys.readouterr().err
+    assert "--val-split 0.1 of 2 training images leaves 0 for validation" in err
+    assert "or --val-split 0 to keep the last epoch" in err
+
+
+def test_train_chooses_on_a_validation_split_by_default(idx_dir, tmp_path, capsys):
+    """Without --val-split a tenth of the training images chooses the best epoch; the
+    test set never does."""
+    train(idx_dir, tmp_path, "--epochs", "2", "--no-plots")
+    err = capsys.readouterr().err
+    assert "180 training / 20 validation / 100 test images" in err
+    assert "best epoch chosen on the validation set" in err
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["args"]["val_split"] == 0.1 and history["selected_on"] == "validation"
+    best = max(history["epochs"], key=lambda e: (e["val_acc"], -e["epoch"]))
+    assert history["best_epoch"] == best["epoch"]
+    assert history["best_val_acc"] == best["val_acc"]
+    assert history["best_test_acc"] == best["test_acc"]  # reported, not chosen on
+    assert (f"best epoch {best['epoch']} (validation accuracy {best['val_acc']:.4f}): test "
+            f"accuracy {best['test_acc']:.4f}, saved in {tmp_path / 'best.npz'}") in err
+    assert (tmp_path / "best.npz").is_file()
+
+
+def test_train_without_a_split_reports_the_last_epoch(idx_dir, tmp_path, capsys):
+    (tmp_path / "best.npz").write_bytes(b"an earlier run's")
+    train(idx_dir, tmp_path, "--epochs", "2", "--no-plots", "--val-split", "0")
+    res = capsys.readouterr()
+    assert "200 training / 100 test images" in res.err
+    assert "no validation split (--val-split 0): the last epoch is kept" in res.err
+    assert "best epoch" not in res.err and "val acc" not in res.err
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history["selected_on"] is None
+    assert not {"best_epoch", "best_val_acc", "best_test_acc"} & set(history)
+    assert all(e["val_acc"] is None for e in history["epochs"])
+    last = history["epochs"][-1]
+    assert res.out.strip() == f"test accuracy {last['test_acc']:.4f} after 2 epochs"
+    assert not (tmp_path / "best.npz").exists()  # not left to pass for this run's

@@ -133,7 +133,8 @@ def test_separate_leaves_the_pools_alone():
 
 @pytest.mark.slow
 def test_a_bad_mode_names_the_variable():
-    proc = _child("import fastconv", FASTCONV_THREAD_POOL="bogus")
+    proc = _child("import fastconv as fc; fc.get_backend(resolved=True)",
+                  FASTCONV_THREAD_POOL="bogus")
     assert proc.returncode != 0
     assert "FASTCONV_THREAD_POOL='bogus' is not one of ('shared', 'separate')" in proc.stderr
 

@@ -75,7 +75,8 @@ def configure_parser(parser):
                         help="only rows of this kernel, op or family (im2col, conv, pool, linear, "
                              "augment, model, conv2d, max_pool2d, train_step, ...); repeatable "
                              "or comma-separated")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="dtype the ops run in: inputs and weights (default: float32)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every backend and PyTorch (default: fastconv's "
