@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +278,36 @@ def test_net_reprs_show_the_architecture():
         "  Affine2: Affine(W: float64 (6, 2), b: float64 (2,), relu=False) -> (2,)"]
     total = sum(p.size for p in DeepConvNet().params.values())
     assert f"{total:,} parameters" in repr(DeepConvNet())
+
+
+# ------------------------------------------------------------- reference warnings
+
+def test_the_reference_conv_gives_nan_for_inf_times_zero_without_a_warning():
+    """inf * 0 in the reference's products: NaN where it belongs, no 'invalid value'
+    RuntimeWarning (a BLAS also raises it for the zeros it pads its blocks with)."""
+    from fastconv import reference as ref
+
+    x = np.ones((1, 1, 4, 4))
+    x[0, 0, 1, 1] = np.inf
+    W = np.ones((2, 1, 2, 2))
+    W[0, 0, 0, 0] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ref.conv2d(x, W, np.zeros(2), pad=1)
+        dx, dW, db = ref.conv2d_backward(-np.ones_like(out), x, W, pad=1)
+    assert np.argwhere(np.isnan(out)).tolist() == [[0, 0, 2, 2]]  # inf meets the zero tap
+    assert np.isfinite(dx).all() and np.isneginf(dW).all() and np.isfinite(db).all()
+
+
+# ------------------------------------------------------------------------ imports
+
+@pytest.mark.slow
+@pytest.mark.skipif("cython" not in fc.available_backends(), reason="Cython not built")
+def test_the_cython_path_does_not_import_numba():
+    code = ("import sys, numpy as np, fastconv as fc\n"
+            "fc.conv2d(np.ones((1, 1, 5, 5), np.float32), np.ones((1, 1, 3, 3), np.float32))\n"
+            "print(fc.get_backend(resolved=True), 'numba' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "FASTCONV_BACKEND": "cython"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["cython", "False"]

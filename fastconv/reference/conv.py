@@ -16,6 +16,14 @@ def _rows(W):
     return W.reshape(W.shape[0], -1)
 
 
+def _non_finite_quiet():
+    """No 'invalid value' warning from the products: with inf in the input they compute
+    inf * 0 (a zero weight, or zeros a BLAS may pad its blocks with, which warn even
+    where the result holds no NaN); the NaN that comes out is the result defined for such
+    input, and the compiled kernels do not warn either."""
+    return np.errstate(invalid="ignore")
+
+
 def conv2d(x, W, b=None, stride=1, pad=0, relu=False):
     """Cross-correlate a batch of images with a bank of filters (the book's "convolution").
 
@@ -38,9 +46,10 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False):
     FN, _, KH, KW = W.shape
     OH, OW = out_size(H, KH, sh, ph), out_size(Wd, KW, sw, pw)
     col = im2col(x, KH, KW, (sh, sw), (ph, pw))
-    out = col @ _rows(W).T
-    if b is not None:
-        out += b
+    with _non_finite_quiet():
+        out = col @ _rows(W).T
+        if b is not None:
+            out += b
     if relu:
         np.maximum(out, 0, out=out)
     return out.reshape(N, OH, OW, FN).transpose(0, 3, 1, 2)
@@ -75,8 +84,9 @@ def conv2d_backward(dout, x, W, stride=1, pad=0, need_dx=True, relu_out=None):
     rows = dout.transpose(0, 2, 3, 1).reshape(-1, FN)
     db = np.sum(rows, axis=0)
     col = im2col(x, KH, KW, stride, pad)
-    dW = (col.T @ rows).T.reshape(FN, C, KH, KW)
-    dx = None
-    if need_dx:
-        dx = col2im(rows @ _rows(W), x.shape, KH, KW, stride, pad)
+    with _non_finite_quiet():
+        dW = (col.T @ rows).T.reshape(FN, C, KH, KW)
+        dx = None
+        if need_dx:
+            dx = col2im(rows @ _rows(W), x.shape, KH, KW, stride, pad)
     return dx, dW, db
