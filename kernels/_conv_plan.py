@@ -39,9 +39,8 @@ Algorithms (``kernels/*_backend/conv``):
   block into the NCHW output. Backward gathers dout the same way, accumulates
   ``dW += dout_g @ col.T`` in a per-thread partial (reduced at the end: race-free) and
   folds ``W.T @ dout_g`` back into dx image by image (each image is owned by one
-  thread). ``G`` is chosen so the col group stays around ``COL_GROUP_BYTES``; groups
-  from one image to 512 KiB measured within noise, one whole-share col per thread up
-  to 2.7x slower.
+  thread). ``G`` is chosen so the col group stays around ``COL_GROUP_BYTES``
+  (docs/tuning.md, "Chunk sizes").
 
 The rule (``use_direct``, ``use_filters``): a direct algorithm wherever its kernels
 apply, im2col + GEMM elsewhere; then, pass by pass (the forward; the backward's dW and
@@ -50,8 +49,9 @@ and, for the forward and dx, it sums over at least ``FILTERS_MIN_CHANNELS`` chan
 more than 10% of the wide kernel's products would multiply padding (``real_fraction``,
 ``FILTERS_BELOW``), for dW where its outputs fill less of a packed plane than
 ``DW_FILTERS_BELOW`` (per level); else the wide kernels.
-``plan`` applies it and sizes the call (``Plan.pos`` and ``pos_dx`` name the passes
-with filters in vectors), and both backends execute what it returns. A forced
+``plan`` applies it and sizes the call (``Plan.outputs`` and ``dx_outputs`` list the
+outputs of the passes with filters in vectors), and the driver both backends share
+(``kernels/_conv_driver.py``) executes what it returns. A forced
 ``'direct'`` or ``'direct_filters'`` runs every pass with its kernels.
 The measurements behind the rule, its thresholds and the block shapes, and the Winograd
 prototype that was not kept: docs/tuning.md, "Convolution plan".
@@ -95,16 +95,13 @@ BLOCKS = {
 COL_GROUP_BYTES = 512 * 1024
 
 #: Target size in bytes of one thread's packed images (input and output channels) for
-#: the direct kernels (see ``simd_chunk``). On the six convs' backward (Cython, 2
-#: threads, one run each) 512 KiB and 1 MiB gave the same sum, 33.5 ms; 128 KiB (38.7
-#: ms) and 2 MiB (39.5 ms) were slower.
+#: the direct kernels (see ``simd_chunk``; docs/tuning.md, "Chunk sizes").
 SIMD_CHUNK_BYTES = 512 * 1024
 
 
-def use_direct(kh, kw, sh, sw, ph, pw, oh=None, ow=None):
-    """True when the direct kernels apply to this geometry (a ``Window``'s fields):
-    stride 1 and pad < window."""
-    return sh == 1 and sw == 1 and ph < kh and pw < kw
+def use_direct(g):
+    """True when the direct kernels apply to the window ``g``: stride 1 and pad < window."""
+    return g.sh == 1 and g.sw == 1 and g.ph < g.kh and g.pw < g.kw
 
 
 #: The forward and dx run with filters in vectors where fewer than this fraction of the
@@ -126,13 +123,13 @@ def choose(algorithm, g):
     direct kernels) and ``'gemm'`` elsewhere. ValueError for a direct algorithm where no
     direct kernel applies."""
     if algorithm is None:
-        return "direct" if use_direct(*g) else "gemm"
+        return "direct" if use_direct(g) else "gemm"
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be None or one of {ALGORITHMS}, got {algorithm!r}")
-    if algorithm != "gemm" and not use_direct(*g):
+    if algorithm != "gemm" and not use_direct(g):
         raise ValueError(
             f"algorithm={algorithm!r} needs stride 1 and pad < window (got window "
-            f"{g[0]}x{g[1]}, stride {g[2:4]}, pad {g[4:6]}); use 'gemm' or None"
+            f"{g.kh}x{g.kw}, stride {(g.sh, g.sw)}, pad {(g.ph, g.pw)}); use 'gemm' or None"
         )
     return algorithm
 
@@ -189,36 +186,61 @@ def filter_block(filters, channels, level, lanes):
 
 
 class Plan(NamedTuple):
-    """How one conv call runs: the same decision and sizes in both backends. The direct
-    algorithms run each pass (the forward; the backward's dW and dx) with the wide kernels
-    or with filters in vectors: the latter where ``pos`` (forward, dW) or ``pos_dx`` (dx)
-    is given. Its arrays are read-only: ``plan`` hands the same one to every call of a
-    shape."""
+    """How one conv call runs, with every size its kernels need: the same decision and
+    sizes in both backends (``kernels/_conv_driver.py`` executes it). The direct
+    algorithms run each pass (the forward; the backward's dW and dx) on wide planes or
+    with filters in vectors: the latter where the pass's ``outputs`` (forward, dW) or
+    ``dx_outputs`` (dx) are listed. Its arrays are read-only (``plan`` hands the same one
+    to every call of a shape); the fields a pass does not use are 0 or empty."""
 
     algorithm: str  #: one of ``ALGORITHMS``
-    G: int  #: images per packed chunk (direct) or per GEMM (gemm)
-    nt: int  #: threads that get work
-    off: object  #: direct: flat offsets of the window taps (``wide_layout``); gemm: None
-    width: int  #: direct: row length of the packed buffers; gemm: 0
-    pos: object  #: the outputs' offsets in G packed planes, for the forward or dW with
-    #: filters in vectors; else None
-    pos_dx: object  #: the same for dx's outputs, for dx with filters in vectors; else None
-    taps: object  #: forward with ``pos``: the taps each block reads (``tap_ranges``)
-    taps_dx: object  #: with ``pos_dx``: the same for dx
-    xo: object  #: dW with ``pos``: the inputs it broadcasts (``dw_offsets``); else None
-    chunks: int  #: direct: the batch's chunks (``wide_plan``); gemm: 0
+    images: int  #: images per packed chunk (direct) or per GEMM (gemm)
+    threads: int  #: threads that get work
+    chunks: int  #: direct: chunks the batch is cut into (``batch_chunks``)
+    tap_offsets: np.ndarray  #: direct: flat offsets of the window taps (``wide_layout``)
+    row_length: int  #: direct: length of a row of the packed buffers
+    x_rows: int  #: direct: rows of packed x: C, or for dW C rounded up to its blocks
+    filter_block: int  #: forward: filters per block of its kernel (``filter_block``)
+    out_rows: int  #: forward: FN rounded up to whole filter blocks
+    outputs: np.ndarray  #: forward or dW with filters in vectors: the outputs' offsets
+    output_taps: np.ndarray  #: forward with filters in vectors: each block's taps
+    dout_rows: int  #: backward: rows of packed dout, FN rounded up to dW's blocks
+    filters_last_row: int  #: dW with filters in vectors: row of dout packed filters last
+    dw_inputs: np.ndarray  #: dW with filters in vectors: the inputs it broadcasts
+    dx_filter_block: int  #: dx: filters per block (its output channels are x's C)
+    dx_rows: int  #: dx: C rounded up to whole filter blocks
+    dx_outputs: np.ndarray  #: dx with filters in vectors: its outputs' offsets
+    dx_output_taps: np.ndarray  #: dx with filters in vectors: each block's taps
+
+    @property
+    def filters_in_vectors(self):
+        """The forward (or dW) runs with filters in vectors."""
+        return self.outputs.size > 0
+
+    @property
+    def dx_filters_in_vectors(self):
+        """dx runs with filters in vectors."""
+        return self.dx_outputs.size > 0
+
+
+#: What a plan holds where a pass lists no offsets.
+_NO_OFFSETS = np.empty(0, dtype=np.intp)
+_NO_OFFSETS.flags.writeable = False
 
 
 def _frozen(a):
-    """``a`` made read-only (None stays None): plans are shared between calls."""
-    if a is not None:
-        a.flags.writeable = False
+    """``a`` made read-only (None: no offsets): plans are shared between calls."""
+    if a is None:
+        return _NO_OFFSETS
+    a.flags.writeable = False
     return a
 
 
-#: Plans kept (``plan``): on DeepConvNet's six convs the rule's plan took 6 us (wide
-#: planes) to 41-52 us (filters in vectors: the offset lists) a call, about 1% of the
-#: six convs' forward + backward (Zen 5, batch 100).
+def _round_up(a, b):
+    return -(-a // b) * b
+
+
+#: Plans kept (``plan``); the cost of planning a call is in docs/tuning.md, "Plan cache".
 PLANS_CACHED = 256
 
 
@@ -226,23 +248,26 @@ PLANS_CACHED = 256
 def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backward=False,
          finite_w=True):
     """The :class:`Plan` of a conv call on ``x_shape`` with filters ``W_shape`` and window
-    geometry ``g``, for ``n_threads`` threads at instruction-set ``level`` (its block
-    shapes: ``BLOCKS``); ``algorithm`` overrides the rule. ``finite_w``: the filters are
-    finite; where they are not, the rule picks im2col + GEMM, whose products are the
-    reference's (the direct kernels multiply W by padding in dx, which the reference
-    drops, and skip padding in the forward, which the reference multiplies: inf * 0 is
-    NaN). Cached: every argument is hashable and the plan read-only."""
+    ``g`` (a checked ``Window``: ``kh, kw, sh, sw, ph, pw, oh, ow``), for ``n_threads``
+    threads at instruction-set ``level`` (its block shapes: ``BLOCKS``); ``algorithm``
+    overrides the rule. ``finite_w``: the filters are finite; where they are not, the
+    rule picks im2col + GEMM, whose products are the reference's (the direct kernels
+    multiply W by padding in dx, which the reference drops, and skip padding in the
+    forward, which the reference multiplies: inf * 0 is NaN). Cached: every argument is
+    hashable and the plan read-only."""
     rule = algorithm is None
     if rule and not finite_w:
         algorithm = "gemm"
     blocks = BLOCKS[level]
     algorithm = choose(algorithm, g)
-    kh, kw, _, _, ph, pw, oh, ow = g
+    kh, kw, ph, pw, oh, ow = g.kh, g.kw, g.ph, g.pw, g.oh, g.ow
     N, C, H, W = x_shape
+    FN = W_shape[0]
     if algorithm == "gemm":
         G = group_size(N, C * kh * kw, oh * ow, itemsize, n_threads)
-        return Plan("gemm", G, min(n_threads, -(-N // G)), None, 0, None, None, None, None,
-                    None, 0)
+        return Plan("gemm", G, min(n_threads, -(-N // G)), 0, _NO_OFFSETS, 0, 0, 0, 0,
+                    _NO_OFFSETS, _NO_OFFSETS, 0, 0, _NO_OFFSETS, 0, 0, _NO_OFFSETS,
+                    _NO_OFFSETS)
     lanes = blocks.vbytes // itemsize
     Wp, S, off, G, nt, width, chunks = wide_plan(x_shape, W_shape, ph, pw, itemsize,
                                                  n_threads,
@@ -252,19 +277,32 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
         fv, fv_dx = use_filters(S, real_fraction(S, oh, ow, ph, pw, H, W, kh, kw),
                                 real_fraction(S, H, W, kh - 1 - ph, kw - 1 - pw, oh, ow, kh,
                                               kw),
-                                oh * ow, W_shape[0], C, blocks.fv_f * lanes, backward, level)
+                                oh * ow, FN, C, blocks.fv_f * lanes, backward, level)
     else:
         fv = fv_dx = algorithm == "direct_filters"
     fv_dx = fv_dx and backward
     p = blocks.fv_p
-    arrays = (off,
-              positions(G, oh, ow, Wp, S, p) if fv else None,
-              positions(G, H, W, Wp, S, p) if fv_dx else None,
-              tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv and not backward else None,
-              tap_ranges(G, H, W, kh - 1 - ph, oh, kh, kw, p) if fv_dx else None,
-              dw_offsets(C, off, width, p) if fv and backward else None)
-    off, pos, pos_dx, taps, taps_dx, xo = (_frozen(a) for a in arrays)
-    return Plan(algorithm, G, nt, off, width, pos, pos_dx, taps, taps_dx, xo, chunks)
+    sizes = dict(algorithm=algorithm, images=G, threads=nt, chunks=chunks,
+                 tap_offsets=_frozen(off), row_length=width,
+                 outputs=_frozen(positions(G, oh, ow, Wp, S, p) if fv else None))
+    if not backward:
+        F = filter_block(fv, FN, level, lanes)
+        return Plan(**sizes, x_rows=C, filter_block=F, out_rows=_round_up(FN, F),
+                    output_taps=_frozen(tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv
+                                        else None),
+                    dout_rows=0, filters_last_row=0, dw_inputs=_NO_OFFSETS,
+                    dx_filter_block=0, dx_rows=0, dx_outputs=_NO_OFFSETS,
+                    dx_output_taps=_NO_OFFSETS)
+    F_dx = filter_block(fv_dx, C, level, lanes)
+    return Plan(**sizes, x_rows=dw_channels(C, kh * kw, blocks.dw_c, blocks.dw3_c),
+                filter_block=0, out_rows=0, output_taps=_NO_OFFSETS,
+                dout_rows=_round_up(FN, blocks.dw_f),
+                filters_last_row=_round_up(FN, blocks.fv_f * lanes) if fv else 0,
+                dw_inputs=_frozen(dw_offsets(C, off, width, p) if fv else None),
+                dx_filter_block=F_dx, dx_rows=_round_up(C, F_dx),
+                dx_outputs=_frozen(positions(G, H, W, Wp, S, p) if fv_dx else None),
+                dx_output_taps=_frozen(tap_ranges(G, H, W, kh - 1 - ph, oh, kh, kw, p)
+                                       if fv_dx else None))
 
 
 def dw_offsets(C, off, xs, p):
@@ -363,9 +401,7 @@ def batch_chunks(N, G, n_threads):
     a multiple of the threads (at most N), so that threads taking chunks as they finish
     (chunk k holds images ``[k*N // chunks, (k+1)*N // chunks)``) get equal shares when
     nothing else runs, and the first to finish takes more when another process slows one
-    down. perf over the six DeepConvNet convs' forward + backward (Cython, 2 threads,
-    Zen 5, a shared host): libgomp's end-of-loop barrier took 3.9% of the cycles with one
-    share per thread, 2.2% with chunks taken in turn."""
+    down (docs/tuning.md, "Chunk sizes")."""
     return min(N, -(-N // (G * n_threads)) * n_threads)
 
 

@@ -1,5 +1,7 @@
 """conv2d / conv2d_backward: the reference against a naive loop and finite differences,
 every backend and every compiled algorithm against the reference, and every bad input."""
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -9,8 +11,9 @@ import fastconv as fc
 from fastconv import _backend
 from fastconv import reference as ref
 from fastconv._kernels import _conv_plan, _isa
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, COMPILED, TOL, assert_sum_close, numeric_grad
+from _support import BACKENDS, COMPILED, TOL, numeric_grad, randn
 
 DTYPES = [np.float32, np.float64]
 ALGORITHMS = list(_conv_plan.ALGORITHMS)
@@ -34,15 +37,12 @@ CASES = [
 ]
 
 
-def _data(shape, dtype, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
 
 def _inputs(shape, filt, dtype, seed=0):
     N, C, H, W = shape
     FN, KH, KW = filt
-    return (_data(shape, dtype, seed), _data((FN, C, KH, KW), dtype, seed + 1),
-            _data((FN,), dtype, seed + 2))
+    return (randn(shape, dtype, seed), randn((FN, C, KH, KW), dtype, seed + 1),
+            randn((FN,), dtype, seed + 2))
 
 
 #: The longest reduction of any case (an output, dx or dW element as a sum of products).
@@ -50,7 +50,7 @@ TERMS = max(max(C * KH * KW, FN * KH * KW, N * H * W) for (N, C, H, W), (FN, KH,
 
 
 def assert_near(actual, expected, dtype):
-    assert_sum_close(actual, expected, TERMS, dtype)
+    assert_close(actual, expected, TERMS, dtype)
 
 
 def _assert_backward_near(backward, dout, x, W, stride, pad, dtype):
@@ -96,7 +96,7 @@ def test_reference_forward_matches_naive_loop(shape, filt, stride, pad):
 def test_gradients_match_centered_differences(backend, filt, stride, pad):
     x, W, b = _inputs((2, 2, 5, 4), filt, np.float64, seed=3)
     out = fc.conv2d(x, W, b, stride, pad, backend=backend)
-    G = _data(out.shape, np.float64, 9)
+    G = randn(out.shape, np.float64, 9)
 
     def loss():
         return float(np.sum(fc.conv2d(x, W, b, stride, pad, backend=backend) * G))
@@ -123,7 +123,7 @@ def _win(x, W, stride, pad):
 def _applies(algorithm, g):
     """False (after checking the kernels refuse it) for a direct algorithm where no
     direct kernel applies: strided windows or pad >= window."""
-    if algorithm == "gemm" or _conv_plan.use_direct(*g):
+    if algorithm == "gemm" or _conv_plan.use_direct(g):
         return True
     for backend in COMPILED:
         with pytest.raises(ValueError, match=f"algorithm='{algorithm}' needs stride 1"):
@@ -150,7 +150,7 @@ def test_kernels_match_reference(backend, algorithm, dtype, shape, filt, stride,
     assert_near(k.conv2d(x, W, b, win, True, algorithm=algorithm),
                 np.maximum(expected, 0), dtype)
 
-    dout = _data(expected.shape, dtype, 7)
+    dout = randn(expected.shape, dtype, 7)
     want, (_, _, db) = _assert_backward_near(
         lambda need_dx: k.conv2d_backward(dout, x, W, win, need_dx, algorithm=algorithm),
         dout, x, W, stride, pad, dtype)
@@ -183,7 +183,7 @@ def test_kernels_match_reference_many_chunks(backend, algorithm, dtype, shape, f
     expected = ref.conv2d(x, W, b, 1, pad, relu=True)
     out = k.conv2d(x, W, b, win, True, algorithm=algorithm)
     assert_near(out, expected, dtype)
-    dout = _data(expected.shape, dtype, 11)
+    dout = randn(expected.shape, dtype, 11)
     want = ref.conv2d_backward(dout, x, W, 1, pad, relu_out=expected)
     got = k.conv2d_backward(dout, x, W, win, True, algorithm=algorithm, relu_out=out)
     for g, w in zip(got, want):
@@ -201,7 +201,7 @@ def test_public_ops_match_reference(backend, dtype, shape, filt, stride, pad):
     assert relu.dtype == dtype
     assert_near(relu, np.maximum(expected, 0), dtype)
     assert_near(fc.conv2d(x, W, None, stride, pad, backend=backend), expected - b[:, None, None], dtype)
-    dout = _data(expected.shape, dtype, 5)
+    dout = randn(expected.shape, dtype, 5)
     _assert_backward_near(
         lambda need_dx: fc.conv2d_backward(dout, x, W, stride, pad, need_dx=need_dx,
                                            backend=backend),
@@ -217,7 +217,7 @@ def test_hypothesis_shapes(N, C, H, Wd, FN, KH, KW, sh, sw, ph, pw, seed):
     assume(KH <= H + 2 * ph and KW <= Wd + 2 * pw)
     x, W, b = _inputs((N, C, H, Wd), (FN, KH, KW), np.float64, seed)
     expected = ref.conv2d(x, W, b, (sh, sw), (ph, pw))
-    dout = _data(expected.shape, np.float64, seed + 3)
+    dout = randn(expected.shape, np.float64, seed + 3)
     want = ref.conv2d_backward(dout, x, W, (sh, sw), (ph, pw))
     win = _win(x, W, (sh, sw), (ph, pw))
     for backend in COMPILED:
@@ -238,7 +238,7 @@ def test_non_contiguous_inputs(backend):
     bs = np.repeat(b, 2)[::2]
     expected = ref.conv2d(np.ascontiguousarray(xs), W, b, 1, 1)
     assert_near(fc.conv2d(xs, Wf, bs, 1, 1, backend=backend), expected, np.float64)
-    dout_t = np.ascontiguousarray(_data(expected.shape, np.float64, 4).transpose(0, 1, 3, 2))
+    dout_t = np.ascontiguousarray(randn(expected.shape, np.float64, 4).transpose(0, 1, 3, 2))
     dout = dout_t.transpose(0, 1, 3, 2)        # same values, transposed strides
     want = ref.conv2d_backward(np.ascontiguousarray(dout), np.ascontiguousarray(xs), W, 1, 1)
     for g, w in zip(fc.conv2d_backward(dout, xs, Wf, 1, 1, backend=backend), want):
@@ -253,7 +253,7 @@ def test_float16_computed_in_float32(backend):
     expected = ref.conv2d(x.astype(np.float32), W.astype(np.float32), b.astype(np.float32), 1, 1)
     np.testing.assert_allclose(out.astype(np.float32), expected, **TOL[np.dtype(np.float16)],
                                )
-    dout = _data(out.shape, np.float16, 2)
+    dout = randn(out.shape, np.float16, 2)
     grads = fc.conv2d_backward(dout, x, W, 1, 1, backend=backend)
     want = ref.conv2d_backward(*(a.astype(np.float32) for a in (dout, x, W)), 1, 1)
     for g, w in zip(grads, want):
@@ -338,8 +338,8 @@ def test_conv2d_backward_rejects_bad_input(kwargs, exc, match):
     ((3, 3, 1, 3, 0, 0), False),
 ])
 def test_rule_picks_direct_where_its_kernels_apply(geometry, direct):
-    g = geometry + (1, 1)  # the output size does not enter the rule
-    assert _conv_plan.use_direct(*g) is direct
+    g = fc._validation.Window(*geometry, 1, 1)  # the output size does not enter the rule
+    assert _conv_plan.use_direct(g) is direct
     assert _conv_plan.choose(None, g) == ("direct" if direct else "gemm")
     assert _conv_plan.choose("gemm", g) == "gemm"
     if not direct:
@@ -371,8 +371,10 @@ def test_rule_picks_kernels_per_pass_on_deepconvnet(level):
         fwd = _conv_plan.plan((N, C, H, W), (FN, C, k, k), g, 4, 2, level)
         bwd = _conv_plan.plan((N, C, H, W), (FN, C, k, k), g, 4, 2, level, backward=True)
         assert fwd.algorithm == bwd.algorithm == "direct", conv
-        assert fwd.pos_dx is None
-        got = "".join("w" if q is None else "f" for q in (fwd.pos, bwd.pos, bwd.pos_dx))
+        assert not fwd.dx_filters_in_vectors
+        got = "".join("f" if fv else "w" for fv in (fwd.filters_in_vectors,
+                                                    bwd.filters_in_vectors,
+                                                    bwd.dx_filters_in_vectors))
         assert got == want, conv
 
 
@@ -384,11 +386,11 @@ def test_forced_algorithm_runs_every_pass_alike(level, backward):
     g = _win(np.empty((1, 12, 8, 8)), np.empty((64, 12, 3, 3)), 1, 1)
     args = (100, 12, 8, 8), (64, 12, 3, 3), g, 4, 2, level
     wide = _conv_plan.plan(*args, algorithm="direct", backward=backward)
-    assert wide.pos is None and wide.pos_dx is None
+    assert not wide.filters_in_vectors and not wide.dx_filters_in_vectors
     filters = _conv_plan.plan(*args, algorithm="direct_filters", backward=backward)
-    assert filters.pos is not None and (filters.pos_dx is not None) == backward
+    assert filters.filters_in_vectors and filters.dx_filters_in_vectors == backward
     rule = _conv_plan.plan(*args, backward=backward)
-    assert rule.pos is not None and rule.pos_dx is None  # dx's 12 channels fill no block
+    assert rule.filters_in_vectors and not rule.dx_filters_in_vectors  # 12: no block
 
 
 def test_real_fraction_counts_products_inside_the_input():
@@ -408,8 +410,10 @@ def test_rule_leaves_few_channels_on_wide_planes():
     channel (DeepConvNet's first conv at AVX2, 16 filters = one AVX2 block) stays wide,
     sixteen of the same plane go to filters in vectors."""
     g = _win(np.empty((1, 1, 28, 28)), np.empty((16, 1, 3, 3)), 1, 1)
-    assert _conv_plan.plan((100, 1, 28, 28), (16, 1, 3, 3), g, 4, 2, "avx2").pos is None
-    assert _conv_plan.plan((100, 16, 28, 28), (16, 16, 3, 3), g, 4, 2, "avx2").pos is not None
+    assert not _conv_plan.plan((100, 1, 28, 28), (16, 1, 3, 3), g, 4, 2,
+                               "avx2").filters_in_vectors
+    assert _conv_plan.plan((100, 16, 28, 28), (16, 16, 3, 3), g, 4, 2,
+                           "avx2").filters_in_vectors
 
 
 def test_tap_ranges_skip_window_rows_that_read_only_padding():
@@ -464,11 +468,12 @@ def test_gradients_are_the_same_bits_every_call(backend, shape):
 def test_plans_are_shared_and_read_only():
     """``plan`` hands every call of a shape the same plan, whose arrays nothing can
     change."""
-    args = ((100, 64, 8, 8), (64, 64, 3, 3), (3, 3, 1, 1, 1, 1, 8, 8), 4, 2, "avx512")
+    g = fc._validation.Window(3, 3, 1, 1, 1, 1, 8, 8)
+    args = ((100, 64, 8, 8), (64, 64, 3, 3), g, 4, 2, "avx512")
     p = _conv_plan.plan(*args, backward=True)
     assert p is _conv_plan.plan(*args, backward=True)
-    arrays = [a for a in (p.off, p.pos, p.pos_dx, p.taps_dx, p.xo) if a is not None]
-    assert len(arrays) == 5
+    arrays = (p.tap_offsets, p.outputs, p.dw_inputs, p.dx_outputs, p.dx_output_taps)
+    assert all(a.size for a in arrays)
     for a in arrays:
         with pytest.raises(ValueError, match="read-only"):
             a[0] = 1
@@ -500,7 +505,7 @@ def test_fused_relu_backward_matches_book_mask(backend, dtype):
     x, W, b = _inputs((3, 4, 7, 7), (5, 3, 3), dtype)
     out = fc.conv2d(x, W, b, 1, 1, relu=True, backend=backend)
     assert (out == 0).any() and (out > 0).any()
-    dout = _data(out.shape, dtype, 9)
+    dout = randn(out.shape, dtype, 9)
     masked = dout.copy()
     masked[out <= 0] = 0
     want = ref.conv2d_backward(masked, x, W, 1, 1)
@@ -517,24 +522,26 @@ def test_fused_relu_propagates_nan(backend):
     assert np.isnan(out).all()
 
 
-@pytest.mark.skipif("numba" not in COMPILED, reason="Numba is not installed")
-def test_numba_direct_kernels_refuse_short_buffers():
-    """The unchecked Numba loops refuse packed buffers sized for other vector widths (a
-    stale cache compiled on another CPU) instead of writing past them."""
+@pytest.mark.parametrize("backend", COMPILED)
+def test_direct_kernels_refuse_short_buffers(backend):
+    """The unchecked direct loops refuse packed buffers too short for their vectors (in
+    Numba: a stale cache compiled on another CPU) instead of writing past them."""
     from fastconv._kernels import _conv_plan as plan
-    from fastconv._kernels.numba_backend import conv as nc
 
-    F = nc.WIDE_F
+    raw = importlib.import_module(f"fastconv._kernels.{backend}_backend.conv")
+    _, vbytes, F, V, *_, one_v = raw.block_shapes()
     x, W, b = _inputs((1, 1, 1, 1), (F, 1, 1), np.float32)
     Wp, S, off = plan.wide_layout(1, 1, 1, 1, 0, 0)
-    L = nc.VBYTES // x.itemsize
-    step = max(nc.WIDE_V, nc.ONE_V) * L
-    short = plan.wide_buffer_width(1, S, Wp, 0, off, step, L) - L  # a vector too short
+    L = vbytes // x.itemsize
+    short = plan.wide_buffer_width(1, S, Wp, 0, off, max(V, one_v) * L, L) - L
     out = np.empty((1, F, 1, 1), np.float32)
-    with pytest.raises(ValueError, match="packed buffer too short"):
-        nc._forward_simd(x, plan.pack_filters(W.reshape(F, 1, 1), F), b, out,
-                         np.zeros((1, short), np.float32), np.zeros((1, F * short), np.float32),
-                         F, F, off, off, off, False, 0, 0, False, 1, 1, 1)
+    none = np.empty(0, np.intp)
+    with pytest.raises(ValueError, match="too short"):
+        raw.forward_direct(x=x, wpk=plan.pack_filters(W.reshape(F, 1, 1), F), b=b, out=out,
+                           xbuf=np.zeros((1, 1, short), np.float32),
+                           wide=np.zeros((1, F, short), np.float32), filter_block=F,
+                           tap_offsets=off, outputs=none, output_taps=none, ph=0, pw=0,
+                           relu=False, images=1, chunks=1, threads=1)
 
 
 def _same_values(got, want, dtype):
@@ -556,7 +563,7 @@ def test_non_finite_filters_give_the_references_values(backend, bad):
     x, W, b = _inputs((3, 32, 8, 8), (64, 3, 3), dtype)
     W[5, 3, 0, 1] = bad
     W[7, 30, 2, 2] = bad
-    dout = _data((3, 64, 8, 8), dtype, 3)
+    dout = randn((3, 64, 8, 8), dtype, 3)
     with np.errstate(invalid="ignore"):  # inf * 0 in the reference's products
         _same_values(fc.conv2d(x, W, b, 1, 1, backend=backend), ref.conv2d(x, W, b, 1, 1),
                      dtype)
@@ -576,7 +583,7 @@ def test_non_finite_input_gives_the_references_values(backend, bad, pad):
     x, W, b = _inputs((3, 4, 9, 8), (5, 3, 3), dtype)
     x[1, 2, 4, 0] = bad          # a border column: its neighbours between outputs meet it
     x[2, 0, 0, 7] = bad
-    dout = _data((3, 5, 9 + 2 * pad - 2, 8 + 2 * pad - 2), dtype, 3)
+    dout = randn((3, 5, 9 + 2 * pad - 2, 8 + 2 * pad - 2), dtype, 3)
     _same_values(fc.conv2d(x, W, b, 1, pad, backend=backend), ref.conv2d(x, W, b, 1, pad),
                  dtype)
     for g, w in zip(fc.conv2d_backward(dout, x, W, 1, pad, backend=backend),

@@ -1,9 +1,9 @@
 # conv2d forward and backward in Cython + OpenMP: direct convolution and im2col + GEMM.
 #
-# The algorithm is picked per shape by kernels/_conv_plan.py (its docstring has the rule
-# and the measurements behind it). GEMMs call SciPy's BLAS (scipy.linalg.cython_blas)
-# from inside the parallel loop, one call per thread, so that BLAS is held to one thread
-# around every kernel call.
+# The raw kernels only: kernels/_conv_driver.py runs them as kernels/_conv_plan.py plans
+# (the rule and its measurements are there). GEMMs call SciPy's BLAS
+# (scipy.linalg.cython_blas) from inside the parallel loop, one call per thread; the
+# driver holds BLAS to one thread around them.
 #
 # col layout here is transposed relative to the book: col[(c*KH + ky)*KW + kx,
 # j*OH*OW + oy*OW + ox] = x[n0 + j, c, oy*SH + ky - PH, ox*SW + kx - PW] for the j-th
@@ -12,11 +12,6 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
-import numpy as np
-
-from .._blas import single_threaded_blas
-from .._conv_plan import (dw_channels, filter_block, finite, flipped_filters,
-                          pack_filters, plan)
 from .._isa import level as isa_level
 from ._runtime import get_num_threads
 
@@ -211,9 +206,8 @@ cdef inline Py_ssize_t _share_start(Py_ssize_t t, Py_ssize_t nt, Py_ssize_t N) n
     """First image of part t when N images are cut into nt parts as evenly as possible:
     a thread's share of the batch (im2col + GEMM: thread t owns images
     [_share_start(t), _share_start(t + 1)), walked in groups of G, the last one short) or
-    a chunk of the direct kernels (``_conv_plan.batch_chunks``). Whole groups per share
-    left one thread up to a group behind the other: 6% of a conv2 forward + backward
-    spent in libgomp's barrier (perf, Zen 5)."""
+    a chunk of the direct kernels (``_conv_plan.batch_chunks``); images rather than whole
+    groups per share, so no thread ends a group behind (docs/tuning.md, "Chunk sizes")."""
     return t * N // nt
 
 
@@ -292,38 +286,43 @@ cdef void _backward_share(const floating* dout, const floating* rout,
         n0 += m
 
 
-def _forward_gemm(const floating[:, :, :, ::1] x, const floating[:, ::1] Wm,
-                  const floating[::1] b, floating[:, :, :, ::1] out,
-                  floating[:, ::1] col_ws, floating[:, ::1] res_ws,
-                  int kh, int kw, int sh, int sw, int ph, int pw, bint relu,
-                  Py_ssize_t G, int nt):
+def forward_gemm(const floating[:, :, :, ::1] x, const floating[:, ::1] Wm,
+                 const floating[::1] b, floating[:, :, :, ::1] out,
+                 floating[:, ::1] col_ws, floating[:, ::1] res_ws,
+                 int kh, int kw, int sh, int sw, int ph, int pw, bint relu,
+                 Py_ssize_t images, int threads):
+    """im2col + GEMM forward: thread t takes its share of the batch in groups of
+    ``images``, with its rows of the col and result workspaces."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef int t
-    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
         _forward_share(&x[0, 0, 0, 0], &Wm[0, 0], &b[0], &out[0, 0, 0, 0],
                        &col_ws[t, 0], &res_ws[t, 0],
-                       _share_start(t, nt, N), _share_start(t + 1, nt, N),
-                       G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, relu)
+                       _share_start(t, threads, N), _share_start(t + 1, threads, N),
+                       images, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, relu)
 
 
-def _backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
-                   const floating[:, :, :, ::1] x,
-                   const floating[:, ::1] Wm, floating[:, :, :, ::1] dx,
-                   floating[:, :, ::1] dW_part, floating[:, ::1] db_part,
-                   floating[:, ::1] col_ws, floating[:, ::1] dg_ws,
-                   floating[:, ::1] dcol_ws,
-                   int kh, int kw, int sh, int sw, int ph, int pw, bint need_dx,
-                   bint has_relu, Py_ssize_t G, int nt):
+def backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
+                  bint has_relu, const floating[:, :, :, ::1] x,
+                  const floating[:, ::1] Wm, floating[:, :, :, ::1] dx, bint need_dx,
+                  floating[:, :, ::1] dW_part, floating[:, ::1] db_part,
+                  floating[:, ::1] col_ws, floating[:, ::1] dg_ws,
+                  floating[:, ::1] dcol_ws,
+                  int kh, int kw, int sh, int sw, int ph, int pw,
+                  Py_ssize_t images, int threads):
+    """im2col + GEMM backward: thread t sums its share's dW and db into dW_part[t] and
+    db_part[t] and folds its images' dx."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     cdef int t
-    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+    for t in prange(threads, nogil=True, schedule="static", num_threads=threads):
         _backward_share(&dout[0, 0, 0, 0], &rout[0, 0, 0, 0], &x[0, 0, 0, 0], &Wm[0, 0],
                         &dx[0, 0, 0, 0], &dW_part[t, 0, 0], &db_part[t, 0],
                         &col_ws[t, 0], &dg_ws[t, 0], &dcol_ws[t, 0],
-                        _share_start(t, nt, N), _share_start(t + 1, nt, N),
-                        G, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx, has_relu)
+                        _share_start(t, threads, N), _share_start(t + 1, threads, N),
+                        images, C, H, W, FN, OH, OW, kh, kw, sh, sw, ph, pw, need_dx,
+                        has_relu)
 
 
 # ------------------------------------------------------------------ direct, stride 1
@@ -452,69 +451,89 @@ cdef inline void _add_row_sums(const floating* a, Py_ssize_t lda, Py_ssize_t row
         _K.add_row_sums_f64(a, lda, rows, Q, sums)
 
 
-def _forward_simd(const floating[:, :, :, ::1] x, const floating[::1] wpk,
-                  const floating[::1] b, floating[:, :, :, ::1] out,
-                  floating[:, :, ::1] xbuf, floating[:, :, ::1] wide,
-                  const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
-                  const Py_ssize_t[::1] taps, bint fv, Py_ssize_t F, int ph, int pw,
-                  bint relu, Py_ssize_t nch, int nt):
+cdef int _check_width(Py_ssize_t width, Py_ssize_t images, Py_ssize_t S, Py_ssize_t Wp,
+                      Py_ssize_t top, const Py_ssize_t[::1] off, Py_ssize_t L) except -1:
+    """Refuse a packed buffer too short for the kernels, which run without bounds
+    checks (``_conv_plan.wide_buffer_width`` sizes it)."""
+    if width < (images * S + (top + 1) * Wp + L + max(_K.fwd_v, _K.one_v) * L
+                + off[off.shape[0] - 1] + 1):
+        raise ValueError(f"conv: packed rows of {width} values are too short for this "
+                         f"call; size them with kernels._conv_plan.plan")
+    return 0
+
+
+def forward_direct(const floating[:, :, :, ::1] x, const floating[::1] wpk,
+                   const floating[::1] b, floating[:, :, :, ::1] out,
+                   floating[:, :, ::1] xbuf, floating[:, :, ::1] wide,
+                   Py_ssize_t filter_block, const Py_ssize_t[::1] tap_offsets,
+                   const Py_ssize_t[::1] outputs, const Py_ssize_t[::1] output_taps,
+                   int ph, int pw, bint relu, Py_ssize_t images, Py_ssize_t chunks,
+                   int threads):
+    """The direct forward: threads take the ``chunks`` of the batch as they finish,
+    pack each into their row of xbuf and run the forward pass into their row of wide
+    (with filters in vectors where ``outputs`` are listed), then compact into out."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
     cdef Py_ssize_t xs = xbuf.shape[2], ldo = wide.shape[2]
-    cdef const Py_ssize_t* pp = &pos[0] if fv else NULL
-    cdef const Py_ssize_t* tp = &taps[0] if fv else NULL
+    cdef const Py_ssize_t* pp = &outputs[0] if outputs.shape[0] else NULL
+    cdef const Py_ssize_t* tp = &output_taps[0] if outputs.shape[0] else NULL
     cdef Py_ssize_t n0, m, k
     cdef int t
-    for k in prange(nch, nogil=True, schedule="dynamic", chunksize=1, num_threads=nt):
+    _check_width(min(xs, ldo), images, S, Wp, ph, tap_offsets, _K.vbytes // sizeof(floating))
+    for k in prange(chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=threads):
         t = threadid()
-        n0 = _share_start(k, nch, N)
-        m = _share_start(k + 1, nch, N) - n0
+        n0 = _share_start(k, chunks, N)
+        m = _share_start(k + 1, chunks, N) - n0
         _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
               &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
-        _forward_pass(&xbuf[t, 0, 0], xs, C, &off[0], off.shape[0], &wpk[0],
-                      &wide[t, 0, 0], ldo, wide.shape[1], F, pp, tp, m, FN, OH, OW, Wp, S,
-                      &b[0], relu, &out[n0, 0, 0, 0])
+        _forward_pass(&xbuf[t, 0, 0], xs, C, &tap_offsets[0], tap_offsets.shape[0], &wpk[0],
+                      &wide[t, 0, 0], ldo, wide.shape[1], filter_block, pp, tp, m, FN, OH,
+                      OW, Wp, S, &b[0], relu, &out[n0, 0, 0, 0])
 
 
-def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
-                   bint has_relu, const floating[:, :, :, ::1] x,
-                   const floating[::1] wdx, floating[:, :, :, ::1] dx, bint need_dx,
-                   floating[:, ::1] dW_part, floating[:, ::1] db_part,
-                   floating[:, :, ::1] xbuf, floating[:, :, ::1] dbuf,
-                   floating[:, ::1] gbuf, floating[:, :, ::1] wide,
-                   const Py_ssize_t[::1] off, const Py_ssize_t[::1] pos,
-                   const Py_ssize_t[::1] pos_dx, const Py_ssize_t[::1] taps_dx,
-                   const Py_ssize_t[::1] xo, bint fv_dw,
-                   bint fv_dx, Py_ssize_t F_dx, int kh, int kw, int ph, int pw, Py_ssize_t nch,
-                   int nt):
+def backward_direct(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1] rout,
+                    bint has_relu, const floating[:, :, :, ::1] x,
+                    const floating[::1] wdx, floating[:, :, :, ::1] dx, bint need_dx,
+                    floating[:, ::1] dW_part, floating[:, ::1] db_part,
+                    floating[:, :, ::1] xbuf, floating[:, :, ::1] dbuf,
+                    floating[:, ::1] gbuf, floating[:, :, ::1] wide,
+                    Py_ssize_t dx_filter_block, const Py_ssize_t[::1] tap_offsets,
+                    const Py_ssize_t[::1] outputs, Py_ssize_t filters_last_row,
+                    const Py_ssize_t[::1] dw_inputs, const Py_ssize_t[::1] dx_outputs,
+                    const Py_ssize_t[::1] dx_output_taps, int kh, int kw, int ph, int pw,
+                    Py_ssize_t images, Py_ssize_t chunks, int threads):
     """dout (masked by the fused ReLU) is packed once, padded by (kh-1-ph, kw-1-pw).
     That layout has x's plane geometry (Wp = OW + kw-1-pw = W + pw, likewise S), so
     dx is the forward kernel over it with the flipped, transposed filters, and the same
     buffer read ``(kh-1-ph)*Wp + kw-1-pw`` values further on is dout aligned with x's
-    windows, zero between outputs: the weight-gradient kernel's g. With ``fv_dw`` dW
-    comes instead from dout packed filters last (``gbuf``, rows of ``ldg``) by the
-    kernel with filters in vectors, into dW_part's (channel x tap, ldg) rows. Threads
-    take the nch chunks as they finish, so dW and db are summed per chunk (dW_part[k],
-    db_part[k]) and the chunks added in their order afterwards: the same bits whichever
-    thread ran which chunk."""
+    windows, zero between outputs: the weight-gradient kernel's g. Where ``outputs`` are
+    listed, dW comes instead from dout packed filters last (``gbuf``, rows of
+    ``filters_last_row``) by the kernel with filters in vectors, into dW_part's
+    (channel x tap, filters_last_row) rows; where ``dx_outputs`` are, dx from the forward
+    with filters in vectors. Threads take the chunks as they finish, so dW and db are
+    summed per chunk (dW_part[k], db_part[k]) and the chunks added in their order
+    afterwards: the same bits whichever thread ran which chunk."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t FN = dout.shape[1], OH = dout.shape[2], OW = dout.shape[3]
     cdef Py_ssize_t Wp = W + pw, S = (H + ph) * Wp
     cdef Py_ssize_t top = kh - 1 - ph, left = kw - 1 - pw, shift = top * Wp + left
     cdef Py_ssize_t xs = xbuf.shape[2], ds = dbuf.shape[2]
     cdef Py_ssize_t ldo = wide.shape[2], Cp = xbuf.shape[1], nfb = dbuf.shape[1] // _K.dw_f
-    cdef Py_ssize_t L = _K.vbytes // sizeof(floating)
-    cdef Py_ssize_t ldg = _round_up(FN, _K.fv_f * L)
-    cdef const Py_ssize_t* pp_dx = &pos_dx[0] if fv_dx else NULL
-    cdef const Py_ssize_t* tp_dx = &taps_dx[0] if fv_dx else NULL
+    cdef Py_ssize_t L = _K.vbytes // sizeof(floating), ldg = filters_last_row
+    cdef bint fv_dw = outputs.shape[0] > 0
+    cdef const Py_ssize_t* pp_dx = &dx_outputs[0] if dx_outputs.shape[0] else NULL
+    cdef const Py_ssize_t* tp_dx = &dx_output_taps[0] if dx_outputs.shape[0] else NULL
     cdef Py_ssize_t n0, m, Q, k
     cdef const floating* mask
     cdef int t
-    for k in prange(nch, nogil=True, schedule="dynamic", chunksize=1, num_threads=nt):
+    _check_width(min(xs, ds), images, S, Wp, max(ph, top), tap_offsets, L)
+    if need_dx:
+        _check_width(ldo, images, S, Wp, max(ph, top), tap_offsets, L)
+    for k in prange(chunks, nogil=True, schedule="dynamic", chunksize=1, num_threads=threads):
         t = threadid()
-        n0 = _share_start(k, nch, N)
-        m = _share_start(k + 1, nch, N) - n0
+        n0 = _share_start(k, chunks, N)
+        m = _share_start(k + 1, chunks, N) - n0
         mask = &rout[n0, 0, 0, 0] if has_relu else NULL
         _pack(&x[n0, 0, 0, 0], <floating*>NULL, m, C, H, W, ph, pw, Wp, S,
               &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
@@ -526,125 +545,18 @@ def _backward_simd(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::
         _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[k, 0])
         if fv_dw:
             _pack_t(&dout[n0, 0, 0, 0], mask, m, FN, OH * OW, &gbuf[t, 0], ldg)
-            _dwv(&gbuf[t, 0], ldg, ldg // (_K.fv_f * L), &xbuf[t, 0, 0], &xo[0],
-                 xo.shape[0], &pos[0], m * OH * OW, &dW_part[k, 0], ldg)
+            _dwv(&gbuf[t, 0], ldg, ldg // (_K.fv_f * L), &xbuf[t, 0, 0], &dw_inputs[0],
+                 dw_inputs.shape[0], &outputs[0], m * OH * OW, &dW_part[k, 0], ldg)
         else:
-            _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &off[0],
-                off.shape[0], &dW_part[k, 0], Q)
+            _dw(&dbuf[t, 0, shift], ds, nfb, &xbuf[t, 0, 0], xs, Cp, &tap_offsets[0],
+                tap_offsets.shape[0], &dW_part[k, 0], Q)
         if need_dx:
-            _forward_pass(&dbuf[t, 0, 0], ds, FN, &off[0], off.shape[0], &wdx[0],
-                          &wide[t, 0, 0], ldo, wide.shape[1], F_dx, pp_dx, tp_dx, m, C,
-                          H, W, Wp, S, <floating*>NULL, False, &dx[n0, 0, 0, 0])
+            _forward_pass(&dbuf[t, 0, 0], ds, FN, &tap_offsets[0], tap_offsets.shape[0],
+                          &wdx[0], &wide[t, 0, 0], ldo, wide.shape[1], dx_filter_block,
+                          pp_dx, tp_dx, m, C, H, W, Wp, S, <floating*>NULL, False,
+                          &dx[n0, 0, 0, 0])
 
 
-def _backward_direct(dout, relu_out, x, W, g, bint need_dx, p):
-    cdef Py_ssize_t FN = W.shape[0], C = W.shape[1], kh = W.shape[2], kw = W.shape[3]
-    cdef Py_ssize_t L = _K.vbytes // x.itemsize, ntap = kh * kw, OH = g[6], OW = g[7]
-    xbuf = np.zeros((p.nt, dw_channels(C, ntap, _K.dw_c, _K.dw3_c), p.width), dtype=x.dtype)
-    dbuf = np.zeros((p.nt, _round_up(FN, _K.dw_f), p.width), dtype=x.dtype)
-    fv_dw = p.pos is not None
-    if fv_dw:
-        ldg = _round_up(FN, _K.fv_f * L)
-        gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
-        xo = p.xo
-        dW_part = np.empty((p.chunks, xo.shape[0] * ldg), dtype=x.dtype)
-    else:
-        gbuf = np.empty((1, 1), dtype=x.dtype)
-        xo = p.off
-        dW_part = np.empty((p.chunks, dbuf.shape[1] * xbuf.shape[1] * ntap), dtype=x.dtype)
-    db_part = np.empty((p.chunks, FN), dtype=x.dtype)
-    fv_dx = need_dx and p.pos_dx is not None
-    if need_dx:
-        dx = np.empty_like(x)
-        F = _filter_block(fv_dx, C, x.itemsize)
-        wdx = pack_filters(flipped_filters(W), F)
-        wide = np.empty((p.nt, _round_up(C, F), p.width), dtype=x.dtype)
-    else:
-        dx = np.empty((1, 1, 1, 1), x.dtype)
-        wdx = np.empty(1, x.dtype)
-        wide = np.empty((1, 1, 1), x.dtype)
-        F = 1
-    _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
-                   wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf, gbuf, wide, p.off,
-                   p.pos if fv_dw else p.off, p.pos_dx if fv_dx else p.off,
-                   p.taps_dx if fv_dx else p.off, xo, fv_dw,
-                   fv_dx, F, kh, kw, g[4], g[5], p.chunks, p.nt)
-    dW = dW_part.sum(axis=0)
-    if fv_dw:
-        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
-    else:
-        dW = dW.reshape(dbuf.shape[1], xbuf.shape[1], ntap)[:FN, :C]
-    return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)
-
-
-def _filter_block(filters, channels, Py_ssize_t itemsize):
-    """Filters per block of the forward kernel computing ``channels`` output channels,
-    with filters in vectors or not."""
-    return filter_block(filters, channels, isa_level(), _K.vbytes // itemsize)
-
-
-def _plan(x, W, g, algorithm, backward):
-    return plan(x.shape, W.shape, g, x.itemsize, get_num_threads(), isa_level(),
-                algorithm, backward, finite(W))
-
-
-# ------------------------------------------------------------------ entry points
-
-def conv2d(x, W, b, g, relu=False, algorithm=None):
-    """``x`` (N, C, H, W), ``W`` (FN, C, KH, KW), ``b`` (FN,), all C-contiguous of one
-    float dtype, and the checked window geometry ``g`` (kh, kw, sh, sw, ph, pw, oh, ow)
-    -> (N, FN, OH, OW). ``algorithm`` (one of ``_conv_plan.ALGORITHMS``) overrides the rule of
-    ``kernels._conv_plan``, whose ``plan`` this executes."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], FN = W.shape[0]
-    kh, kw, sh, sw, ph, pw, OH, OW = g
-    out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    p = _plan(x, W, g, algorithm, False)
-    if p.algorithm != "gemm":
-        fv = p.pos is not None
-        F = _filter_block(fv, FN, x.itemsize)
-        xbuf = np.zeros((p.nt, C, p.width), dtype=x.dtype)
-        wide = np.empty((p.nt, _round_up(FN, F), p.width), dtype=x.dtype)
-        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf,
-                      wide, p.off, p.pos if fv else p.off, p.taps if fv else p.off, fv, F,
-                      ph, pw, bool(relu), p.chunks, p.nt)
-        return out
-    cdef Py_ssize_t K = C * kh * kw, P = OH * OW
-    col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)
-    res_ws = np.empty((p.nt, FN * p.G * P), dtype=x.dtype)
-    with single_threaded_blas():
-        _forward_gemm(x, W.reshape(FN, K), b, out, col_ws, res_ws,
-                      kh, kw, sh, sw, ph, pw, bool(relu), p.G, p.nt)
-    return out
-
-
-def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
-    """Gradients ``(dx or None, dW, db)`` of :func:`conv2d`; ``dout`` is (N, FN, OH, OW)
-    C-contiguous, same dtype as ``x`` and ``W``; ``g`` and ``algorithm`` as in
-    :func:`conv2d`. ``relu_out``: the output of a ``relu=True`` forward (same shape as
-    ``dout``), whose ReLU backward is fused into the pass that gathers ``dout``; None: no
-    ReLU."""
-    p = _plan(x, W, g, algorithm, True)
-    if p.algorithm != "gemm":
-        grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
-        if finite(grads[1], grads[2]) or algorithm is not None:  # see _conv_plan.finite
-            return grads
-        p = _plan(x, W, g, "gemm", True)
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], FN = W.shape[0]
-    kh, kw, sh, sw, ph, pw, OH, OW = g
-    cdef Py_ssize_t K = C * kh * kw, P = OH * OW
-    dx = np.empty_like(x) if need_dx else None
-    dW_part = np.empty((p.nt, FN, K), dtype=x.dtype)
-    db_part = np.empty((p.nt, FN), dtype=x.dtype)
-    col_ws = np.empty((p.nt, K * p.G * P), dtype=x.dtype)
-    dg_ws = np.empty((p.nt, FN * p.G * P), dtype=x.dtype)
-    dcol_ws = np.empty((p.nt, K * p.G * P if need_dx else 1), dtype=x.dtype)
-    with single_threaded_blas():
-        _backward_gemm(dout, dout if relu_out is None else relu_out, x, W.reshape(FN, K),
-                       dx if need_dx else np.empty((1, 1, 1, 1), x.dtype),
-                       dW_part, db_part, col_ws, dg_ws, dcol_ws,
-                       kh, kw, sh, sw, ph, pw, bool(need_dx), relu_out is not None, p.G, p.nt)
-    return dx, dW_part.sum(axis=0).reshape(FN, C, kh, kw), db_part.sum(axis=0)
-
-
-#: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
-__all__ = ["conv2d", "conv2d_backward"]
+#: The raw kernels, the same in every compiled backend (kernels/_conv_driver.py runs them).
+__all__ = ["block_shapes", "get_num_threads", "forward_gemm", "backward_gemm",
+           "forward_direct", "backward_direct"]

@@ -1,21 +1,17 @@
-"""conv2d forward and backward in Numba: direct convolution and im2col + GEMM.
+"""conv2d's raw kernels in Numba: direct convolution and im2col + GEMM.
 
-The algorithm is picked per shape by ``kernels._conv_plan`` (its docstring has the rule
-and the measurements behind it). The GEMMs are ``np.dot`` on 2-D contiguous arrays,
-which Numba lowers to SciPy's BLAS; they run inside ``prange`` loops (one call per
-thread), so SciPy's BLAS is held to one thread around the kernel call.
+``kernels/_conv_driver.py`` runs them as ``kernels._conv_plan`` plans (the rule and its
+measurements are there). The GEMMs are ``np.dot`` on 2-D contiguous arrays, which Numba
+lowers to SciPy's BLAS; they run inside ``prange`` loops (one call per thread), and the
+driver holds SciPy's BLAS to one thread around them.
 
 col layout here is transposed relative to the book: ``col[(c*KH + ky)*KW + kx,
 j*OH*OW + oy*OW + ox] = x[n0 + j, c, oy*SH + ky - PH, ox*SW + kx - PW]`` for the
 ``j``-th image of a group, so ``W(FN, K) @ col`` is already in NCHW order.
 """
-import numba
 import numpy as np
-from numba import prange
+from numba import get_num_threads, prange
 
-from .._blas import single_threaded_blas
-from .._conv_plan import (dw_channels, filter_block, finite, flipped_filters,
-                          pack_filters, plan)
 from ._jit import jit, pjit
 from ._simd import (DW3_C, DW_C, DW_F, FV_F, FV_P, LEVEL, ONE_V, VBYTES, WIDE_F, WIDE_V,
                     bias_relu_vector, copy_vector, dw3_add_sums, dw3_step, dw3_zeros,
@@ -85,15 +81,20 @@ def _col2im_t(col, off, dx, n, kh, kw, sh, sw, ph, pw, OH, OW):
 
 
 @pjit
-def _forward_gemm(x, Wm, b, out3, kh, kw, sh, sw, ph, pw, OH, OW, relu, G, nt):
+def forward_gemm(x, Wm, b, out, col_ws, res_ws, kh, kw, sh, sw, ph, pw, relu, images,
+                 threads):
+    """im2col + GEMM forward: thread t takes its share of the batch's groups of
+    ``images``, with its rows of the col and result workspaces."""
     N = x.shape[0]
     FN, K = Wm.shape
+    OH, OW = out.shape[2], out.shape[3]
     P = OH * OW
+    out3 = out.reshape((N, FN, P))
+    G = images
     n_groups = (N + G - 1) // G
-    for t in prange(nt):
-        col_buf = np.empty(K * G * P, dtype=x.dtype)
-        res_buf = np.empty(FN * G * P, dtype=x.dtype)
-        for g in range(t * n_groups // nt, (t + 1) * n_groups // nt):
+    for t in prange(threads):
+        col_buf, res_buf = col_ws[t], res_ws[t]
+        for g in range(t * n_groups // threads, (t + 1) * n_groups // threads):
             n0 = g * G
             m = min(G, N - n0)
             col = col_buf[: K * m * P].reshape((K, m * P))
@@ -112,22 +113,25 @@ def _forward_gemm(x, Wm, b, out3, kh, kw, sh, sw, ph, pw, OH, OW, relu, G, nt):
 
 
 @pjit
-def _backward_gemm(dout3, rout3, x, Wm, WmT, dx, dW_part, db_part, kh, kw, sh, sw, ph, pw,
-                   OH, OW, need_dx, has_relu, G):
+def backward_gemm(dout, rout, has_relu, x, Wm, dx, need_dx, dW_part, db_part, col_ws, dg_ws,
+                  dcol_ws, kh, kw, sh, sw, ph, pw, images, threads):
+    """im2col + GEMM backward: thread t sums its share's dW and db into dW_part[t] and
+    db_part[t] and folds its images' dx."""
     N = x.shape[0]
     FN, K = Wm.shape
+    OH, OW = dout.shape[2], dout.shape[3]
     P = OH * OW
+    dout3, rout3 = dout.reshape((N, FN, P)), rout.reshape((N, FN, P))
+    WmT = np.ascontiguousarray(Wm.T)
+    G = images
     n_groups = (N + G - 1) // G
-    nt = dW_part.shape[0]
-    for t in prange(nt):
-        col_buf = np.empty(K * G * P, dtype=x.dtype)
-        d_buf = np.empty(FN * G * P, dtype=x.dtype)
-        dcol_buf = np.empty(K * G * P, dtype=x.dtype)
+    for t in prange(threads):
+        col_buf, d_buf, dcol_buf = col_ws[t], dg_ws[t], dcol_ws[t]
         tmp = np.empty((FN, K), dtype=x.dtype)
         dW_t = dW_part[t]
         dW_t[:] = 0
         db_part[t] = 0
-        for g in range(t * n_groups // nt, (t + 1) * n_groups // nt):
+        for g in range(t * n_groups // threads, (t + 1) * n_groups // threads):
             n0 = g * G
             m = min(G, N - n0)
             col = col_buf[: K * m * P].reshape((K, m * P))
@@ -192,15 +196,9 @@ def _pack(src, mask, use_mask, n0, m, top, left, Wp, S, dst, ds, tail):
                     dst[r + i] = zero
                 d0 = r + left
                 s0 = ((n0 + j) * C + c) * H * W + y * W
-                # Element loops into dst itself: through a row slice the masked loop
-                # measured 1.5x slower (16x28x28 planes, one thread); slice assignments
-                # for the copy and the zeros cost the six convs' forward + backward 3-7%
-                # (18.6-18.7 against 17.4-17.8 ms, AVX-512; 29.5-30.3 against 28.7-29.5
-                # ms at AVX2, Zen 5). keep_scalar: without it the drivers loaded
-                # from Numba's cache carry a copy of this function whose element loops
-                # LLVM vectorized a second time (4-6x the vector moves), and the six convs
-                # ran 17.0-17.4 ms against 15.5-16.3 when compiled in the process
-                # (AVX-512); with it, 15.7-15.8 from the cache.
+                # Element loops into dst itself, and keep_scalar so that a copy loaded
+                # from Numba's cache is not vectorized twice: docs/tuning.md, "Numba
+                # packing loops".
                 if (H - 1 - y) * W >= over:
                     for i in range(0, Wv, L):
                         copy_vector(dst, d0 + i, sf, s0 + i, mf, s0 + i, use_mask)
@@ -435,8 +433,7 @@ def _share_start(t, nt, N):
 @jit
 def _lanes_of(x):
     """Lanes of the vectors the kernels of this module were compiled for, as they are
-    cached: the drivers size buffers with it, so a cache compiled where ``_simd.VBYTES``
-    differed cannot disagree with them."""
+    cached (a cache compiled where ``_simd.VBYTES`` differed keeps its own lanes)."""
     return VBYTES // x.itemsize
 
 
@@ -449,37 +446,52 @@ def _check_width(width, G, S, Wp, top, off, L):
                          "clear Numba's cache for fastconv and retry")
 
 
+def block_shapes():
+    """The block shapes these kernels were compiled with, as ``kernels._conv_plan.BLOCKS``
+    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p,
+    one_v)``."""
+    return (LEVEL, VBYTES, WIDE_F, WIDE_V, DW_F, DW_C, DW3_C, FV_F, FV_P, ONE_V)
+
+
 @pjit
-def _forward_simd(x, wpk, b, out, xbuf, wide, nrows, F, off, pos, taps, fv, ph, pw, relu, G,
-                  nch, nt):
+def forward_direct(x, wpk, b, out, xbuf, wide, filter_block, tap_offsets, outputs,
+                   output_taps, ph, pw, relu, images, chunks, threads):
+    """The direct forward: threads take the ``chunks`` of the batch as they finish,
+    pack each into their row of xbuf and run the forward pass into their row of wide
+    (with filters in vectors where ``outputs`` are listed), then compact into out."""
     N, C, H, Wd = x.shape
     Wp = Wd + pw
     S = (H + ph) * Wp
-    xs = xbuf.shape[1] // C
-    _check_width(min(xs, wide.shape[1] // nrows), G, S, Wp, ph, off, VBYTES // x.itemsize)
+    xs, nrows = xbuf.shape[2], wide.shape[1]
+    fv = outputs.shape[0] > 0
+    _check_width(min(xs, wide.shape[2]), images, S, Wp, ph, tap_offsets,
+                 VBYTES // x.itemsize)
     counter = np.zeros(1, np.intp)
-    for t in prange(nt):
-        xb, wb = xbuf[t], wide[t]
+    for t in prange(threads):
+        xb = xbuf[t].reshape(xbuf.shape[1] * xs)
+        wb = wide[t].reshape(nrows * wide.shape[2])
         k = next_chunk(counter)
-        while k < nch:
-            n0 = _share_start(k, nch, N)
-            m = _share_start(k + 1, nch, N) - n0
+        while k < chunks:
+            n0 = _share_start(k, chunks, N)
+            m = _share_start(k + 1, chunks, N) - n0
             _pack(x, x, False, n0, m, ph, pw, Wp, S, xb, xs, (ph + 1) * Wp)
-            _forward_pass(xb, xs, C, off, wpk, wb, nrows, F, pos, taps, fv, m, Wp, S, b, relu,
-                          out, n0)
+            _forward_pass(xb, xs, C, tap_offsets, wpk, wb, nrows, filter_block, outputs,
+                          output_taps, fv, m, Wp, S, b, relu, out, n0)
             k = next_chunk(counter)
 
 
 @pjit
-def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, db_part,
-                   xbuf, dbuf, gbuf, wide, nrows_dx, F_dx, off, pos, pos_dx, taps_dx, xo, fv_dw,
-                   fv_dx, kh, kw, ph, pw, G, nch, nt):
+def backward_direct(dout, rout, has_relu, x, wdx, dx, need_dx, dW_part, db_part, xbuf, dbuf,
+                    gbuf, wide, dx_filter_block, tap_offsets, outputs, filters_last_row,
+                    dw_inputs, dx_outputs, dx_output_taps, kh, kw, ph, pw, images, chunks,
+                    threads):
     """As the Cython backend's: dout (masked by the fused ReLU) is packed once with the
     padding of dx's convolution; the same buffer read (KH-1-PH)*Wp + KW-1-PW values on is
-    the weight-gradient kernel's g. With ``fv_dw`` dW comes instead from dout packed
-    filters last (``gbuf``) into dW_part's (channel x tap, ldg) rows; with ``fv_dx`` dx
-    from the forward with filters in vectors. dW and db are summed per chunk (threads
-    take chunks as they finish; the chunks are added in their order afterwards)."""
+    the weight-gradient kernel's g. Where ``outputs`` are listed, dW comes instead from
+    dout packed filters last (``gbuf``) into dW_part's (channel x tap, filters_last_row)
+    rows; where ``dx_outputs`` are, dx from the forward with filters in vectors. dW and
+    db are summed per chunk (threads take chunks as they finish; the chunks are added in
+    their order afterwards)."""
     N, C, H, Wd = x.shape
     FN, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
     Wp = Wd + pw
@@ -487,21 +499,23 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
     top, left = kh - 1 - ph, kw - 1 - pw
     shift = top * Wp + left
     L = VBYTES // x.itemsize
-    Cp, FNp = xbuf.shape[1], dbuf.shape[1]
-    ldg = -(-FN // (FV_F * L)) * FV_F * L
+    Cp, FNp, nrows_dx = xbuf.shape[1], dbuf.shape[1], wide.shape[1]
+    ldg = filters_last_row
     xs, ds = xbuf.shape[2], dbuf.shape[2]
-    _check_width(min(xs, ds), G, S, Wp, max(ph, top), off, L)
+    fv_dw, fv_dx = outputs.shape[0] > 0, dx_outputs.shape[0] > 0
+    no_bias = np.zeros(C, x.dtype)
+    _check_width(min(xs, ds), images, S, Wp, max(ph, top), tap_offsets, L)
     if need_dx:
-        _check_width(wide.shape[1] // nrows_dx, G, S, Wp, max(ph, top), off, L)
+        _check_width(wide.shape[2], images, S, Wp, max(ph, top), tap_offsets, L)
     counter = np.zeros(1, np.intp)
-    for t in prange(nt):
+    for t in prange(threads):
         xb = xbuf[t].reshape(Cp * xs)
         db_ = dbuf[t].reshape(FNp * ds)
-        wb = wide[t]
+        wb = wide[t].reshape(nrows_dx * wide.shape[2])
         k = next_chunk(counter)
-        while k < nch:
-            n0 = _share_start(k, nch, N)
-            m = _share_start(k + 1, nch, N) - n0
+        while k < chunks:
+            n0 = _share_start(k, chunks, N)
+            m = _share_start(k + 1, chunks, N) - n0
             dw = dW_part[k]
             dw[:] = 0
             db_part[k] = 0
@@ -512,125 +526,17 @@ def _backward_simd(dout, rout, has_relu, x, wdx, zeros_c, dx, need_dx, dW_part, 
                 db_part[k, f] += row_sum(db_, f * ds + shift, Q)
             if fv_dw:
                 _pack_t(dout, rout, has_relu, n0, m, gbuf[t], ldg)
-                _dwv(gbuf[t], ldg, ldg // (FV_F * L), xb, xo, pos, m * OH * OW, dw, ldg)
+                _dwv(gbuf[t], ldg, ldg // (FV_F * L), xb, dw_inputs, outputs, m * OH * OW, dw,
+                     ldg)
             else:
-                _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, off, dw, Q)
+                _dw(db_, shift, ds, FNp // DW_F, xb, xs, Cp, tap_offsets, dw, Q)
             if need_dx:
-                _forward_pass(db_, ds, FN, off, wdx, wb, nrows_dx, F_dx, pos_dx, taps_dx, fv_dx,
-                              m, Wp, S, zeros_c, False, dx, n0)
+                _forward_pass(db_, ds, FN, tap_offsets, wdx, wb, nrows_dx, dx_filter_block,
+                              dx_outputs, dx_output_taps, fv_dx, m, Wp, S, no_bias, False, dx,
+                              n0)
             k = next_chunk(counter)
 
 
-def _filter_block(filters, channels, x):
-    """Filters per block of the forward kernel computing ``channels`` output channels,
-    with filters in vectors or not."""
-    return filter_block(filters, channels, LEVEL, _lanes_of(x))
-
-
-def _backward_direct(dout, relu_out, x, W, g, need_dx, p):
-    FN, C, kh, kw = W.shape
-    ph, pw, OH, OW = g[4], g[5], g[6], g[7]
-    ntap = kh * kw
-    fv_dw, fv_dx = p.pos is not None, need_dx and p.pos_dx is not None
-    Cp, FNp = dw_channels(C, ntap, DW_C, DW3_C), -(-FN // DW_F) * DW_F
-    xbuf = np.zeros((p.nt, Cp, p.width), dtype=x.dtype)
-    dbuf = np.zeros((p.nt, FNp, p.width), dtype=x.dtype)
-    if fv_dw:
-        ldg = -(-FN // (FV_F * _lanes_of(x))) * FV_F * _lanes_of(x)
-        gbuf = np.empty((p.nt, p.G * OH * OW * ldg), dtype=x.dtype)
-        xo = p.xo
-        dW_part = np.empty((p.chunks, xo.shape[0] * ldg), dtype=x.dtype)
-    else:
-        gbuf = np.empty((p.nt, 1), dtype=x.dtype)
-        xo = p.off
-        dW_part = np.empty((p.chunks, FNp * Cp * ntap), dtype=x.dtype)
-    db_part = np.empty((p.chunks, FN), dtype=x.dtype)
-    F = _filter_block(fv_dx, C, x)
-    nrows_dx = -(-C // F) * F
-    if need_dx:
-        dx = np.empty_like(x)
-        wdx = pack_filters(flipped_filters(W), F)
-        wide = np.empty((p.nt, nrows_dx * p.width), dtype=x.dtype)
-    else:
-        dx = np.empty((1, 1, 1, 1), x.dtype)
-        wdx = np.empty(1, x.dtype)
-        wide = np.empty((p.nt, nrows_dx), x.dtype)
-    _backward_simd(dout, dout if relu_out is None else relu_out, relu_out is not None, x,
-                   wdx, np.zeros(C, x.dtype), dx, need_dx, dW_part, db_part, xbuf,
-                   dbuf, gbuf, wide, nrows_dx, F, p.off, p.pos if fv_dw else p.off,
-                   p.pos_dx if fv_dx else p.off, p.taps_dx if fv_dx else p.off, xo, fv_dw,
-                   fv_dx, kh, kw, ph, pw, p.G, p.chunks, p.nt)
-    dW = dW_part.sum(axis=0)
-    if fv_dw:
-        dW = dW.reshape(-1, ldg)[:C * ntap, :FN].T
-    else:
-        dW = dW.reshape(FNp, Cp, ntap)[:FN, :C]
-    return (dx if need_dx else None), dW.reshape(FN, C, kh, kw), db_part.sum(axis=0)
-
-
-def _plan(x, W, g, algorithm, backward):
-    return plan(x.shape, W.shape, g, x.itemsize, numba.get_num_threads(), LEVEL,
-                algorithm, backward, finite(W))
-
-
-# ------------------------------------------------------------------ entry points
-
-
-def conv2d(x, W, b, g, relu=False, algorithm=None):
-    """``x`` (N, C, H, W), ``W`` (FN, C, KH, KW), ``b`` (FN,), all C-contiguous of one
-    float dtype, and the checked window geometry ``g`` (kh, kw, sh, sw, ph, pw, oh, ow)
-    -> (N, FN, OH, OW). ``algorithm`` (one of ``_conv_plan.ALGORITHMS``) overrides the rule of
-    ``kernels._conv_plan``, whose ``plan`` this executes."""
-    N, C = x.shape[0], x.shape[1]
-    FN = W.shape[0]
-    kh, kw, sh, sw, ph, pw, OH, OW = g
-    out = np.empty((N, FN, OH, OW), dtype=x.dtype)
-    p = _plan(x, W, g, algorithm, False)
-    if p.algorithm != "gemm":
-        fv = p.pos is not None
-        F = _filter_block(fv, FN, x)
-        nrows = -(-FN // F) * F
-        xbuf = np.zeros((p.nt, C * p.width), dtype=x.dtype)
-        wide = np.empty((p.nt, nrows * p.width), dtype=x.dtype)
-        _forward_simd(x, pack_filters(W.reshape(FN, C, kh * kw), F), b, out, xbuf, wide,
-                      nrows, F, p.off, p.pos if fv else p.off, p.taps if fv else p.off, fv, ph,
-                      pw, bool(relu), p.G, p.chunks, p.nt)
-        return out
-    with single_threaded_blas():
-        _forward_gemm(x, W.reshape(FN, C * kh * kw), b, out.reshape(N, FN, OH * OW),
-                      kh, kw, sh, sw, ph, pw, OH, OW, bool(relu), p.G, p.nt)
-    return out
-
-
-def conv2d_backward(dout, x, W, g, need_dx=True, algorithm=None, relu_out=None):
-    """Gradients ``(dx or None, dW, db)`` of :func:`conv2d`; ``dout`` is (N, FN, OH, OW)
-    C-contiguous, same dtype as ``x`` and ``W``; ``g`` and ``algorithm`` as in
-    :func:`conv2d`. ``relu_out``: the output of a ``relu=True`` forward (same shape as
-    ``dout``), whose ReLU backward is fused into the pass that gathers ``dout``; None: no
-    ReLU."""
-    p = _plan(x, W, g, algorithm, True)
-    if p.algorithm != "gemm":
-        grads = _backward_direct(dout, relu_out, x, W, g, bool(need_dx), p)
-        if finite(grads[1], grads[2]) or algorithm is not None:  # see _conv_plan.finite
-            return grads
-        p = _plan(x, W, g, "gemm", True)
-    N, C = x.shape[0], x.shape[1]
-    FN = W.shape[0]
-    kh, kw, sh, sw, ph, pw, OH, OW = g
-    K, P = C * kh * kw, OH * OW
-    dx = np.empty_like(x) if need_dx else None
-    Wm = W.reshape(FN, K)
-    dW_part = np.empty((p.nt, FN, K), dtype=x.dtype)
-    db_part = np.empty((p.nt, FN), dtype=x.dtype)
-    with single_threaded_blas():
-        _backward_gemm(dout.reshape(N, FN, P),
-                       (dout if relu_out is None else relu_out).reshape(N, FN, P),
-                       x, Wm, np.ascontiguousarray(Wm.T),
-                       dx if need_dx else np.empty((1, 1, 1, 1), x.dtype), dW_part, db_part,
-                       kh, kw, sh, sw, ph, pw, OH, OW, bool(need_dx), relu_out is not None, p.G)
-    dW = dW_part.sum(axis=0).reshape(FN, C, kh, kw)
-    return dx, dW, db_part.sum(axis=0)
-
-
-#: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
-__all__ = ["conv2d", "conv2d_backward"]
+#: The raw kernels, the same in every compiled backend (kernels/_conv_driver.py runs them).
+__all__ = ["block_shapes", "get_num_threads", "forward_gemm", "backward_gemm",
+           "forward_direct", "backward_direct"]
