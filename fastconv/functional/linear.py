@@ -64,6 +64,16 @@ def linear(x, W, b=None, relu=False, *, backend=None):
     ValueError
         ``x`` has fewer than 2 dimensions, ``W`` is not (D, M) for x's D, or ``b`` is not
         of shape (M,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.array([[1., -2.], [3., 4.]])
+    >>> W = np.array([[1., 0., -1.], [2., 1., 0.]])
+    >>> fc.linear(x, W, np.array([0., 0., 1.]), relu=True)    # max(x @ W + b, 0)
+    array([[ 0.,  0.,  0.],
+           [11.,  4.,  0.]])
     """
     op = "linear"
     x = _check_x(x, op)
@@ -115,6 +125,17 @@ def linear_backward(dout, x, W, *, relu_out=None, backend=None):
     ValueError
         ``x`` has fewer than 2 dimensions, ``W`` is not (D, M) for x's D, or ``dout`` /
         ``relu_out`` is not of shape (N, M).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.array([[1., -2.], [3., 4.]])
+    >>> W = np.array([[1., 0., -1.], [2., 1., 0.]])
+    >>> dx, dW, db = fc.linear_backward(np.ones((2, 3)), x, W)
+    >>> dx, db                                              # dout @ W.T, dout summed
+    (array([[0., 3.],
+           [0., 3.]]), array([2., 2., 2.]))
     """
     op = "linear_backward"
     x = _check_x(x, op)
