@@ -398,6 +398,21 @@ class Convolution:
         The last input (what backward needs).
     dW, db : ndarray
         Gradients from the last backward.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv.layers import Convolution
+    >>> conv = Convolution(np.ones((2, 1, 3, 3)), np.zeros(2), pad=1)
+    >>> y = conv.forward(np.ones((1, 1, 4, 4)))
+    >>> y[0, 0]                              # how many of each window's taps are inside
+    array([[4., 6., 6., 4.],
+           [6., 9., 9., 6.],
+           [6., 9., 9., 6.],
+           [4., 6., 6., 4.]])
+    >>> dx = conv.backward(np.ones_like(y))
+    >>> conv.db, conv.dW.shape, dx.shape
+    (array([16., 16.]), (2, 1, 3, 3), (1, 1, 4, 4))
     """
 
     def __init__(self, W, b, stride=1, pad=0, *, relu=False, need_dx=True):

@@ -399,6 +399,16 @@ class DeepConvNet(_Net):
         fused into the layer before it (so the book's indices 0, 2, 5, 7, 10, 12, 15, 18
         of the weight layers become 0, 1, 3, 4, 6, 7, 9, 11).
     last_layer : fastconv.layers.SoftmaxWithLoss
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv.models import DeepConvNet
+    >>> net = DeepConvNet(rng=np.random.default_rng(0))
+    >>> x, t = np.zeros((2, 1, 28, 28)), np.array([3, 7])
+    >>> grads = net.gradient(x, t)           # W1..W8, b1..b8, as the book's
+    >>> grads["W1"].shape, net.predict(x).shape
+    ((16, 1, 3, 3), (2, 10))
     """
 
     def __init__(self, input_dim=(1, 28, 28),
