@@ -1,7 +1,7 @@
 """A small CNN differentiated by HIPS autograd, trained on Fashion-MNIST, its
 convolutions, pooling and affine layer running on fastconv's kernels.
 
-autograd code switches with one import (``pip install fastconv[autograd]``)::
+autograd code switches with one import (``pip install "fastconv[autograd]"``)::
 
     from fastconv.integrations.autograd import conv2d, max_pool2d, linear
 

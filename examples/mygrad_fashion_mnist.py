@@ -1,7 +1,7 @@
 """A small CNN of MyGrad tensors, trained on Fashion-MNIST, its convolutions, pooling
 and affine layer running on fastconv's kernels.
 
-MyGrad code switches with one import (``pip install fastconv[mygrad]``)::
+MyGrad code switches with one import (``pip install "fastconv[mygrad]"``)::
 
     # from mygrad.nnet.layers import conv_nd, max_pool
     from fastconv.integrations.mygrad import conv2d, max_pool2d, linear

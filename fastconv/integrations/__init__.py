@@ -7,9 +7,9 @@
                                (``conv_forward_fast``, ``conv_relu_pool_forward``, ...)
 ``.autograd``                  HIPS autograd: ``conv2d``, ``max_pool2d``, ``avg_pool2d``,
                                ``linear`` as primitives whose VJPs run fastconv's backward
-                               kernels (``pip install fastconv[autograd]``)
+                               kernels (``pip install "fastconv[autograd]"``)
 ``.mygrad``                    MyGrad: the same four ops as MyGrad operations on
-                               ``mygrad.Tensor`` (``pip install fastconv[mygrad]``)
+                               ``mygrad.Tensor`` (``pip install "fastconv[mygrad]"``)
 =============================  ==========================================================
 
 Importing this package imports none of them: each submodule imports its host library
