@@ -13,6 +13,7 @@ import contextvars
 import importlib
 import os
 import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 
 BACKENDS = ("numpy", "numba", "cython")
@@ -93,7 +94,7 @@ def _probe(name):
     return True
 
 
-def available_backends():
+def available_backends() -> tuple[str, ...]:
     """Names of the backends that import here, reference first, e.g. ``('numpy', 'numba', 'cython')``."""
     return tuple(b for b in BACKENDS if _probe(b))
 
@@ -110,7 +111,7 @@ def _require(name):
     return name
 
 
-def set_backend(name):
+def set_backend(name: str) -> None:
     """Set the process-wide default backend: ``'auto'``, ``'numba'``, ``'cython'`` or ``'numpy'``.
 
     Examples
@@ -129,9 +130,10 @@ def set_backend(name):
     with _lock:
         _global_backend = name
         _env_errors.pop("FASTCONV_BACKEND", None)  # the code's choice replaces the variable's
+        _env_errors.pop("FASTCONV_BACKEND", None)  # the code's choice replaces the variable's
 
 
-def get_backend(resolved=False):
+def get_backend(resolved: bool = False) -> str:
     """The backend in effect here: the innermost ``use_backend`` scope, else the default.
 
     Parameters
@@ -157,7 +159,7 @@ def get_backend(resolved=False):
 
 
 @contextlib.contextmanager
-def use_backend(name):
+def use_backend(name: str) -> Iterator[str]:
     """Scope a backend choice to a ``with`` block (per thread / per context).
 
     Examples
@@ -242,7 +244,7 @@ def _apply_threads_to(backend):
             done[backend] = _generation
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of threads of every pool fastconv uses: Numba's, OpenMP's (the
     Cython kernels) and the BLAS pools of NumPy and SciPy (through threadpoolctl).
 
@@ -273,12 +275,13 @@ def set_num_threads(n):
         _num_threads = n
         _generation += 1
         _env_errors.pop("FASTCONV_NUM_THREADS", None)  # the code's count replaces the variable's
+        _env_errors.pop("FASTCONV_NUM_THREADS", None)  # the code's count replaces the variable's
     for backend in ("numba", "cython"):
         if backend in _import_errors and _import_errors[backend] is None:
             _apply_threads_to(backend)
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The thread count set by ``set_num_threads`` / ``FASTCONV_NUM_THREADS``, else the
     number of CPUs this process may run on."""
     if _num_threads is not None:

@@ -311,3 +311,22 @@ def test_the_cython_path_does_not_import_numba():
                          timeout=300, env={**os.environ, "FASTCONV_BACKEND": "cython"})
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["cython", "False"]
+
+
+# -------------------------------------------------------------------------- typing
+
+def test_the_top_level_functions_are_annotated():
+    """py.typed promises annotations: every parameter and return of ``fc.<function>``."""
+    import inspect
+
+    assert (Path(fc.__file__).parent / "py.typed").is_file()
+    missing = []
+    for name in fc.__all__:
+        obj = getattr(fc, name)
+        if inspect.isfunction(obj):
+            sig = inspect.signature(obj)
+            missing += [f"{name}({p})" for p, par in sig.parameters.items()
+                        if par.annotation is inspect.Parameter.empty]
+            if sig.return_annotation is inspect.Signature.empty:
+                missing.append(f"{name} -> ?")
+    assert missing == []

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _backend
 from .. import _validation as v
+from .._typing import IntPair
 
 
 def _window(op, x, W, stride, pad):
@@ -53,7 +54,8 @@ def _pointwise_backward(dout, x, W, g, need_dx, relu_out):
     return dx, dW, db
 
 
-def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
+def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, stride: IntPair = 1,
+           pad: IntPair = 0, relu: bool = False, *, backend: str | None = None) -> np.ndarray:
     """2-D convolution (cross-correlation, as in the book and PyTorch) of a batch of images.
 
     Parameters
@@ -112,8 +114,10 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
     return v.restore(out_dtype, out)
 
 
-def conv2d_backward(dout, x, W, stride=1, pad=0, *, need_dx=True, relu_out=None,
-                    backend=None):
+def conv2d_backward(dout: np.ndarray, x: np.ndarray, W: np.ndarray, stride: IntPair = 1,
+                    pad: IntPair = 0, *, need_dx: bool = True,
+                    relu_out: np.ndarray | None = None, backend: str | None = None
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d` with respect to x, W and b.
 
     Parameters

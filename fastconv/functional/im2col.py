@@ -1,6 +1,9 @@
 """Public im2col / col2im: validate once, then dispatch to a backend."""
+import numpy as np
+
 from .. import _backend
 from .. import _validation as v
+from .._typing import IntPair
 
 
 def _window(op, H, W, filter_h, filter_w, stride, pad):
@@ -10,7 +13,9 @@ def _window(op, H, W, filter_h, filter_w, stride, pad):
                     op)
 
 
-def im2col(input_data, filter_h, filter_w, stride=1, pad=0, *, out=None, backend=None):
+def im2col(input_data: np.ndarray, filter_h: int, filter_w: int, stride: IntPair = 1,
+           pad: IntPair = 0, *, out: np.ndarray | None = None,
+           backend: str | None = None) -> np.ndarray:
     """Unfold the sliding windows of a batch of images into the rows of a matrix.
 
     Parameters
@@ -57,7 +62,9 @@ def im2col(input_data, filter_h, filter_w, stride=1, pad=0, *, out=None, backend
     return col if out is not None else v.restore(out_dtype, col)
 
 
-def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0, *, out=None, backend=None):
+def col2im(col: np.ndarray, input_shape: tuple[int, int, int, int], filter_h: int,
+           filter_w: int, stride: IntPair = 1, pad: IntPair = 0, *,
+           out: np.ndarray | None = None, backend: str | None = None) -> np.ndarray:
     """Fold rows of windows back into images, summing where windows overlap.
 
     The adjoint of :func:`im2col` (the book's semantics): ``col2im(im2col(x))`` multiplies

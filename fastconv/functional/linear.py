@@ -35,7 +35,8 @@ def _check_W(W, x, op):
     return W
 
 
-def linear(x, W, b=None, relu=False, *, backend=None):
+def linear(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, relu: bool = False, *,
+           backend: str | None = None) -> np.ndarray:
     """``x.reshape(N, -1) @ W + b``, optionally followed by ReLU, as one fused op.
 
     The GEMM runs in BLAS; the bias and the ReLU are then applied in a single pass over
@@ -92,7 +93,9 @@ def linear(x, W, b=None, relu=False, *, backend=None):
     return v.restore(out_dtype, out)
 
 
-def linear_backward(dout, x, W, *, relu_out=None, backend=None):
+def linear_backward(dout: np.ndarray, x: np.ndarray, W: np.ndarray, *,
+                    relu_out: np.ndarray | None = None, backend: str | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of :func:`linear`.
 
     Parameters

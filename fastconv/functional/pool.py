@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _backend
 from .. import _validation as v
+from .._typing import IntPair
 
 _ARGMAX_HINT = "pass the argmax returned by max_pool2d with the same geometry"
 
@@ -37,7 +38,9 @@ def _dout(dout, x_shape, g, op):
     return d
 
 
-def max_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
+def max_pool2d(x: np.ndarray, pool_h: int, pool_w: int, stride: IntPair | None = None,
+               pad: IntPair = 0, *, backend: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Max pooling over sliding windows, with the winner's position in each window.
 
     Parameters
@@ -94,8 +97,10 @@ def max_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
     return v.restore(out_dtype, out), arg
 
 
-def max_pool2d_backward(dout, argmax, x_shape, pool_h, pool_w, stride=None, pad=0, *,
-                        backend=None):
+def max_pool2d_backward(dout: np.ndarray, argmax: np.ndarray,
+                        x_shape: tuple[int, int, int, int], pool_h: int, pool_w: int,
+                        stride: IntPair | None = None, pad: IntPair = 0, *,
+                        backend: str | None = None) -> np.ndarray:
     """Gradient of :func:`max_pool2d` with respect to ``x``.
 
     Each ``dout`` cell goes to its window's winner; where windows overlap
@@ -150,7 +155,8 @@ def max_pool2d_backward(dout, argmax, x_shape, pool_h, pool_w, stride=None, pad=
     return v.restore(out_dtype, dx)
 
 
-def avg_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
+def avg_pool2d(x: np.ndarray, pool_h: int, pool_w: int, stride: IntPair | None = None,
+               pad: IntPair = 0, *, backend: str | None = None) -> np.ndarray:
     """Average pooling over sliding windows.
 
     Padded cells count as zeros and every window divides by ``pool_h*pool_w``
@@ -179,7 +185,9 @@ def avg_pool2d(x, pool_h, pool_w, stride=None, pad=0, *, backend=None):
     return v.restore(out_dtype, _backend.kernels(_backend.resolve(backend), "pool").avg_pool2d(x, g))
 
 
-def avg_pool2d_backward(dout, x_shape, pool_h, pool_w, stride=None, pad=0, *, backend=None):
+def avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], pool_h: int,
+                        pool_w: int, stride: IntPair | None = None, pad: IntPair = 0, *,
+                        backend: str | None = None) -> np.ndarray:
     """Gradient of :func:`avg_pool2d` with respect to ``x``: each ``dout`` cell divided
     by ``pool_h*pool_w`` and spread over the real cells of its window, summed where
     windows overlap.
