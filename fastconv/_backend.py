@@ -209,11 +209,13 @@ def family_ops(package, top_level_only=False):
 def kernels(backend, family):
     """The kernels of ``family`` (a key of :data:`FAMILIES`) for a resolved backend: the
     compiled backends' module, or for ``'numpy'`` the reference's adapters with the same
-    entry points and arguments (:mod:`fastconv.reference.kernels`)."""
+    entry points and arguments (:mod:`fastconv.reference.kernels`), else the reference's
+    module of the family itself, whose functions then take the kernels' arguments."""
     if backend == "numpy":
-        from .reference import kernels as reference
+        from .reference import kernels as adapters
 
-        return getattr(reference, family)
+        return (getattr(adapters, family, None)
+                or importlib.import_module(f"fastconv.reference.{family}"))
     return importlib.import_module(f"fastconv._kernels.{backend}_backend.{family}")
 
 

@@ -30,7 +30,6 @@ import http.client
 import io
 import math
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -38,6 +37,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ._files import atomic_write
 
 __all__ = ["KINDS", "detect_kind", "load_mnist", "read_idx"]
 
@@ -457,17 +458,8 @@ def _verify_download(kind, base, blob, url):
 def _write_atomically(target, blob):
     """Write ``blob`` to ``target`` through a temporary file in the same directory."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(target) as f:
+        f.write(blob)
 
 
 def _download(kind, dest, bases, notes):

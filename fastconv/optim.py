@@ -166,6 +166,19 @@ class SGD(_Optimizer):
         return (self.lr,)
 
 
+#: The docstring sections of Momentum and Nesterov.
+_VELOCITY_SECTIONS = """
+    Parameters
+    ----------
+    lr : float
+    momentum : float
+
+    Attributes
+    ----------
+    v : dict of str -> ndarray, or None before the first update
+    """
+
+
 class _VelocityOptimizer(_Optimizer):
     """Hyperparameters and state shared by Momentum and Nesterov."""
 
@@ -182,34 +195,16 @@ class _VelocityOptimizer(_Optimizer):
 
 
 class Momentum(_VelocityOptimizer):
-    """Momentum SGD: ``v = momentum*v - lr*g; p += v``.
-
-    Parameters
-    ----------
-    lr : float
-    momentum : float
-
-    Attributes
-    ----------
-    v : dict of str -> ndarray, or None before the first update
-    """
+    __doc__ = """Momentum SGD: ``v = momentum*v - lr*g; p += v``.
+""" + _VELOCITY_SECTIONS
 
     _rule = "momentum_update"
 
 
 class Nesterov(_VelocityOptimizer):
-    """Nesterov's accelerated gradient as the book writes it:
+    __doc__ = """Nesterov's accelerated gradient as the book writes it:
     ``v = momentum*v - lr*g; p += momentum**2 * v - (1 + momentum)*lr*g``.
-
-    Parameters
-    ----------
-    lr : float
-    momentum : float
-
-    Attributes
-    ----------
-    v : dict of str -> ndarray, or None before the first update
-    """
+""" + _VELOCITY_SECTIONS
 
     _rule = "nesterov_update"
 

@@ -23,12 +23,13 @@ import os
 import pickle
 import pickletools
 import reprlib
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from ._files import atomic_write
 
 __all__ = ["UnsafePickleError", "load_params", "save_params"]
 
@@ -578,21 +579,8 @@ def save_params(params, path):
                 f"parameter name(s) {reserved} are reserved by np.savez; rename "
                 f"them or save as .pkl"
             )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        # mkstemp creates 0600; give the file the mode a plain open() would (0666 & ~umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            if kind == "npz":
-                np.savez(f, **arrays)
-            else:
-                pickle.dump(arrays, f, protocol=_PICKLE_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as f:
+        if kind == "npz":
+            np.savez(f, **arrays)
+        else:
+            pickle.dump(arrays, f, protocol=_PICKLE_PROTOCOL)

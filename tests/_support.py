@@ -1,4 +1,5 @@
-"""The test suite's shared helpers (data paths, backends, tolerances, finite differences)
+"""The test suite's shared helpers (data paths, backends, the data builder, tolerances,
+finite differences; results are compared with fastconv.testing.assert_close)
 and its hypothesis profiles; test modules import them with ``from _support import ...``.
 
 Hypothesis profiles, picked by the environment variable ``FASTCONV_HYPOTHESIS_PROFILE``:
@@ -16,6 +17,7 @@ Hypothesis profiles, picked by the environment variable ``FASTCONV_HYPOTHESIS_PR
 Tests that set their own ``max_examples`` keep it under both.
 """
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,7 @@ def shared_data_path(*parts):
 import numpy as np  # noqa: E402
 
 import fastconv  # noqa: E402
-from fastconv.testing import EPS, TOLERANCE, tolerance  # noqa: E402,F401 (EPS: tests import it from here)
+from fastconv.testing import EPS, TOLERANCE  # noqa: E402,F401 (EPS: tests import it from here)
 
 #: Tolerances against fastconv.reference, one row per dtype: fastconv.testing's table, the
 #: one rule for the suite and for users' own checks.
@@ -51,28 +53,69 @@ BACKENDS = fastconv.available_backends()
 COMPILED = tuple(b for b in BACKENDS if b != "numpy")
 
 
-def assert_sum_close(actual, expected, terms, dtype=None):
-    """Reduction results (GEMM, convolution, their gradients, sums), each element a sum
-    of up to ``terms`` products, against the reference.
-
-    Two correct implementations add the terms in different orders (BLAS builds pick
-    kernels per CPU; the vector kernels sum lane-wise), and the difference scales with
-    the magnitude of the terms and with sqrt(terms), not with the possibly cancelled
-    element itself. So the absolute tolerance is the largest expected magnitude (the
-    scale of the terms for these tests' data) times max(rtol, 4 * eps * sqrt(terms)):
-    an elementwise tolerance failed on an AVX2 host for a 1024-term float32 sum
-    (0.3163041 against 0.3163093 in a row reaching 50)."""
-    assert actual.shape == expected.shape
-    rtol, atol = tolerance(expected, terms, dtype)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+def randn(shape, dtype=np.float64, seed=0):
+    """Standard normal data of ``shape`` and ``dtype``, the same for the same ``seed``:
+    the suite's one data builder."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-def assert_close(actual, expected, dtype=None):
-    """``np.testing.assert_allclose`` with the tolerance row of ``dtype`` (default:
-    expected's), for results computed elementwise (copies, pooling, activations);
-    reductions use :func:`assert_sum_close`."""
-    dt = np.dtype(dtype or expected.dtype)
-    np.testing.assert_allclose(actual, expected, **TOL[dt])
+def pair(v):
+    """``(v, v)`` for an int, else ``tuple(v)``: a stride or pad as ``(h, w)``."""
+    return (v, v) if np.ndim(v) == 0 else tuple(v)
+
+
+#: Pooling geometries of the integrations' tests: (N, C, H, W), (pool_h, pool_w), stride, pad.
+POOL_CASES = [
+    ((2, 3, 8, 8), (2, 2), None, 0),            # the nets' 2x2 pool
+    ((2, 2, 7, 9), (3, 3), 2, 1),               # overlap, padding, windows that do not tile
+    ((1, 2, 6, 5), (2, 3), (1, 2), (1, 0)),     # stride and pad pairs
+]
+
+
+def bad_op_calls(X, W):
+    """``(name, args, kwargs)`` calls of the ops ``fc.<name>`` that every integration
+    wraps, each one refused by fastconv; ``X`` (2, 3, 6, 6) and ``W`` (4, 3, 3, 3) float32."""
+    return [
+        ("conv2d", (X.astype(np.int64), W), {}),
+        ("conv2d", (X[0], W), {}),
+        ("conv2d", (X, W[:, :2]), {}),
+        ("conv2d", (X, W), dict(stride=0)),
+        ("conv2d", (X, W), dict(relu=1)),
+        ("max_pool2d", (X, 2, 2.0), {}),
+        ("max_pool2d", (X, 7, 2), {}),
+        ("avg_pool2d", (X, 2, 2), dict(pad=2)),
+        ("linear", (X, W), {}),
+        ("linear", (X, np.zeros((108, 3), np.float32), np.zeros(4, np.float32)), {}),
+    ]
+
+
+#: IDX type codes (the format of MNIST files) by dtype.
+_IDX_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(np.int16): 0x0B,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+    np.dtype(np.float64): 0x0E,
+}
+
+
+def idx_bytes(arr):
+    """Serialize ``arr`` as an IDX file (big-endian, as the format requires)."""
+    arr = np.asarray(arr)
+    header = bytes([0, 0, _IDX_CODES[arr.dtype], arr.ndim])
+    header += b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    return header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path, arr=None, *, raw=None):
+    """Write ``arr`` (or the bytes ``raw``) to ``path``, gzipped when it ends in .gz."""
+    path = Path(path)
+    data = idx_bytes(arr) if raw is None else raw
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
 
 
 #: A DeepConvNet on 10x10 images (1x1 after its three pools): small enough for finite

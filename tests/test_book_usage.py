@@ -11,8 +11,9 @@ import fastconv as fc
 from fastconv import layers as L
 from fastconv.models import SimpleConvNet
 from fastconv.reference import layers as R
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, TOL, assert_close
+from _support import BACKENDS, TOL
 
 DTYPES = [np.float32, np.float64]
 #: The book's constant inside the log of cross_entropy_error.

@@ -1,7 +1,6 @@
 """``fastconv train`` / ``fastconv evaluate`` end to end on a tiny synthetic IDX dataset."""
 import json
 import re
-import struct
 import subprocess
 import sys
 
@@ -11,13 +10,8 @@ import pytest
 from fastconv import cli
 from fastconv.models import DeepConvNet
 
-from _support import shared_data_path
+from _support import shared_data_path, write_idx
 
-
-def write_idx(path, array):
-    """Write a uint8 array as an IDX file (magic 0x08 = unsigned byte)."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
 @pytest.fixture(scope="module")

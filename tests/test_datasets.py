@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _support import shared_data_path
+from _support import idx_bytes, shared_data_path, write_idx
 
 from fastconv import datasets
 from fastconv.datasets import load_mnist, read_idx
@@ -19,37 +19,9 @@ TEST_LABELS = "t10k-labels-idx1-ubyte"
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-_IDX_CODES = {
-    np.dtype(np.uint8): 0x08,
-    np.dtype(np.int8): 0x09,
-    np.dtype(np.int16): 0x0B,
-    np.dtype(np.int32): 0x0C,
-    np.dtype(np.float32): 0x0D,
-    np.dtype(np.float64): 0x0E,
-}
-
-
 # ---------------------------------------------------------------------------
-# helpers: a tiny IDX writer and fake dataset directories
+# helpers: fake dataset directories (the IDX writer is _support.write_idx)
 # ---------------------------------------------------------------------------
-
-
-def idx_bytes(arr):
-    """Serialize ``arr`` as an IDX file (big-endian, as the format requires)."""
-    arr = np.asarray(arr)
-    header = bytes([0, 0, _IDX_CODES[arr.dtype], arr.ndim])
-    header += b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    return header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-
-
-def write_idx(path, arr=None, *, raw=None):
-    """Write ``arr`` (or the bytes ``raw``) to ``path``, gzipped when it ends in .gz."""
-    path = Path(path)
-    data = idx_bytes(arr) if raw is None else raw
-    if path.name.endswith(".gz"):
-        data = gzip.compress(data)
-    path.write_bytes(data)
-    return path
 
 
 def make_split(n, rng, h=28, w=28):

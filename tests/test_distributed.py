@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import sysconfig
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _support import EPS, TINY_DEEPCONVNET
+from _support import EPS, TINY_DEEPCONVNET, write_idx
 
 from fastconv import cli, layers
 from fastconv.distributed import _shard_draws, _ShardedDraws, shard_bounds
@@ -159,11 +158,6 @@ def test_a_failing_rank_aborts_the_job(mpiexec):
 
 # --------------------------------------------------------------------------- CLI
 
-def _write_idx(path, array):
-    """A uint8 IDX file (magic 0x08)."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-
 
 @pytest.fixture(scope="module")
 def idx_dir(tmp_path_factory):
@@ -176,8 +170,8 @@ def idx_dir(tmp_path_factory):
         for i, c in enumerate(t):
             r, q = divmod(int(c), 2)
             x[i, 4 + 14 * r:10 + 14 * r, 4 + 14 * q:10 + 14 * q] = 255
-        _write_idx(d / f"{stem}-images-idx3-ubyte", x)
-        _write_idx(d / f"{stem}-labels-idx1-ubyte", t)
+        write_idx(d / f"{stem}-images-idx3-ubyte", x)
+        write_idx(d / f"{stem}-labels-idx1-ubyte", t)
     return d
 
 

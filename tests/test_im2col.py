@@ -6,8 +6,9 @@ from hypothesis import strategies as st
 
 import fastconv as fc
 from fastconv import reference as ref
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, COMPILED, TOL, assert_close
+from _support import BACKENDS, COMPILED, TOL, randn
 
 DTYPES = [np.float32, np.float64]
 
@@ -24,15 +25,12 @@ CASES = [
 ]
 
 
-def _data(shape, dtype, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
 
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES)
 def test_im2col_matches_reference(backend, dtype, shape, filt, stride, pad):
-    x = _data(shape, dtype)
+    x = randn(shape, dtype)
     expected = ref.im2col(x, *filt, stride, pad)
     col = fc.im2col(x, *filt, stride=stride, pad=pad, backend=backend)
     assert col.dtype == dtype and col.flags.c_contiguous
@@ -46,7 +44,7 @@ def test_im2col_matches_reference(backend, dtype, shape, filt, stride, pad):
 def test_im2col_into_out_matches_reference(backend, dtype, shape, filt, stride, pad, shift):
     """Into ``out=`` the kernels stream whole vectors where a block of col is aligned and
     copy the rest with plain stores; ``shift`` moves ``out`` off that alignment."""
-    x = _data(shape, dtype)
+    x = randn(shape, dtype)
     expected = ref.im2col(x, *filt, stride, pad)
     out = np.full(expected.size + shift, np.nan, dtype)[shift:].reshape(expected.shape)
     assert fc.im2col(x, *filt, stride=stride, pad=pad, out=out, backend=backend) is out
@@ -58,7 +56,7 @@ def test_im2col_into_out_matches_reference(backend, dtype, shape, filt, stride, 
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES)
 def test_col2im_matches_reference(backend, dtype, shape, filt, stride, pad):
     expected_shape = ref.im2col(np.zeros(shape), *filt, stride, pad).shape
-    col = _data(expected_shape, dtype, seed=1)
+    col = randn(expected_shape, dtype, seed=1)
     expected = ref.col2im(col, shape, *filt, stride, pad)
     img = fc.col2im(col, shape, *filt, stride=stride, pad=pad, backend=backend)
     assert img.shape == shape and img.dtype == dtype
@@ -67,7 +65,7 @@ def test_col2im_matches_reference(backend, dtype, shape, filt, stride, pad):
 
 def test_reference_matches_definition():
     """The reference itself against the layout written out element by element."""
-    x = _data((2, 3, 5, 4), np.float64)
+    x = randn((2, 3, 5, 4), np.float64)
     kh, kw, (sh, sw), (ph, pw) = 3, 2, (2, 1), (1, 2)
     col = ref.im2col(x, kh, kw, (sh, sw), (ph, pw))
     xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
@@ -82,9 +80,9 @@ def test_reference_matches_definition():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_col2im_is_adjoint_of_im2col(backend):
     """<im2col(x), c> == <x, col2im(c)>: col2im sums overlapping windows."""
-    x = _data((2, 3, 6, 5), np.float64)
+    x = randn((2, 3, 6, 5), np.float64)
     col = fc.im2col(x, 3, 3, stride=1, pad=1, backend=backend)
-    c = _data(col.shape, np.float64, seed=3)
+    c = randn(col.shape, np.float64, seed=3)
     lhs = np.vdot(col, c)
     rhs = np.vdot(x, fc.col2im(c, x.shape, 3, 3, stride=1, pad=1, backend=backend))
     assert lhs == pytest.approx(rhs, rel=1e-12)
@@ -92,7 +90,7 @@ def test_col2im_is_adjoint_of_im2col(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_layouts_are_copied_once(backend):
-    base = _data((2, 3, 8, 10), np.float64)
+    base = randn((2, 3, 8, 10), np.float64)
     views = {
         "fortran": np.asfortranarray(base),
         "negative stride": base[:, :, ::-1, ::-1],
@@ -105,19 +103,19 @@ def test_layouts_are_copied_once(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_float16_computed_in_float32(backend):
-    x = _data((2, 2, 6, 6), np.float16)
+    x = randn((2, 2, 6, 6), np.float16)
     col = fc.im2col(x, 3, 3, pad=1, backend=backend)
     assert col.dtype == np.float16
     np.testing.assert_array_equal(col, ref.im2col(x.astype(np.float32), 3, 3, 1, 1).astype(np.float16))
     img = fc.col2im(col, x.shape, 3, 3, pad=1, backend=backend)
     assert img.dtype == np.float16
     expected = ref.col2im(col.astype(np.float32), x.shape, 3, 3, 1, 1)
-    assert_close(img.astype(np.float32), expected, np.float16)
+    assert_close(img.astype(np.float32), expected, dtype=np.float16)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_out_workspace_is_filled_and_returned(backend):
-    x = _data((2, 3, 6, 6), np.float32)
+    x = randn((2, 3, 6, 6), np.float32)
     out = np.full((2 * 36, 27), np.nan, dtype=np.float32)
     col = fc.im2col(x, 3, 3, pad=1, out=out, backend=backend)
     assert col is out
@@ -139,9 +137,9 @@ def test_hypothesis_shapes(n, c, h, w, kh, kw, sh, sw, ph, pw, dtype):
         with pytest.raises(ValueError, match="larger than the padded input"):
             fc.im2col(np.zeros((n, c, h, w), dtype), kh, kw, stride=(sh, sw), pad=(ph, pw))
         return
-    x = _data((n, c, h, w), dtype)
+    x = randn((n, c, h, w), dtype)
     expected = ref.im2col(x, kh, kw, (sh, sw), (ph, pw))
-    cols = np.ascontiguousarray(_data(expected.shape, dtype, seed=1))
+    cols = np.ascontiguousarray(randn(expected.shape, dtype, seed=1))
     expected_img = ref.col2im(cols, x.shape, kh, kw, (sh, sw), (ph, pw))
     for backend in BACKENDS:
         got = fc.im2col(x, kh, kw, stride=(sh, sw), pad=(ph, pw), backend=backend)

@@ -14,7 +14,7 @@ import fastconv as fc  # noqa: E402
 from fastconv.integrations import autograd as fa  # noqa: E402
 from fastconv.testing import assert_close, check_grad  # noqa: E402
 
-from _support import BACKENDS  # noqa: E402
+from _support import BACKENDS, POOL_CASES, bad_op_calls, pair, randn  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 
@@ -24,20 +24,6 @@ CONV_CASES = [
     ((2, 3, 7, 6), (4, 3, 3), 1, 1),            # odd W, pad 1
     ((2, 2, 9, 7), (3, 3, 2), (2, 1), (1, 0)),  # stride and pad pairs, windows that do not tile
 ]
-# (N, C, H, W), (pool_h, pool_w), stride, pad
-POOL_CASES = [
-    ((2, 3, 8, 8), (2, 2), None, 0),            # the nets' 2x2 pool
-    ((2, 2, 7, 9), (3, 3), 2, 1),               # overlap, padding, windows that do not tile
-    ((1, 2, 6, 5), (2, 3), (1, 2), (1, 0)),     # stride and pad pairs
-]
-
-
-def _pair(v):
-    return (v, v) if np.ndim(v) == 0 else tuple(v)
-
-
-def _data(shape, dtype, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 # --------------------------------------------------------------------------- references
@@ -45,7 +31,7 @@ def _data(shape, dtype, seed):
 
 def _windows(x, kh, kw, stride, pad, fill=0.0):
     """(N, C, kh*kw, OH, OW): the window cells of every output position, by slicing."""
-    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     xp = anp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant",
                  constant_values=fill)
     OH = (x.shape[2] + 2 * ph - kh) // sh + 1
@@ -84,7 +70,7 @@ def linear_ref(x, W, b=None, relu=False):
 def _compare(op, ref, args, kwargs, terms, backend):
     """Value and every gradient of sum(dout * op(*args)) against the reference's."""
     out_ref = ref(*args, **kwargs)
-    dout = _data(out_ref.shape, out_ref.dtype, 99)
+    dout = randn(out_ref.shape, out_ref.dtype, 99)
     argnums = tuple(i for i, a in enumerate(args) if isinstance(a, np.ndarray))
     loss = lambda f: lambda *a: anp.sum(f(*a, **kwargs) * dout)  # noqa: E731
     got = grad(loss(lambda *a, **k: op(*a, **k, backend=backend)), argnums)(*args)
@@ -96,7 +82,7 @@ def _compare(op, ref, args, kwargs, terms, backend):
 
 
 def _conv_terms(x_shape, W_shape, stride, pad):
-    (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
     OH = (x_shape[2] + 2 * ph - W_shape[2]) // sh + 1
     OW = (x_shape[3] + 2 * pw - W_shape[3]) // sw + 1
     n_out = x_shape[0] * OH * OW
@@ -112,20 +98,20 @@ def _conv_terms(x_shape, W_shape, stride, pad):
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CONV_CASES)
 def test_conv2d_gradients_match_autograd_numpy(x_shape, w_shape, stride, pad, relu, dtype,
                                                backend):
-    x = _data(x_shape, dtype, 0)
-    W = _data((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
-    b = _data(w_shape[:1], dtype, 2)
+    x = randn(x_shape, dtype, 0)
+    W = randn((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
+    b = randn(w_shape[:1], dtype, 2)
     _compare(fa.conv2d, conv2d_ref, (x, W, b), dict(stride=stride, pad=pad, relu=relu),
              _conv_terms(x.shape, W.shape, stride, pad), backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_conv2d_without_bias_and_with_weights_only(backend):
-    x, W = _data((2, 3, 6, 6), np.float64, 0), _data((4, 3, 3, 3), np.float64, 1)
+    x, W = randn((2, 3, 6, 6), np.float64, 0), randn((4, 3, 3, 3), np.float64, 1)
     _compare(fa.conv2d, conv2d_ref, (x, W), dict(pad=1), _conv_terms(x.shape, W.shape, 1, 1),
              backend)
     # only W differentiated: the VJP skips dx (need_dx=False) and still gets dW right
-    dout = _data((2, 4, 6, 6), np.float64, 2)
+    dout = randn((2, 4, 6, 6), np.float64, 2)
     got = grad(lambda W: anp.sum(fa.conv2d(x, W, pad=1, backend=backend) * dout))(W)
     want = grad(lambda W: anp.sum(conv2d_ref(x, W, pad=1) * dout))(W)
     assert_close(got, want, terms=2 * 36)
@@ -137,11 +123,11 @@ def test_conv2d_without_bias_and_with_weights_only(backend):
 @pytest.mark.parametrize("x_shape, window, stride, pad", POOL_CASES)
 def test_pool2d_gradients_match_autograd_numpy(x_shape, window, stride, pad, kind, dtype,
                                                backend):
-    x = _data(x_shape, dtype, 0)
+    x = randn(x_shape, dtype, 0)
     op, ref = (fa.max_pool2d, max_pool2d_ref) if kind == "max" else (fa.avg_pool2d,
                                                                       avg_pool2d_ref)
     K = window[0] * window[1]
-    s = _pair(window if stride is None else stride)
+    s = pair(window if stride is None else stride)
     overlaps = -(-window[0] // s[0]) * -(-window[1] // s[1])
     terms = (None if kind == "max" else K, overlaps)
     _compare(op, ref, (x,) + window, dict(stride=stride, pad=pad), terms, backend)
@@ -152,22 +138,22 @@ def test_pool2d_gradients_match_autograd_numpy(x_shape, window, stride, pad, kin
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
 def test_linear_gradients_match_autograd_numpy(bias, relu, dtype, backend):
-    x = _data((5, 3, 4, 2), dtype, 0)  # flattened to (5, 24), as the book's Affine does
-    W = _data((24, 7), dtype, 1)
-    args = (x, W, _data((7,), dtype, 2)) if bias else (x, W)
+    x = randn((5, 3, 4, 2), dtype, 0)  # flattened to (5, 24), as the book's Affine does
+    W = randn((24, 7), dtype, 1)
+    args = (x, W, randn((7,), dtype, 2)) if bias else (x, W)
     _compare(fa.linear, linear_ref, args, dict(relu=relu), (25, 7, 5, 5), backend)
 
 
 def test_mixed_dtypes_give_each_gradient_its_input_dtype():
-    x = _data((2, 3, 6, 6), np.float32, 0)
-    W, b = _data((4, 3, 3, 3), np.float64, 1), _data((4,), np.float32, 2)
+    x = randn((2, 3, 6, 6), np.float32, 0)
+    W, b = randn((4, 3, 3, 3), np.float64, 1), randn((4,), np.float32, 2)
     dx, dW, db = grad(lambda x, W, b: anp.sum(fa.conv2d(x, W, b, pad=1)), (0, 1, 2))(x, W, b)
     assert (dx.dtype, dW.dtype, db.dtype) == (np.float32, np.float64, np.float32)
 
 
 @pytest.mark.parametrize("x_shape, window, stride, pad", POOL_CASES)
 def test_max_pool2d_vjp_matches_centered_differences(x_shape, window, stride, pad):
-    x = _data(x_shape, np.float64, 0)
+    x = randn(x_shape, np.float64, 0)
 
     def backward(dout, x, *geometry, **kwargs):
         return make_vjp(lambda x: fa.max_pool2d(x, *geometry, **kwargs))(x)[0](dout)
@@ -180,8 +166,8 @@ def test_a_small_cnn_trains():
     rng = np.random.default_rng(0)
     x = rng.random((16, 1, 8, 8)).astype(np.float32)
     t = (x[:, 0, :4].mean(axis=(1, 2)) > x[:, 0, 4:].mean(axis=(1, 2))).astype(int)
-    params = [_data((4, 1, 3, 3), np.float32, 1) * 0.5, np.zeros(4, np.float32),
-              _data((64, 2), np.float32, 2) * 0.1, np.zeros(2, np.float32)]
+    params = [randn((4, 1, 3, 3), np.float32, 1) * 0.5, np.zeros(4, np.float32),
+              randn((64, 2), np.float32, 2) * 0.1, np.zeros(2, np.float32)]
 
     def loss(p):
         h = fa.max_pool2d(fa.conv2d(x, p[0], p[1], pad=1, relu=True), 2, 2)
@@ -197,7 +183,7 @@ def test_a_small_cnn_trains():
 
 
 def test_second_derivatives_are_refused():
-    x, W = _data((1, 1, 4, 4), np.float64, 0), _data((1, 1, 3, 3), np.float64, 1)
+    x, W = randn((1, 1, 4, 4), np.float64, 0), randn((1, 1, 3, 3), np.float64, 1)
     with pytest.raises(NotImplementedError, match="conv2d defines first derivatives only"):
         hessian(lambda x: anp.sum(fa.conv2d(x, W) ** 2))(x)
     with pytest.raises(NotImplementedError, match="max_pool2d defines first derivatives only"):
@@ -206,22 +192,10 @@ def test_second_derivatives_are_refused():
 
 # --------------------------------------------------------------------------- bad input
 
-X, W = _data((2, 3, 6, 6), np.float32, 0), _data((4, 3, 3, 3), np.float32, 1)
+X, W = randn((2, 3, 6, 6), np.float32, 0), randn((4, 3, 3, 3), np.float32, 1)
 
 
-BAD = [
-    ("conv2d", (X.astype(np.int64), W), {}),
-    ("conv2d", (X.tolist(), W), {}),
-    ("conv2d", (X[0], W), {}),
-    ("conv2d", (X, W[:, :2]), {}),
-    ("conv2d", (X, W), dict(stride=0)),
-    ("conv2d", (X, W), dict(relu=1)),
-    ("max_pool2d", (X, 2, 2.0), {}),
-    ("max_pool2d", (X, 7, 2), {}),
-    ("avg_pool2d", (X, 2, 2), dict(pad=2)),
-    ("linear", (X, W), {}),
-    ("linear", (X, np.zeros((108, 3), np.float32), np.zeros(4, np.float32)), {}),
-]
+BAD = bad_op_calls(X, W) + [("conv2d", (X.tolist(), W), {})]
 
 
 # traced: inside autograd.grad, x reaching the op boxed (autograd itself refuses to trace

@@ -12,7 +12,7 @@ import fastconv as fc
 from fastconv.integrations import cs231n
 from fastconv.testing import assert_close, assert_matches_reference, check_grad
 
-from _support import BACKENDS
+from _support import BACKENDS, randn
 
 DTYPES = [np.float32, np.float64]
 
@@ -36,9 +36,6 @@ POOL_CASES = [
 CONV_PARAM = {"stride": 1, "pad": 1}
 POOL_PARAM = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
-
-def _data(shape, dtype, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 # --------------------------------------------------------------------------- naive CS231n
@@ -111,9 +108,9 @@ def _conv_terms(w):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CONV_CASES)
 def test_conv_forward_fast_matches_naive_loops(x_shape, w_shape, stride, pad, dtype):
-    x = _data(x_shape, dtype, 0)
-    w = _data((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
-    b = _data(w_shape[:1], dtype, 2)
+    x = randn(x_shape, dtype, 0)
+    w = randn((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
+    b = randn(w_shape[:1], dtype, 2)
     conv_param = {"stride": stride, "pad": pad}
     # the naive reference returns the output alone; the op returns (out, cache)
     assert_matches_reference(cs231n.conv_forward_fast, x, w, b, conv_param,
@@ -127,13 +124,13 @@ def test_conv_forward_fast_matches_naive_loops(x_shape, w_shape, stride, pad, dt
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CONV_CASES)
 def test_conv_backward_fast_matches_naive_loops(x_shape, w_shape, stride, pad, dtype, backend):
-    x = _data(x_shape, dtype, 0)
-    w = _data((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
-    b = _data(w_shape[:1], dtype, 2)
+    x = randn(x_shape, dtype, 0)
+    w = randn((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
+    b = randn(w_shape[:1], dtype, 2)
     conv_param = {"stride": stride, "pad": pad}
     with fc.use_backend(backend):
         out, cache = cs231n.conv_forward_fast(x, w, b, conv_param)
-        dout = _data(out.shape, dtype, 3)
+        dout = randn(out.shape, dtype, 3)
         dx, dw, db = cs231n.conv_backward_fast(dout, cache)
     ex, ew, eb = conv_backward_naive(dout, x, w, conv_param)
     F, _, HH, WW = w.shape
@@ -146,9 +143,9 @@ def test_conv_backward_fast_matches_naive_loops(x_shape, w_shape, stride, pad, d
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CONV_CASES)
 def test_conv_backward_fast_matches_centered_differences(x_shape, w_shape, stride, pad):
-    x = _data(x_shape, np.float64, 0)
-    w = _data((w_shape[0], x_shape[1]) + w_shape[1:], np.float64, 1)
-    b = _data(w_shape[:1], np.float64, 2)
+    x = randn(x_shape, np.float64, 0)
+    w = randn((w_shape[0], x_shape[1]) + w_shape[1:], np.float64, 1)
+    b = randn(w_shape[:1], np.float64, 2)
     conv_param = {"stride": stride, "pad": pad}
 
     def backward(dout, x, w, b):
@@ -164,11 +161,11 @@ def test_conv_backward_fast_matches_centered_differences(x_shape, w_shape, strid
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape, ph, pw, stride", POOL_CASES)
 def test_max_pool_fast_matches_naive_loops(x_shape, ph, pw, stride, dtype, backend):
-    x = _data(x_shape, dtype, 0)
+    x = randn(x_shape, dtype, 0)
     pool_param = {"pool_height": ph, "pool_width": pw, "stride": stride}
     with fc.use_backend(backend):
         out, cache = cs231n.max_pool_forward_fast(x, pool_param)
-        dout = _data(out.shape, dtype, 1)
+        dout = randn(out.shape, dtype, 1)
         dx = cs231n.max_pool_backward_fast(dout, cache)
     assert_close(out, max_pool_forward_naive(x, pool_param), what="out")
     # overlapping windows add up to ceil(window / stride) per axis gradients in a cell
@@ -185,7 +182,7 @@ def test_max_pool_backward_sends_a_tie_to_the_first_maximum():
 
 @pytest.mark.parametrize("x_shape, ph, pw, stride", POOL_CASES)
 def test_max_pool_backward_matches_centered_differences(x_shape, ph, pw, stride):
-    x = _data(x_shape, np.float64, 0)
+    x = randn(x_shape, np.float64, 0)
     pool_param = {"pool_height": ph, "pool_width": pw, "stride": stride}
     check_grad(lambda x: cs231n.max_pool_forward_fast(x, pool_param), x,
                backward=lambda dout, x: cs231n.max_pool_backward_fast(
@@ -195,9 +192,9 @@ def test_max_pool_backward_matches_centered_differences(x_shape, ph, pw, stride)
 # --------------------------------------------------------------------------- sandwiches
 
 def _sandwich_data(dtype):
-    x = _data((2, 3, 8, 8), dtype, 0)
-    w = _data((4, 3, 3, 3), dtype, 1)
-    b = _data((4,), dtype, 2)
+    x = randn((2, 3, 8, 8), dtype, 0)
+    w = randn((4, 3, 3, 3), dtype, 1)
+    b = randn((4,), dtype, 2)
     return x, w, b
 
 
@@ -207,7 +204,7 @@ def test_conv_relu_matches_naive_composition(dtype, backend):
     x, w, b = _sandwich_data(dtype)
     with fc.use_backend(backend):
         out, cache = cs231n.conv_relu_forward(x, w, b, CONV_PARAM)
-        dout = _data(out.shape, dtype, 3)
+        dout = randn(out.shape, dtype, 3)
         dx, dw, db = cs231n.conv_relu_backward(dout, cache)
     a = conv_forward_naive(x, w, b, CONV_PARAM)
     assert_close(out, np.maximum(a, 0), terms=_conv_terms(w), what="out")
@@ -224,7 +221,7 @@ def test_conv_relu_pool_matches_naive_composition(dtype, backend):
     x, w, b = _sandwich_data(dtype)
     with fc.use_backend(backend):
         out, cache = cs231n.conv_relu_pool_forward(x, w, b, CONV_PARAM, POOL_PARAM)
-        dout = _data(out.shape, dtype, 3)
+        dout = randn(out.shape, dtype, 3)
         dx, dw, db = cs231n.conv_relu_pool_backward(dout, cache)
     a = conv_forward_naive(x, w, b, CONV_PARAM)
     r = np.maximum(a, 0)
@@ -301,7 +298,7 @@ def test_bad_pool_param_is_refused(fn, pool_param, error, words):
 
 def test_a_window_that_does_not_fit_is_refused():
     with pytest.raises(ValueError, match="the 11x11 filter is larger than the padded input 10x10"):
-        cs231n.conv_forward_fast(X, _data((4, 3, 11, 11), np.float32, 0), B, CONV_PARAM)
+        cs231n.conv_forward_fast(X, randn((4, 3, 11, 11), np.float32, 0), B, CONV_PARAM)
     with pytest.raises(ValueError, match="the 9x2 window is larger than the padded input 8x8"):
         cs231n.max_pool_forward_fast(X, {"pool_height": 9, "pool_width": 2, "stride": 2})
 
@@ -374,9 +371,9 @@ def test_import_rules_of_the_integrations():
 def test_affine_layers_match_cs231n_definitions(dtype, backend):
     """CS231n's layers.affine_forward/backward (and layer_utils.affine_relu_*) written
     out in NumPy: out = x.reshape(N, -1) @ w + b, dx = dout @ w.T, dw = x2.T @ dout."""
-    x = _data((5, 3, 4, 2), dtype, 1)
-    w, b = _data((24, 7), dtype, 2), _data((7,), dtype, 3)
-    dout = _data((5, 7), dtype, 4)
+    x = randn((5, 3, 4, 2), dtype, 1)
+    w, b = randn((24, 7), dtype, 2), randn((7,), dtype, 3)
+    dout = randn((5, 7), dtype, 4)
     x2 = x.reshape(5, -1).astype(np.float64)
     want = x2 @ w + b
 

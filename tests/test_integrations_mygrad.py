@@ -18,7 +18,7 @@ from fastconv import reference as ref  # noqa: E402
 from fastconv.integrations import mygrad as fm  # noqa: E402
 from fastconv.testing import assert_close, check_grad  # noqa: E402
 
-from _support import BACKENDS  # noqa: E402
+from _support import BACKENDS, POOL_CASES, bad_op_calls, pair, randn  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 
@@ -29,20 +29,6 @@ CONV_CASES = [
     ((2, 3, 7, 6), (4, 3, 3), 1, 1),        # odd W, pad 1
     ((2, 2, 9, 7), (3, 3, 3), 2, (1, 0)),   # stride 2, pad pair
 ]
-# (N, C, H, W), (pool_h, pool_w), stride, pad
-POOL_CASES = [
-    ((2, 3, 8, 8), (2, 2), None, 0),        # the nets' 2x2 pool
-    ((2, 2, 7, 9), (3, 3), 2, 1),           # overlap, padding, windows that do not tile
-    ((1, 2, 6, 5), (2, 3), (1, 2), (1, 0)),  # stride and pad pairs
-]
-
-
-def _pair(v):
-    return (v, v) if np.ndim(v) == 0 else tuple(v)
-
-
-def _data(shape, dtype, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 def _grads(build, arrays, dout):
@@ -54,7 +40,7 @@ def _grads(build, arrays, dout):
 
 
 def _overlaps(kh, kw, stride):
-    sh, sw = _pair(stride)
+    sh, sw = pair(stride)
     return -(-kh // sh) * -(-kw // sw)
 
 
@@ -65,16 +51,16 @@ def _overlaps(kh, kw, stride):
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CONV_CASES)
 def test_conv2d_matches_mygrad_conv_nd(x_shape, w_shape, stride, pad, relu, dtype, backend):
-    x = _data(x_shape, dtype, 0)
-    W = _data((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
-    b = _data(w_shape[:1], dtype, 2)
+    x = randn(x_shape, dtype, 0)
+    W = randn((w_shape[0], x_shape[1]) + w_shape[1:], dtype, 1)
+    b = randn(w_shape[:1], dtype, 2)
 
     def mygrad_conv(x, W, b):
         out = conv_nd(x, W, stride=stride, padding=pad) + b.reshape(1, -1, 1, 1)
         return mg_relu(out) if relu else out
 
     out_ref = mygrad_conv(*map(mg.tensor, (x, W, b))).data
-    dout = _data(out_ref.shape, dtype, 3)
+    dout = randn(out_ref.shape, dtype, 3)
     want_out, want = _grads(mygrad_conv, (x, W, b), dout)
     got_out, got = _grads(lambda x, W, b: fm.conv2d(x, W, b, stride, pad, relu,
                                                     backend=backend), (x, W, b), dout)
@@ -89,8 +75,8 @@ def test_conv2d_matches_mygrad_conv_nd(x_shape, w_shape, stride, pad, relu, dtyp
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_max_pool2d_matches_mygrad_max_pool(dtype, backend):
-    x = _data((2, 3, 8, 8), dtype, 0)
-    dout = _data((2, 3, 4, 4), dtype, 1)
+    x = randn((2, 3, 8, 8), dtype, 0)
+    dout = randn((2, 3, 4, 4), dtype, 1)
     want_out, (want,) = _grads(lambda x: max_pool(x, (2, 2), 2), (x,), dout)
     got_out, (got,) = _grads(lambda x: fm.max_pool2d(x, 2, 2, backend=backend), (x,), dout)
     assert_close(got_out, want_out, what="out")
@@ -104,10 +90,10 @@ def test_max_pool2d_matches_mygrad_max_pool(dtype, backend):
 def test_pool2d_matches_the_reference(x_shape, window, stride, pad, kind, dtype, backend):
     """Pooling geometries MyGrad has no op for (padding, strides other than the window):
     against fastconv.reference's forward and backward."""
-    x = _data(x_shape, dtype, 0)
+    x = randn(x_shape, dtype, 0)
     op = fm.max_pool2d if kind == "max" else fm.avg_pool2d
     got_out, (got,) = _grads(lambda x: op(x, *window, stride, pad, backend=backend), (x,),
-                             dout := _data(op(x, *window, stride, pad).shape, dtype, 1))
+                             dout := randn(op(x, *window, stride, pad).shape, dtype, 1))
     if kind == "max":
         want_out, argmax = ref.max_pool2d(x, *window, stride, pad)
         want = ref.max_pool2d_backward(dout, argmax, x.shape, *window, stride, pad)
@@ -123,7 +109,7 @@ def test_pool2d_matches_the_reference(x_shape, window, stride, pad, kind, dtype,
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("x_shape, window, stride, pad", POOL_CASES)
 def test_pool2d_backward_matches_centered_differences(x_shape, window, stride, pad, kind):
-    x = _data(x_shape, np.float64, 0)
+    x = randn(x_shape, np.float64, 0)
     op = fm.max_pool2d if kind == "max" else fm.avg_pool2d
 
     def backward(dout, x, *window, **kwargs):
@@ -136,13 +122,13 @@ def test_pool2d_backward_matches_centered_differences(x_shape, window, stride, p
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("relu", [False, True])
 def test_linear_matches_mygrad_matmul(relu, dtype, backend):
-    x, W, b = _data((5, 3, 4, 2), dtype, 0), _data((24, 7), dtype, 1), _data((7,), dtype, 2)
+    x, W, b = randn((5, 3, 4, 2), dtype, 0), randn((24, 7), dtype, 1), randn((7,), dtype, 2)
 
     def mygrad_linear(x, W, b):
         out = mg.matmul(x.reshape(5, -1), W) + b
         return mg_relu(out) if relu else out
 
-    dout = _data((5, 7), dtype, 3)
+    dout = randn((5, 7), dtype, 3)
     want_out, want = _grads(mygrad_linear, (x, W, b), dout)
     got_out, got = _grads(lambda x, W, b: fm.linear(x, W, b, relu, backend=backend),
                           (x, W, b), dout)
@@ -155,9 +141,9 @@ def test_linear_matches_mygrad_matmul(relu, dtype, backend):
 # --------------------------------------------------------------------------- graphs
 
 def test_constant_inputs_get_no_gradient_and_arrays_are_constants():
-    x = _data((2, 3, 6, 6), np.float64, 0)
-    W = mg.tensor(_data((4, 3, 3, 3), np.float64, 1))
-    b = mg.tensor(_data((4,), np.float64, 2), constant=True)
+    x = randn((2, 3, 6, 6), np.float64, 0)
+    W = mg.tensor(randn((4, 3, 3, 3), np.float64, 1))
+    b = mg.tensor(randn((4,), np.float64, 2), constant=True)
     out = fm.conv2d(x, W, b, pad=1)  # x: an ndarray, hence a constant
     out.sum().backward()
     assert b.grad is None
@@ -169,8 +155,8 @@ def test_constant_inputs_get_no_gradient_and_arrays_are_constants():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_output_used_twice_accumulates_its_gradients(backend):
-    x = mg.tensor(_data((2, 3, 6, 6), np.float64, 0))
-    W = mg.tensor(_data((4, 3, 3, 3), np.float64, 1))
+    x = mg.tensor(randn((2, 3, 6, 6), np.float64, 0))
+    W = mg.tensor(randn((4, 3, 3, 3), np.float64, 1))
     y = fm.conv2d(x, W, pad=1, relu=True, backend=backend)
     (y * y + 3 * y).sum().backward()
     dout = 2 * y.data + 3
@@ -180,8 +166,8 @@ def test_an_output_used_twice_accumulates_its_gradients(backend):
 
 
 def test_editing_an_output_in_place_keeps_the_relu_mask():
-    x = mg.tensor(_data((2, 3, 6, 6), np.float64, 0))
-    W = mg.tensor(_data((4, 3, 3, 3), np.float64, 1))
+    x = mg.tensor(randn((2, 3, 6, 6), np.float64, 0))
+    W = mg.tensor(randn((4, 3, 3, 3), np.float64, 1))
     y = fm.conv2d(x, W, pad=1, relu=True)
     kept = y.data.copy()
     z = y * 1
@@ -196,8 +182,8 @@ def test_editing_an_output_in_place_keeps_the_relu_mask():
 def test_outputs_of_every_backend_enter_and_leave_mygrad_graphs(backend):
     """MyGrad locks (and later unlocks) each output and its base; an output Numba
     allocated has a Numba MemInfo for a base, which MyGrad cannot lock."""
-    x = _data((4, 3, 6, 6), np.float32, 0)
-    W1, W2 = mg.tensor(_data((2, 3, 3, 3), np.float32, 1)), mg.tensor(_data((18, 3), np.float32, 2))
+    x = randn((4, 3, 6, 6), np.float32, 0)
+    W1, W2 = mg.tensor(randn((2, 3, 3, 3), np.float32, 1)), mg.tensor(randn((18, 3), np.float32, 2))
     h = fm.avg_pool2d(fm.max_pool2d(fm.conv2d(x, W1, pad=1, backend=backend), 2, 2,
                                     backend=backend), 1, 1, backend=backend)
     loss = softmax_crossentropy(fm.linear(h, W2, relu=True, backend=backend), np.arange(4) % 3)
@@ -212,9 +198,9 @@ def test_a_small_cnn_trains():
     rng = np.random.default_rng(0)
     x = rng.random((16, 1, 8, 8)).astype(np.float32)
     t = (x[:, 0, :4].mean(axis=(1, 2)) > x[:, 0, 4:].mean(axis=(1, 2))).astype(int)
-    params = [mg.tensor(a) for a in (_data((4, 1, 3, 3), np.float32, 1) * 0.5,
+    params = [mg.tensor(a) for a in (randn((4, 1, 3, 3), np.float32, 1) * 0.5,
                                      np.zeros(4, np.float32),
-                                     _data((64, 2), np.float32, 2) * 0.1,
+                                     randn((64, 2), np.float32, 2) * 0.1,
                                      np.zeros(2, np.float32))]
     losses = []
     for _ in range(30):
@@ -229,21 +215,10 @@ def test_a_small_cnn_trains():
 
 # --------------------------------------------------------------------------- bad input
 
-X, W = _data((2, 3, 6, 6), np.float32, 0), _data((4, 3, 3, 3), np.float32, 1)
+X, W = randn((2, 3, 6, 6), np.float32, 0), randn((4, 3, 3, 3), np.float32, 1)
 
 
-@pytest.mark.parametrize("name, args, kwargs", [
-    ("conv2d", (X.astype(np.int64), W), {}),
-    ("conv2d", (X[0], W), {}),
-    ("conv2d", (X, W[:, :2]), {}),
-    ("conv2d", (X, W), dict(stride=0)),
-    ("conv2d", (X, W), dict(relu=1)),
-    ("max_pool2d", (X, 2, 2.0), {}),
-    ("max_pool2d", (X, 7, 2), {}),
-    ("avg_pool2d", (X, 2, 2), dict(pad=2)),
-    ("linear", (X, W), {}),
-    ("linear", (X, np.zeros((108, 3), np.float32), np.zeros(4, np.float32)), {}),
-])
+@pytest.mark.parametrize("name, args, kwargs", bad_op_calls(X, W))
 @pytest.mark.parametrize("as_tensor", [False, True])
 def test_bad_input_raises_what_fastconv_raises(name, args, kwargs, as_tensor):
     with pytest.raises((TypeError, ValueError)) as expected:

@@ -9,8 +9,9 @@ from fastconv import layers as L
 from fastconv import optim
 from fastconv.functional import elementwise as ew
 from fastconv.reference import layers as R
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, TOL, assert_close, numeric_grad
+from _support import BACKENDS, TOL, numeric_grad
 
 DTYPES = [np.float32, np.float64]
 

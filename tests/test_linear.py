@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 
 import fastconv as fc
 from fastconv import reference as ref
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, COMPILED, assert_close, assert_sum_close, numeric_grad
+from _support import BACKENDS, COMPILED, numeric_grad, randn
 
 DTYPES = [np.float32, np.float64]
 
@@ -23,13 +24,10 @@ CASES = [
 ]
 
 
-def _data(shape, dtype, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
 
 def _inputs(xshape, M, dtype, seed=0):
     D = int(np.prod(xshape[1:]))
-    return _data(xshape, dtype, seed), _data((D, M), dtype, seed + 1), _data((M,), dtype, seed + 2)
+    return randn(xshape, dtype, seed), randn((D, M), dtype, seed + 1), randn((M,), dtype, seed + 2)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
@@ -43,7 +41,7 @@ def test_linear_matches_reference(backend, dtype, xshape, M, with_bias, relu):
     expected = ref.linear(x, W, b, relu)
     out = fc.linear(x, W, b, relu, backend=backend)
     assert out.dtype == dtype and out.shape == (xshape[0], M)
-    assert_sum_close(out, expected, W.shape[0])
+    assert_close(out, expected, W.shape[0])
     if relu:
         assert np.all(out >= 0)
 
@@ -64,14 +62,14 @@ def test_linear_is_the_books_affine(backend):
 def test_linear_backward_matches_reference(backend, dtype, xshape, M, relu):
     x, W, b = _inputs(xshape, M, dtype)
     out = ref.linear(x, W, b, relu)
-    d = _data(out.shape, dtype, seed=9)
+    d = randn(out.shape, dtype, seed=9)
     relu_out = out if relu else None
     expected = ref.linear_backward(d, x, W, relu_out=relu_out)
     got = fc.linear_backward(d, x, W, relu_out=relu_out, backend=backend)
     assert got[0].shape == x.shape and got[1].shape == W.shape and got[2].shape == b.shape
     for g, e in zip(got, expected):
         assert g.dtype == dtype
-        assert_sum_close(g, e, max(x.shape[0], M))
+        assert_close(g, e, max(x.shape[0], M))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -79,7 +77,7 @@ def test_linear_backward_relu_mask_is_the_books(backend):
     # The book's Relu.backward zeroes dout where the forward output is <= 0.
     x, W, b = _inputs((6, 8), 5, np.float64, seed=3)
     out = fc.linear(x, W, b, relu=True, backend=backend)
-    d = _data(out.shape, np.float64, seed=4)
+    d = randn(out.shape, np.float64, seed=4)
     masked = np.where(out <= 0, 0.0, d)
     plain = fc.linear_backward(masked, x, W, backend=backend)
     fused = fc.linear_backward(d, x, W, relu_out=out, backend=backend)
@@ -92,7 +90,7 @@ def test_linear_backward_relu_mask_is_the_books(backend):
 @pytest.mark.parametrize("relu", [False, True])
 def test_linear_gradient_by_finite_differences(backend, relu):
     x, W, b = _inputs((3, 2, 2, 2), 4, np.float64, seed=5)
-    r = _data((3, 4), np.float64, seed=6)
+    r = randn((3, 4), np.float64, seed=6)
     if relu:
         # Keep every pre-activation at least 0.05 away from the kink.
         pre = ref.linear(x, W, b)
@@ -115,7 +113,7 @@ def test_linear_mixed_dtypes_follow_result_type(backend):
     out = fc.linear(x, W64, b, backend=backend)
     assert out.dtype == np.float64
     assert_close(out, ref.linear(x.astype(np.float64), W64, b.astype(np.float64)))
-    grads = fc.linear_backward(_data((5, 3), np.float32), x, W64, backend=backend)
+    grads = fc.linear_backward(randn((5, 3), np.float32), x, W64, backend=backend)
     assert all(g.dtype == np.float64 for g in grads)
 
 
@@ -125,8 +123,8 @@ def test_linear_float16_computes_in_float32(backend):
     out = fc.linear(x, W, b, relu=True, backend=backend)
     assert out.dtype == np.float16
     f32 = [a.astype(np.float32) for a in (x, W, b)]
-    assert_close(out, ref.linear(*f32, relu=True).astype(np.float16), np.float16)
-    d = _data(out.shape, np.float16, seed=7)
+    assert_close(out, ref.linear(*f32, relu=True).astype(np.float16))
+    d = randn(out.shape, np.float16, seed=7)
     grads = fc.linear_backward(d, x, W, relu_out=out, backend=backend)
     expected = ref.linear_backward(d.astype(np.float32), f32[0], f32[1],
                                    relu_out=out.astype(np.float32))
@@ -144,11 +142,11 @@ def test_linear_non_contiguous(backend):
     bs = np.repeat(b, 2)[::2]
     expected = ref.linear(x, W, b, True)
     for xi in (xv, xs):
-        assert_sum_close(fc.linear(xi, Wf, bs, True, backend=backend), expected, 12)
-    d = np.asfortranarray(_data((6, 5), np.float64, seed=1))
+        assert_close(fc.linear(xi, Wf, bs, True, backend=backend), expected, 12)
+    d = np.asfortranarray(randn((6, 5), np.float64, seed=1))
     exp_grads = ref.linear_backward(np.ascontiguousarray(d), x, W)
     for g, e in zip(fc.linear_backward(d, xs, Wf, backend=backend), exp_grads):
-        assert_sum_close(g, e, 6)
+        assert_close(g, e, 6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -167,13 +165,13 @@ def test_linear_property_every_backend_matches_reference(N, rest, M, dtype, relu
     x, W, b = _inputs((N, *rest), M, dtype, seed)
     b = b if with_bias else None
     out = ref.linear(x, W, b, relu)
-    d = _data(out.shape, dtype, seed + 3)
+    d = randn(out.shape, dtype, seed + 3)
     expected = ref.linear_backward(d, x, W, relu_out=out if relu else None)
     for backend in BACKENDS:
-        assert_sum_close(fc.linear(x, W, b, relu, backend=backend), out, W.shape[0])
+        assert_close(fc.linear(x, W, b, relu, backend=backend), out, W.shape[0])
         got = fc.linear_backward(d, x, W, relu_out=out if relu else None, backend=backend)
         for g, e in zip(got, expected):
-            assert_sum_close(g, e, max(N, M))
+            assert_close(g, e, max(N, M))
 
 
 # --------------------------------------------------------------------------- validation

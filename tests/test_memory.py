@@ -26,7 +26,7 @@ import pytest
 import fastconv as fc
 from fastconv import models, optim
 
-from _support import COMPILED, TINY_DEEPCONVNET
+from _support import COMPILED, TINY_DEEPCONVNET, randn
 
 #: Iterations before measuring (allocator pools, caches) and measured.
 WARMUP, CALLS = 300, 2000
@@ -77,17 +77,18 @@ def _growth(step, warmup, calls):
     return _rss() - rss, sys.getallocatedblocks() - blocks
 
 
-def _data(shape, seed):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
 
 def _kernel_calls(backend):
     """One call of every kernel family's forward and backward, as a training step
     makes them: conv (direct and im2col+GEMM, with the fused ReLU), max and average
     pooling, linear, im2col/col2im."""
-    x, W, b = _data((4, 3, 12, 12), 0), _data((8, 3, 3, 3), 1), _data((8,), 2)
-    xl, Wl, bl = _data((4, 72), 3), _data((72, 10), 4), _data((10,), 5)
-    dl = _data((4, 10), 6)
+    x = randn((4, 3, 12, 12), np.float32, 0)
+    W = randn((8, 3, 3, 3), np.float32, 1)
+    b = randn((8,), np.float32, 2)
+    xl = randn((4, 72), np.float32, 3)
+    Wl = randn((72, 10), np.float32, 4)
+    bl = randn((10,), np.float32, 5)
+    dl = randn((4, 10), np.float32, 6)
 
     def step():
         with fc.use_backend(backend):

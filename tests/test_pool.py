@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 
 import fastconv as fc
 from fastconv import reference as ref
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, COMPILED, assert_close, numeric_grad
+from _support import BACKENDS, COMPILED, numeric_grad, randn
 
 DTYPES = [np.float32, np.float64]
 
@@ -26,9 +27,6 @@ CASES = [
     ((100, 16, 28, 28), (2, 2), None, 0),     # DeepConvNet's first pooling
 ]
 
-
-def _data(shape, dtype, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 def _each_case(test):
@@ -54,7 +52,7 @@ def _in_bounds(arg, x_shape, pool, stride, pad):
 
 @_each_case
 def test_max_pool_matches_reference(backend, dtype, shape, pool, stride, pad):
-    x = _data(shape, dtype)
+    x = randn(shape, dtype)
     exp_out, exp_arg = ref.max_pool2d(x, *pool, stride, pad)
     out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
     assert out.dtype == dtype and arg.dtype == np.int32
@@ -67,7 +65,7 @@ def test_max_pool_matches_reference(backend, dtype, shape, pool, stride, pad):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_reference_max_pool_is_the_books_without_padding(backend):
     # Unpadded, the book's Pooling.forward: im2col, rows of pool_h*pool_w, max.
-    x = _data((2, 3, 6, 8), np.float64, seed=3)
+    x = randn((2, 3, 6, 8), np.float64, seed=3)
     col = ref.im2col(x, 2, 2, 2, 0).reshape(-1, 4)
     book = np.max(col, axis=1).reshape(2, 3, 4, 3).transpose(0, 3, 1, 2)
     out, _ = fc.max_pool2d(x, 2, 2, backend=backend)
@@ -92,7 +90,7 @@ def test_max_pool_ties_go_to_the_first(backend):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pool,stride,pad", [((2, 2), None, 0), ((3, 3), 1, 1), ((3, 2), (2, 1), (1, 1))])
 def test_max_pool_nan_propagates_to_the_first_nan(backend, dtype, pool, stride, pad):
-    x = _data((2, 2, 6, 6), dtype, seed=1)
+    x = randn((2, 2, 6, 6), dtype, seed=1)
     x[0, 0, 0, 1] = np.nan
     x[0, 0, 1, 0] = np.nan     # second NaN in the same 2x2 window
     x[1, 1, 3, 3] = np.nan
@@ -133,22 +131,23 @@ def test_max_pool_padding_never_wins(backend, dtype, fill):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_max_pool_float16_computes_in_float32(backend):
-    x = _data((2, 3, 6, 6), np.float16)
+    x = randn((2, 3, 6, 6), np.float16)
     out, arg = fc.max_pool2d(x, 3, 3, stride=1, pad=1, backend=backend)
     exp_out, exp_arg = ref.max_pool2d(x.astype(np.float32), 3, 3, 1, 1)
     assert out.dtype == np.float16
     np.testing.assert_array_equal(out, exp_out.astype(np.float16))
     np.testing.assert_array_equal(arg, exp_arg)
-    d = _data(out.shape, np.float16, seed=1)
+    d = randn(out.shape, np.float16, seed=1)
     dx = fc.max_pool2d_backward(d, arg, x.shape, 3, 3, stride=1, pad=1, backend=backend)
     assert dx.dtype == np.float16
-    assert_close(dx, ref.max_pool2d_backward(d.astype(np.float32), arg, x.shape, 3, 3, 1, 1),
-                 np.float16)
+    assert_close(dx.astype(np.float32),
+                 ref.max_pool2d_backward(d.astype(np.float32), arg, x.shape, 3, 3, 1, 1),
+                 dtype=np.float16)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_max_pool_non_contiguous_input(backend):
-    base = _data((3, 4, 10, 12), np.float64)
+    base = randn((3, 4, 10, 12), np.float64)
     for x in (base[:, ::2, ::-1, 1::2], np.asfortranarray(base), base.transpose(0, 1, 3, 2)):
         assert not x.flags.c_contiguous
         exp_out, exp_arg = ref.max_pool2d(np.ascontiguousarray(x), 2, 2, None, 0)
@@ -162,9 +161,9 @@ def test_max_pool_non_contiguous_input(backend):
 
 @_each_case
 def test_max_pool_backward_matches_reference(backend, dtype, shape, pool, stride, pad):
-    x = _data(shape, dtype)
+    x = randn(shape, dtype)
     _, arg = ref.max_pool2d(x, *pool, stride, pad)
-    d = _data(arg.shape, dtype, seed=1)
+    d = randn(arg.shape, dtype, seed=1)
     expected = ref.max_pool2d_backward(d, arg, shape, *pool, stride, pad)
     dx = fc.max_pool2d_backward(d, arg, shape, *pool, stride=stride, pad=pad, backend=backend)
     assert dx.dtype == dtype and dx.shape == shape
@@ -176,11 +175,11 @@ def test_max_pool_backward_matches_reference(backend, dtype, shape, pool, stride
 def test_max_pool_backward_any_argmax_in_range(backend, shape, pool, stride, pad):
     # Arbitrary in-range argmax, padded cells included (they add nothing), and the
     # integer dtypes a user may hold it in.
-    x = _data(shape, np.float64)
+    x = randn(shape, np.float64)
     out, _ = ref.max_pool2d(x, *pool, stride, pad)
     rng = np.random.default_rng(4)
     arg = rng.integers(0, pool[0] * pool[1], size=out.shape)
-    d = _data(out.shape, np.float64, seed=5)
+    d = randn(out.shape, np.float64, seed=5)
     expected = ref.max_pool2d_backward(d, arg, shape, *pool, stride, pad)
     for a in (arg, arg.astype(np.uint8), arg.astype(np.int16)):
         dx = fc.max_pool2d_backward(d, a, shape, *pool, stride=stride, pad=pad, backend=backend)
@@ -203,9 +202,9 @@ def test_max_pool_backward_overlap_sums(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_max_pool_backward_non_contiguous(backend):
-    x = _data((2, 3, 8, 8), np.float64)
+    x = randn((2, 3, 8, 8), np.float64)
     out, arg = fc.max_pool2d(x, 3, 3, stride=1, pad=1, backend=backend)
-    d = np.asfortranarray(_data(out.shape, np.float64, seed=1))
+    d = np.asfortranarray(randn(out.shape, np.float64, seed=1))
     arg_view = np.asfortranarray(arg.astype(np.int64))
     expected = ref.max_pool2d_backward(np.ascontiguousarray(d), arg, x.shape, 3, 3, 1, 1)
     dx = fc.max_pool2d_backward(d, arg_view, x.shape, 3, 3, stride=1, pad=1, backend=backend)
@@ -219,7 +218,7 @@ def test_max_pool_gradient_by_finite_differences(backend, pool, stride, pad):
     shape = (2, 2, 5, 6)
     x = np.random.default_rng(6).permutation(np.prod(shape)).reshape(shape).astype(np.float64)
     out, arg = fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
-    r = _data(out.shape, np.float64, seed=7)
+    r = randn(out.shape, np.float64, seed=7)
 
     def loss():
         return float(np.sum(fc.max_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)[0] * r))
@@ -233,11 +232,11 @@ def test_max_pool_gradient_by_finite_differences(backend, pool, stride, pad):
 
 @_each_case
 def test_avg_pool_matches_reference(backend, dtype, shape, pool, stride, pad):
-    x = _data(shape, dtype)
+    x = randn(shape, dtype)
     out = fc.avg_pool2d(x, *pool, stride=stride, pad=pad, backend=backend)
     assert out.dtype == dtype
     assert_close(out, ref.avg_pool2d(x, *pool, stride, pad))
-    d = _data(out.shape, dtype, seed=1)
+    d = randn(out.shape, dtype, seed=1)
     dx = fc.avg_pool2d_backward(d, shape, *pool, stride=stride, pad=pad, backend=backend)
     assert dx.dtype == dtype and dx.shape == shape
     assert_close(dx, ref.avg_pool2d_backward(d, shape, *pool, stride, pad))
@@ -255,8 +254,8 @@ def test_avg_pool_counts_padding_as_zeros(backend):
 @pytest.mark.parametrize("pool,stride,pad", [((2, 2), None, 0), ((3, 3), 1, 1), ((3, 2), (2, 1), (1, 1))])
 def test_avg_pool_gradient_by_finite_differences(backend, pool, stride, pad):
     shape = (2, 2, 5, 6)
-    x = _data(shape, np.float64, seed=8)
-    r = _data(fc.avg_pool2d(x, *pool, stride=stride, pad=pad).shape, np.float64, seed=9)
+    x = randn(shape, np.float64, seed=8)
+    r = randn(fc.avg_pool2d(x, *pool, stride=stride, pad=pad).shape, np.float64, seed=9)
 
     def loss():
         return float(np.sum(fc.avg_pool2d(x, *pool, stride=stride, pad=pad, backend=backend) * r))
@@ -267,11 +266,12 @@ def test_avg_pool_gradient_by_finite_differences(backend, pool, stride, pad):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_avg_pool_float16_and_non_contiguous(backend):
-    x = _data((2, 3, 8, 8), np.float16)[:, :, ::-1]
+    x = randn((2, 3, 8, 8), np.float16)[:, :, ::-1]
     out = fc.avg_pool2d(x, 3, 3, stride=2, pad=1, backend=backend)
     assert out.dtype == np.float16
-    assert_close(out, ref.avg_pool2d(np.ascontiguousarray(x, dtype=np.float32), 3, 3, 2, 1),
-                 np.float16)
+    assert_close(out.astype(np.float32),
+                 ref.avg_pool2d(np.ascontiguousarray(x, dtype=np.float32), 3, 3, 2, 1),
+                 dtype=np.float16)
 
 
 # --------------------------------------------------------------------------- properties
@@ -295,7 +295,7 @@ def test_pool_property_every_backend_matches_reference(geom, dtype, seed):
     # Few distinct values: ties are common.
     x = np.random.default_rng(seed).integers(-3, 3, size=shape).astype(dtype)
     exp_out, exp_arg = ref.max_pool2d(x, *pool, stride, pad)
-    d = _data(exp_out.shape, dtype, seed=seed)
+    d = randn(exp_out.shape, dtype, seed=seed)
     exp_dx = ref.max_pool2d_backward(d, exp_arg, shape, *pool, stride, pad)
     exp_avg = ref.avg_pool2d(x, *pool, stride, pad)
     exp_davg = ref.avg_pool2d_backward(d, shape, *pool, stride, pad)

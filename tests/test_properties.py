@@ -22,8 +22,9 @@ import fastconv as fc
 from fastconv import reference as ref
 from fastconv.functional import shift_flip
 from fastconv.reference.augment import shift_flip as shift_flip_ref
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, HYPOTHESIS_PROFILE, assert_sum_close
+from _support import BACKENDS, HYPOTHESIS_PROFILE
 
 FLOATS = (np.float16, np.float32, np.float64)
 LAYOUTS = ("C", "F", "reversed", "strided")
@@ -187,7 +188,7 @@ def test_col2im(backend, data, g, N, C, use_out, shape_type):
     if use_out:
         assert got is out
     assert got.dtype == (compute if use_out else dt)
-    assert_sum_close(got, expected.astype(got.dtype), overlap(g))
+    assert_close(got, expected.astype(got.dtype), overlap(g))
     _count("col2im", backend)
 
 
@@ -206,7 +207,7 @@ def test_conv2d(backend, data, g, N, C, FN, has_b, relu):
     expected = ref.conv2d(f64(x), f64(W), f64(b), g["stride"][1], g["pad"][1], relu)
     got = fc.conv2d(x, W, b, g["stride"][0], g["pad"][0], relu=relu, backend=backend)
     assert got.dtype == dt
-    assert_sum_close(got, expected.astype(dt), C * kh * kw + has_b)
+    assert_close(got, expected.astype(dt), C * kh * kw + has_b)
     _count("conv2d", backend)
 
 
@@ -226,11 +227,11 @@ def test_conv2d_backward(backend, data, g, N, C, FN, need_dx, relu):
     dx, dW, db = fc.conv2d_backward(dout, x, W, g["stride"][0], g["pad"][0],
                                     need_dx=need_dx, relu_out=relu_out, backend=backend)
     assert dW.dtype == db.dtype == dt
-    assert_sum_close(dW, edW.astype(dt), N * OH * OW)
-    assert_sum_close(db, edb.astype(dt), N * OH * OW)
+    assert_close(dW, edW.astype(dt), N * OH * OW)
+    assert_close(db, edb.astype(dt), N * OH * OW)
     if need_dx:
         assert dx.dtype == dt
-        assert_sum_close(dx, edx.astype(dt), FN * overlap(g))
+        assert_close(dx, edx.astype(dt), FN * overlap(g))
     else:
         assert dx is None
     _count("conv2d_backward", backend)
@@ -274,7 +275,7 @@ def test_max_pool2d_backward(backend, data, g, N, C, from_forward, arg_dtype, sh
     got = fc.max_pool2d_backward(dout, argmax, shape_type(shape), kh, kw, g["stride"][0],
                                  g["pad"][0], backend=backend)
     assert got.dtype == dout.dtype
-    assert_sum_close(got, expected.astype(dout.dtype), overlap(g))
+    assert_close(got, expected.astype(dout.dtype), overlap(g))
     _count("max_pool2d_backward", backend)
 
 
@@ -286,7 +287,7 @@ def test_avg_pool2d(backend, data, g, N, C):
     expected = ref.avg_pool2d(f64(x), kh, kw, g["stride"][1], g["pad"][1])
     got = fc.avg_pool2d(x, kh, kw, g["stride"][0], g["pad"][0], backend=backend)
     assert got.dtype == x.dtype
-    assert_sum_close(got, expected.astype(x.dtype), kh * kw)
+    assert_close(got, expected.astype(x.dtype), kh * kw)
     _count("avg_pool2d", backend)
 
 
@@ -300,7 +301,7 @@ def test_avg_pool2d_backward(backend, data, g, N, C):
     got = fc.avg_pool2d_backward(dout, shape, kh, kw, g["stride"][0], g["pad"][0],
                                  backend=backend)
     assert got.dtype == dout.dtype
-    assert_sum_close(got, expected.astype(dout.dtype), overlap(g))
+    assert_close(got, expected.astype(dout.dtype), overlap(g))
     _count("avg_pool2d_backward", backend)
 
 
@@ -321,7 +322,7 @@ def test_linear(backend, data, N, rest, M, has_b, relu):
     expected = ref.linear(f64(x), f64(W), f64(b), relu)
     got = fc.linear(x, W, b, relu=relu, backend=backend)
     assert got.dtype == dt
-    assert_sum_close(got, expected.astype(dt), D + has_b)
+    assert_close(got, expected.astype(dt), D + has_b)
     _count("linear", backend)
 
 
@@ -338,9 +339,9 @@ def test_linear_backward(backend, data, N, rest, M, relu):
     edx, edW, edb = ref.linear_backward(f64(dout), f64(x), f64(W), relu_out=f64(relu_out))
     dx, dW, db = fc.linear_backward(dout, x, W, relu_out=relu_out, backend=backend)
     assert dx.shape == x.shape and dx.dtype == dW.dtype == db.dtype == dt
-    assert_sum_close(dx, edx.astype(dt), M)
-    assert_sum_close(dW, edW.astype(dt), N)
-    assert_sum_close(db, edb.astype(dt), N)
+    assert_close(dx, edx.astype(dt), M)
+    assert_close(dW, edW.astype(dt), N)
+    assert_close(db, edb.astype(dt), N)
     _count("linear_backward", backend)
 
 

@@ -10,11 +10,8 @@ from fastconv import layers
 from fastconv.testing import (assert_close, assert_matches_reference,
                               check_grad, tolerance)
 
-from _support import BACKENDS, COMPILED
+from _support import BACKENDS, COMPILED, randn
 
-
-def _data(shape, dtype=np.float64, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
 # --------------------------------------------------------------------------- assert_close
@@ -55,24 +52,24 @@ def test_assert_close_fails_on_nan_shape_dtype_and_integers():
 # --------------------------------------------------------------------------- reference
 
 def _public_cases(dtype):
-    x = _data((2, 3, 7, 6), dtype, 0)
-    W = _data((4, 3, 3, 3), dtype, 1)
-    b = _data((4,), dtype, 2)
-    dout = _data((2, 4, 4, 3), dtype, 3)
+    x = randn((2, 3, 7, 6), dtype, 0)
+    W = randn((4, 3, 3, 3), dtype, 1)
+    b = randn((4,), dtype, 2)
+    dout = randn((2, 4, 4, 3), dtype, 3)
     pooled, argmax = fc.max_pool2d(x, 3, 2, (2, 2), 1, backend="numpy")
-    Wl = _data((126, 5), dtype, 4)
+    Wl = randn((126, 5), dtype, 4)
     return [
         (fc.conv2d, (x, W, b, 2, 1), dict(relu=True)),
         (fc.conv2d_backward, (dout, x, W, 2, 1), {}),
         (fc.max_pool2d, (x, 3, 2, (2, 2), 1), {}),
-        (fc.max_pool2d_backward, (_data(pooled.shape, dtype, 5), argmax, x.shape, 3, 2,
+        (fc.max_pool2d_backward, (randn(pooled.shape, dtype, 5), argmax, x.shape, 3, 2,
                                   (2, 2), 1), {}),
         (fc.avg_pool2d, (x, 3, 3, 1, 1), {}),
-        (fc.avg_pool2d_backward, (_data((2, 3, 7, 6), dtype, 6), x.shape, 3, 3, 1, 1), {}),
-        (fc.linear, (x, Wl, _data((5,), dtype, 7)), dict(relu=True)),
-        (fc.linear_backward, (_data((2, 5), dtype, 8), x, Wl), {}),
+        (fc.avg_pool2d_backward, (randn((2, 3, 7, 6), dtype, 6), x.shape, 3, 3, 1, 1), {}),
+        (fc.linear, (x, Wl, randn((5,), dtype, 7)), dict(relu=True)),
+        (fc.linear_backward, (randn((2, 5), dtype, 8), x, Wl), {}),
         (fc.im2col, (x, 3, 2, 1, 1), {}),
-        (fc.col2im, (_data((2 * 7 * 7, 18), dtype, 9), x.shape, 3, 2, 1, 1), {}),
+        (fc.col2im, (randn((2 * 7 * 7, 18), dtype, 9), x.shape, 3, 2, 1, 1), {}),
         (fc.functional.shift_flip, (x, np.array([1, -2]), np.array([0, 3]),
                                     np.array([1, 0])), {}),
     ]
@@ -97,7 +94,7 @@ def _off_by_one_cell(backend, index):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_wrong_result_names_the_backend_and_the_worst_element(backend):
-    x, W = _data((2, 3, 6, 6), np.float32), _data((4, 3, 3, 3), np.float32, 1)
+    x, W = randn((2, 3, 6, 6), np.float32), randn((4, 3, 3, 3), np.float32, 1)
     with pytest.raises(AssertionError) as info:
         assert_matches_reference(_off_by_one_cell(backend, (1, 2, 3, 4)), x, W, pad=1)
     message = str(info.value)
@@ -117,11 +114,11 @@ def test_a_wrong_argmax_fails_exactly():
 
     with pytest.raises(AssertionError, match=r"max_pool2d on backend '\w+', output \[1\]: 1 of "
                                              r"\d+ elements differ \(exact comparison of int32\)"):
-        assert_matches_reference(max_pool2d, _data((2, 2, 4, 4)), 2, 2)
+        assert_matches_reference(max_pool2d, randn((2, 2, 4, 4)), 2, 2)
 
 
 def test_outputs_of_another_structure_or_dtype_fail():
-    x, W = _data((1, 1, 4, 4)), _data((1, 1, 3, 3))
+    x, W = randn((1, 1, 4, 4)), randn((1, 1, 3, 3))
     with pytest.raises(AssertionError, match=r"returned outputs \['\[0\]', '\[1\]'\], the "
                                              r"reference \['.'\]"):
         assert_matches_reference(lambda x, W: (fc.conv2d(x, W), None), x, W,
@@ -132,7 +129,7 @@ def test_outputs_of_another_structure_or_dtype_fail():
 
 
 def test_explicit_reference_select_and_arguments():
-    x, W = _data((1, 2, 5, 5)), _data((3, 2, 3, 3))
+    x, W = randn((1, 2, 5, 5)), randn((3, 2, 3, 3))
     assert_matches_reference(lambda x, W: (fc.conv2d(x, W), "cache"), x, W,
                              reference=lambda x, W: (fc.reference.conv2d(x, W), None),
                              select=lambda r: r[0], terms=19, backends=BACKENDS[:1])
@@ -157,12 +154,12 @@ def test_explicit_reference_select_and_arguments():
     (fc.linear, ((3, 2, 4), (8, 5), (5,)), dict(relu=True)),
 ])
 def test_check_grad_passes_on_fastconv_ops(op, args, kwargs, backend):
-    args = [_data(a, seed=i) if isinstance(a, tuple) else a for i, a in enumerate(args)]
+    args = [randn(a, seed=i) if isinstance(a, tuple) else a for i, a in enumerate(args)]
     check_grad(op, *args, backend=backend, **kwargs)
 
 
 def test_check_grad_in_float32_keeps_the_dtype():
-    x, W = _data((2, 3, 6, 6), np.float32), _data((4, 3, 3, 3), np.float32, 1)
+    x, W = randn((2, 3, 6, 6), np.float32), randn((4, 3, 3, 3), np.float32, 1)
     seen = []
 
     def conv(x, W):
@@ -175,7 +172,7 @@ def test_check_grad_in_float32_keeps_the_dtype():
 
 
 def test_a_wrong_backward_names_the_argument_and_the_worst_element():
-    x, W, b = _data((2, 3, 6, 6)), _data((4, 3, 3, 3), seed=1), _data((4,), seed=2)
+    x, W, b = randn((2, 3, 6, 6)), randn((4, 3, 3, 3), seed=1), randn((4,), seed=2)
 
     def backward_without_relu_mask(dout, x, W, b, **kwargs):
         return fc.conv2d_backward(dout, x, W, 1, 1)
@@ -194,31 +191,31 @@ def test_a_wrong_backward_names_the_argument_and_the_worst_element():
 
 
 def test_check_grad_refuses_what_it_cannot_check():
-    x = _data((2, 3))
+    x = randn((2, 3))
     with pytest.raises(TypeError, match="not a fastconv op with a known backward; pass "
                                         "backward="):
         check_grad(np.tanh, x)
     with pytest.raises(ValueError, match="wrt names argument 1"):
-        check_grad(fc.linear, x, _data((3, 2)), wrt=[1], backward=lambda d, x, W: (None, None))
+        check_grad(fc.linear, x, randn((3, 2)), wrt=[1], backward=lambda d, x, W: (None, None))
     with pytest.raises(TypeError, match="too coarse"):
-        check_grad(fc.linear, x.astype(np.float16), _data((3, 2), np.float16), dtype=None)
+        check_grad(fc.linear, x.astype(np.float16), randn((3, 2), np.float16), dtype=None)
 
 
 @pytest.mark.parametrize("make, args", [
-    (lambda: layers.Convolution(_data((4, 3, 3, 3), seed=1), _data((4,), seed=2), 1, 1),
+    (lambda: layers.Convolution(randn((4, 3, 3, 3), seed=1), randn((4,), seed=2), 1, 1),
      ((2, 3, 6, 6),)),
     (lambda: layers.Pooling(2, 2, 2), ((2, 3, 6, 6),)),
-    (lambda: layers.Affine(_data((24, 5), seed=1), _data((5,), seed=2)), ((3, 2, 3, 4),)),
+    (lambda: layers.Affine(randn((24, 5), seed=1), randn((5,), seed=2)), ((3, 2, 3, 4),)),
     (lambda: layers.Relu(), ((3, 7),)),
     (lambda: layers.Sigmoid(), ((3, 7),)),
     (lambda: layers.Dropout(0.4), ((3, 7),)),
     (lambda: layers.Dropout(0.4, rng=3), ((3, 7),)),
-    (lambda: layers.BatchNormalization(_data((7,), seed=1), _data((7,), seed=2)), ((4, 7),)),
+    (lambda: layers.BatchNormalization(randn((7,), seed=1), randn((7,), seed=2)), ((4, 7),)),
     (lambda: layers.SoftmaxWithLoss(), ((5, 4), np.array([0, 1, 2, 3, 0]))),
 ])
 def test_check_grad_passes_on_the_layers(make, args):
     layer = make()
-    args = [_data(a) if isinstance(a, tuple) else a for a in args]
+    args = [randn(a) if isinstance(a, tuple) else a for a in args]
     params = {k: v for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
     check_grad(layer, *args)
     assert all(vars(layer)[k] is v for k, v in params.items())  # restored
@@ -231,7 +228,7 @@ def test_a_wrong_layer_backward_names_the_parameter():
             self.dW = self.dW.T.reshape(self.dW.shape)  # the classic transposition slip
             return dx
 
-    layer = Affine(_data((6, 6), seed=1), _data((6,), seed=2))
+    layer = Affine(randn((6, 6), seed=1), randn((6,), seed=2))
     with pytest.raises(AssertionError, match=re.escape("check_grad(Affine): dW (parameter W)")):
-        check_grad(layer, _data((3, 6)))
-    check_grad(layer, _data((3, 6)), wrt=["x", "b"])
+        check_grad(layer, randn((3, 6)))
+    check_grad(layer, randn((3, 6)), wrt=["x", "b"])

@@ -13,8 +13,9 @@ import pytest
 import fastconv as fc
 from fastconv import optim
 from fastconv import reference as ref
+from fastconv.testing import assert_close
 
-from _support import BACKENDS, COMPILED, assert_close, assert_sum_close
+from _support import BACKENDS, COMPILED, randn
 
 #: 8 is more than the images of every conv, pool and im2col case here (5 at most), the
 #: rows of the small linear cases and the optimizers' chunks (Cython's: 8192 elements
@@ -41,9 +42,6 @@ def _assert_running_at(backend, n_threads):
         assert numba.get_num_threads() == min(n_threads, numba.config.NUMBA_NUM_THREADS)
 
 
-def _data(shape, seed, dtype=np.float32):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
 
 def _blas_threads():
     """{library file: thread count} of every BLAS pool loaded (NumPy's and SciPy's)."""
@@ -58,27 +56,29 @@ def _blas_threads():
 @pytest.mark.parametrize("stride,pad", [(1, 1), (2, 1)])  # direct and gemm by the rule
 def test_conv_at_thread_counts(threads, backend, n_threads, stride, pad):
     threads(n_threads)
-    x, W, b = _data((5, 3, 9, 8), 0), _data((6, 3, 3, 3), 1), _data((6,), 2)
+    x = randn((5, 3, 9, 8), np.float32, 0)
+    W = randn((6, 3, 3, 3), np.float32, 1)
+    b = randn((6,), np.float32, 2)
     out = fc.conv2d(x, W, b, stride, pad, relu=True, backend=backend)
     _assert_running_at(backend, n_threads)
-    assert_sum_close(out, ref.conv2d(x, W, b, stride, pad, relu=True), 5 * 9 * 8)
-    dout = _data(out.shape, 3)
+    assert_close(out, ref.conv2d(x, W, b, stride, pad, relu=True), 5 * 9 * 8)
+    dout = randn(out.shape, np.float32, 3)
     got = fc.conv2d_backward(dout, x, W, stride, pad, backend=backend)
     for g, e in zip(got, ref.conv2d_backward(dout, x, W, stride, pad)):
-        assert_sum_close(g, e, 5 * 9 * 8)
+        assert_close(g, e, 5 * 9 * 8)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("n_threads", THREADS)
 def test_pool_at_thread_counts(threads, backend, n_threads):
     threads(n_threads)
-    x = _data((3, 5, 7, 6), 4)
+    x = randn((3, 5, 7, 6), np.float32, 4)
     out, arg = fc.max_pool2d(x, 2, 2, backend=backend)
     _assert_running_at(backend, n_threads)
     want, want_arg = ref.max_pool2d(x, 2, 2)
     assert_close(out, want)
     np.testing.assert_array_equal(arg, want_arg)
-    dout = _data(out.shape, 5)
+    dout = randn(out.shape, np.float32, 5)
     assert_close(fc.max_pool2d_backward(dout, arg, x.shape, 2, 2, backend=backend),
                  ref.max_pool2d_backward(dout, want_arg, x.shape, 2, 2))
     assert_close(fc.avg_pool2d(x, 3, 3, 2, 1, backend=backend), ref.avg_pool2d(x, 3, 3, 2, 1))
@@ -90,7 +90,7 @@ def test_pool_at_thread_counts(threads, backend, n_threads):
 @pytest.mark.parametrize("n_threads", THREADS)
 def test_col2im_at_thread_counts(threads, backend, n_threads):
     threads(n_threads)
-    x = _data((2, 3, 6, 5), 6)
+    x = randn((2, 3, 6, 5), np.float32, 6)
     col = fc.im2col(x, 3, 3, 1, 1, backend=backend)
     assert_close(col, ref.im2col(x, 3, 3, 1, 1))
     assert_close(fc.col2im(col, x.shape, 3, 3, 1, 1, backend=backend),
@@ -107,19 +107,21 @@ LINEAR_CASES = [(1, 12, 5), (5, 1024, 50), (5, 50, 10), (64, 1024, 600)]
 @pytest.mark.parametrize("N,D,M", LINEAR_CASES)
 def test_linear_at_thread_counts(threads, backend, n_threads, N, D, M):
     threads(n_threads)
-    x, W, b = _data((N, D), 10), _data((D, M), 11) / np.sqrt(D), _data((M,), 12)
+    x = randn((N, D), np.float32, 10)
+    W = randn((D, M), np.float32, 11) / np.sqrt(D)
+    b = randn((M,), np.float32, 12)
     for relu in (False, True):
         out = fc.linear(x, W, b, relu=relu, backend=backend)
         _assert_running_at(backend, n_threads)
         want = ref.linear(x, W, b, relu=relu)
-        assert_sum_close(out, want, D)
-        dout = _data(out.shape, 13)
+        assert_close(out, want, D)
+        dout = randn(out.shape, np.float32, 13)
         relu_out = out if relu else None
         got = fc.linear_backward(dout, x, W, relu_out=relu_out, backend=backend)
         # Masked like the kernel, by the kernel's own forward output.
         for g, e, terms in zip(got, ref.linear_backward(dout, x, W, relu_out=relu_out),
                                (M, N, N)):
-            assert_sum_close(g, e, terms)
+            assert_close(g, e, terms)
     # The kernels' single-threaded BLAS blocks are over: every pool is back at the count.
     assert set(_blas_threads().values()) == {n_threads}
 
@@ -142,8 +144,8 @@ def _optim_problem(dtype):
     # 'big' has 40000 elements: parallel from optim's PARALLEL_MIN (32768) on, 5 chunks of
     # Cython's 8192; the others run serially.
     shapes = {"W1": (4, 3, 3, 3), "b1": (4,), "big": (200, 200)}
-    params = {k: _data(s, i, dtype) for i, (k, s) in enumerate(shapes.items())}
-    grads = [{k: _data(s, 10 * step + i, dtype) for i, (k, s) in enumerate(shapes.items())}
+    params = {k: randn(s, dtype, i) for i, (k, s) in enumerate(shapes.items())}
+    grads = [{k: randn(s, dtype, 10 * step + i) for i, (k, s) in enumerate(shapes.items())}
              for step in range(3)]
     return params, grads
 
@@ -219,13 +221,17 @@ def _concurrent_cases(n):
     results for them."""
     cases = []
     for i in range(n):
-        x, W, b = _data((3, 3, 8, 7), 100 + i), _data((4, 3, 3, 3), 200 + i), _data((4,), i)
-        xl, Wl, bl = _data((5, 40), 300 + i), _data((40, 6), 400 + i), _data((6,), 500 + i)
+        x = randn((3, 3, 8, 7), np.float32, 100 + i)
+        W = randn((4, 3, 3, 3), np.float32, 200 + i)
+        b = randn((4,), np.float32, i)
+        xl = randn((5, 40), np.float32, 300 + i)
+        Wl = randn((40, 6), np.float32, 400 + i)
+        bl = randn((6,), np.float32, 500 + i)
         conv = ref.conv2d(x, W, b, 1, 1, relu=True)
-        dconv = _data(conv.shape, 600 + i)
+        dconv = randn(conv.shape, np.float32, 600 + i)
         pool, arg = ref.max_pool2d(conv, 2, 2)
         lin = ref.linear(xl, Wl, bl, relu=True)
-        dlin = _data(lin.shape, 700 + i)
+        dlin = randn(lin.shape, np.float32, 700 + i)
         cases.append(dict(
             backend=BACKENDS[i % len(BACKENDS)], x=x, W=W, b=b, dconv=dconv, xl=xl, Wl=Wl,
             bl=bl, dlin=dlin, conv=conv, conv_grads=ref.conv2d_backward(
@@ -244,17 +250,17 @@ def _work(case, rounds):
         for _ in range(rounds):
             assert fc.get_backend() == c["backend"]
             out = fc.conv2d(c["x"], c["W"], c["b"], 1, 1, relu=True)
-            assert_sum_close(out, c["conv"], 3 * 3 * 3)
+            assert_close(out, c["conv"], 3 * 3 * 3)
             grads = fc.conv2d_backward(c["dconv"], c["x"], c["W"], 1, 1, relu_out=c["conv"])
             for g, e in zip(grads, c["conv_grads"]):
-                assert_sum_close(g, e, 3 * 8 * 7)
+                assert_close(g, e, 3 * 8 * 7)
             pooled, arg = fc.max_pool2d(c["conv"], 2, 2)
             assert_close(pooled, c["pool"])
             np.testing.assert_array_equal(arg, c["arg"])
-            assert_sum_close(fc.linear(c["xl"], c["Wl"], c["bl"], relu=True), c["lin"], 40)
+            assert_close(fc.linear(c["xl"], c["Wl"], c["bl"], relu=True), c["lin"], 40)
             grads = fc.linear_backward(c["dlin"], c["xl"], c["Wl"], relu_out=c["lin"])
             for g, e in zip(grads, c["lin_grads"]):
-                assert_sum_close(g, e, 40)
+                assert_close(g, e, 40)
 
 
 def test_concurrent_calls_while_the_thread_count_changes(threads):

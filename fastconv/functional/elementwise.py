@@ -41,6 +41,19 @@ def _check_mask(mask, shape, op, who):
     v.check_shape(mask, shape, "mask", op, "pass the mask of the forward call that produced it")
 
 
+def _masked_pass(op, a, name, mask, who, backend):
+    """The kernel ``op`` over ``a`` (argument ``name``) and the bool ``mask`` that ``who``
+    made, into a new array shaped and typed like ``a``."""
+    v.check_array(a, name, op)
+    _check_mask(mask, a.shape, op, who)
+    compute, out_dt = v.dtypes(a)
+    k = _kernels(backend, out_dt == compute)
+    a = v.prepare(a, out_dt)
+    out = np.empty_like(a)
+    getattr(k, op)(_flat(a), _flat(np.ascontiguousarray(mask)), _flat(out))
+    return out
+
+
 def relu_forward(x, *, backend=None):
     """ReLU and its mask in one pass.
 
@@ -82,16 +95,7 @@ def relu_backward(dout, mask, *, backend=None):
     -------
     dx : new ndarray shaped and typed like ``dout`` (``dout`` is not modified)
     """
-    op = "relu_backward"
-    v.check_array(dout, "dout", op)
-    _check_mask(mask, dout.shape, op, "relu_forward")
-    compute, out_dt = v.dtypes(dout)
-    k = _kernels(backend, out_dt == compute)
-    dout = v.prepare(dout, out_dt)
-    mask = np.ascontiguousarray(mask)
-    dx = np.empty_like(dout)
-    k.relu_backward(_flat(dout), _flat(mask), _flat(dx))
-    return dx
+    return _masked_pass("relu_backward", dout, "dout", mask, "relu_forward", backend)
 
 
 def dropout_apply(x, mask, *, backend=None):
@@ -107,16 +111,7 @@ def dropout_apply(x, mask, *, backend=None):
     -------
     ndarray shaped and typed like ``x`` (a product: NaN/inf where dropped stay NaN)
     """
-    op = "dropout_apply"
-    v.check_array(x, "x", op)
-    _check_mask(mask, x.shape, op, "Dropout")
-    compute, out_dt = v.dtypes(x)
-    k = _kernels(backend, out_dt == compute)
-    x = v.prepare(x, out_dt)
-    mask = np.ascontiguousarray(mask)
-    out = np.empty_like(x)
-    k.dropout_apply(_flat(x), _flat(mask), _flat(out))
-    return out
+    return _masked_pass("dropout_apply", x, "x", mask, "Dropout", backend)
 
 
 def _labels(t, y_shape, op):

@@ -5,15 +5,16 @@ compiled family (``kernels/<backend>_backend/<family>``, the registry
 
 Each family is a namespace of thin adapters over the book-signature functions of this
 package: they take the checked :class:`fastconv._validation.Window` and return fresh
-C-contiguous arrays (or write ``out=``), as the compiled kernels do. The optimizers'
-rules already take the kernels' arguments (:mod:`fastconv.reference.optim`).
+C-contiguous arrays (or write ``out=``), as the compiled kernels do. A family whose
+reference functions take the kernels' arguments needs none (optim:
+:mod:`fastconv.reference.optim`).
 """
 from types import SimpleNamespace
 
 import numpy as np
 
 from . import augment as _augment, conv as _conv, elementwise as _elementwise
-from . import optim, pool as _pool
+from . import pool as _pool
 from .im2col import col2im as _col2im, im2col as _im2col
 from .linear import linear as _linear, linear_backward as _linear_backward
 

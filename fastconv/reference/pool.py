@@ -33,6 +33,16 @@ def _compute_dtype(dtype):
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
+def _backward(dout, x_shape, pool_h, pool_w, stride, pad, spread):
+    """The backward passes' frame: ``spread(d, K)`` turns ``dout``, flat in (N, OH, OW, C)
+    order and in the compute dtype, into one row of K window cells per value, which
+    col2im sums into ``dx``."""
+    stride, pad, OH, OW = _geometry(x_shape, pool_h, pool_w, stride, pad)
+    d = dout.astype(_compute_dtype(dout.dtype), copy=False).transpose(0, 2, 3, 1).ravel()
+    dcol = spread(d, pool_h * pool_w).reshape(x_shape[0] * OH * OW, -1)
+    return col2im(dcol, x_shape, pool_h, pool_w, stride, pad).astype(dout.dtype)
+
+
 def max_pool2d(x, pool_h, pool_w, stride=None, pad=0):
     """Max pooling with the winner's position.
 
@@ -92,14 +102,14 @@ def max_pool2d_backward(dout, argmax, x_shape, pool_h, pool_w, stride=None, pad=
     -------
     dx : ndarray of shape ``x_shape``, dtype of ``dout``
     """
-    stride, pad, OH, OW = _geometry(x_shape, pool_h, pool_w, stride, pad)
-    K = pool_h * pool_w
-    d = dout.astype(_compute_dtype(dout.dtype), copy=False).transpose(0, 2, 3, 1).ravel()
     arg = argmax.transpose(0, 2, 3, 1).ravel()
-    dmax = np.zeros((d.size, K), dtype=d.dtype)
-    dmax[np.arange(d.size), arg] = d
-    dcol = dmax.reshape(x_shape[0] * OH * OW, -1)
-    return col2im(dcol, x_shape, pool_h, pool_w, stride, pad).astype(dout.dtype)
+
+    def to_winner(d, K):
+        dmax = np.zeros((d.size, K), dtype=d.dtype)
+        dmax[np.arange(d.size), arg] = d
+        return dmax
+
+    return _backward(dout, x_shape, pool_h, pool_w, stride, pad, to_winner)
 
 
 def avg_pool2d(x, pool_h, pool_w, stride=None, pad=0):
@@ -137,8 +147,5 @@ def avg_pool2d_backward(dout, x_shape, pool_h, pool_w, stride=None, pad=0):
     -------
     dx : ndarray of shape ``x_shape``, dtype of ``dout``
     """
-    stride, pad, OH, OW = _geometry(x_shape, pool_h, pool_w, stride, pad)
-    K = pool_h * pool_w
-    d = dout.astype(_compute_dtype(dout.dtype), copy=False).transpose(0, 2, 3, 1).ravel()
-    dcol = np.repeat((d / K)[:, None], K, axis=1).reshape(x_shape[0] * OH * OW, -1)
-    return col2im(dcol, x_shape, pool_h, pool_w, stride, pad).astype(dout.dtype)
+    return _backward(dout, x_shape, pool_h, pool_w, stride, pad,
+                     lambda d, K: np.repeat((d / K)[:, None], K, axis=1))
