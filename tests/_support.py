@@ -121,14 +121,10 @@ def write_idx(path, arr=None, *, raw=None):
 #: A DeepConvNet on 10x10 images (1x1 after its three pools): small enough for finite
 #: differences, and not 28x28.
 TINY_DEEPCONVNET = dict(
-    input_dim=(1, 10, 10),
-    conv_param_1={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_2={'filter_num': 2, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_3={'filter_num': 3, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_4={'filter_num': 3, 'filter_size': 3, 'pad': 2, 'stride': 1},
-    conv_param_5={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    conv_param_6={'filter_num': 4, 'filter_size': 3, 'pad': 1, 'stride': 1},
-    hidden_size=6, output_size=3,
+    input_dim=(1, 10, 10), hidden_size=6, output_size=3,
+    # the book's six 3x3 convolutions, stride 1, with 2, 2, 3, 3, 4, 4 filters
+    **{f"conv_param_{i}": {'filter_num': n, 'filter_size': 3, 'pad': pad, 'stride': 1}
+       for i, (n, pad) in enumerate([(2, 1), (2, 1), (3, 1), (3, 2), (4, 1), (4, 1)], 1)},
 )
 
 
