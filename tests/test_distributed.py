@@ -102,7 +102,7 @@ def _tolerance(case, ref):
 
     Each gradient element is a sum of at most ``terms`` = batch x pixels products, which
     2 ranks add in another grouping: it may differ by 4 eps sqrt(terms) max|g| (as in
-    ``assert_sum_close``). SGD moves a parameter by lr times that per step. Adam's update
+    ``fastconv.testing.tolerance``). SGD moves a parameter by lr times that per step. Adam's update
     lr_t m / (sqrt(v) + eps_adam) changes by at most lr / eps_adam times it (the
     derivative of m / (sqrt(v) + e) in g is below 1 / e, and lr_t (1 - beta1^k) <= lr).
     Summed over the steps; x2 for the gradients' dependence on earlier parameters.

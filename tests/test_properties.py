@@ -5,7 +5,7 @@ drawn by hypothesis; and the dtypes each op refuses.
 
 The reference runs in float64 on the same values, its result cast to the dtype the op
 returns: copies (im2col, max pooling, shift_flip) must match it exactly, sums within
-:func:`_support.assert_sum_close` for their number of terms. How many examples run is set
+:func:`fastconv.testing.assert_close` for their number of terms. How many examples run is set
 by the hypothesis profile (``FASTCONV_HYPOTHESIS_PROFILE``, see _support.py); the
 examples that passed, per op, are printed in pytest's terminal summary.
 """

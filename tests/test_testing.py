@@ -17,7 +17,7 @@ from _support import BACKENDS, COMPILED, randn
 # --------------------------------------------------------------------------- assert_close
 
 def test_sum_tolerance_grows_with_the_terms():
-    """The AVX2 case of _support.assert_sum_close: a 1024-term float32 sum in a row
+    """The AVX2 case of fastconv.testing.tolerance: a 1024-term float32 sum in a row
     reaching 50 may differ in the 6th digit."""
     expected = np.array([50.0, 0.3163093], np.float32)
     actual = np.array([50.0, 0.3163041], np.float32)
