@@ -176,11 +176,12 @@ def idx_dir(tmp_path_factory):
 
 
 def test_cli_distributed_equals_single_process(mpiexec, idx_dir, tmp_path, capsys):
-    # 61 images in batches of 15: shards of 8 and 7, then a last batch of 1 (rank 1
-    # empty). float64, so that the comparison is tight; fashion-mnist for the flips.
+    # 61 images (no validation split) in batches of 15: shards of 8 and 7, then a last
+    # batch of 1 (rank 1 empty). float64, so that the comparison is tight; fashion-mnist
+    # for the flips.
     common = ["train", "--data", str(idx_dir), "--kind", "fashion-mnist", "--epochs", "1",
               "--limit", "61", "--batch-size", "15", "--dtype", "float64", "--augment",
-              "--seed", "5", "--no-plots"]
+              "--seed", "5", "--no-plots", "--val-split", "0"]
     code, stdout, stderr = run_mpi(
         mpiexec, ["-m", "fastconv", *common, "--distributed", "--out", str(tmp_path / "mpi")])
     assert code == 0, f"mpiexec exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
