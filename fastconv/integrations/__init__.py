@@ -15,3 +15,12 @@
 Importing this package imports none of them: each submodule imports its host library
 when it is itself imported, so fastconv never depends on autograd or MyGrad.
 """
+
+
+def _host_missing(module, library, err):
+    """The ImportError of ``fastconv.integrations.<module>`` when its host library (the
+    package ``<module>``, also the extra ``fastconv[<module>]``) fails to import: ``err``."""
+    return ImportError(
+        f"fastconv.integrations.{module} needs {library} ({err}); install it with "
+        f"`pip install fastconv[{module}]` (or `pip install {module}`)"
+    )

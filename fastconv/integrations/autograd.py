@@ -30,10 +30,9 @@ try:
     from autograd.extend import defvjp_argnums, primitive
     from autograd.tracer import getval, isbox
 except ImportError as _err:
-    raise ImportError(
-        f"fastconv.integrations.autograd needs HIPS autograd ({_err}); install it with "
-        f"`pip install fastconv[autograd]` (or `pip install autograd`)"
-    ) from _err
+    from . import _host_missing
+
+    raise _host_missing("autograd", "HIPS autograd", _err) from _err
 
 from ..functional import (avg_pool2d as _avg_pool2d, avg_pool2d_backward, conv2d as _conv2d,
                           conv2d_backward, linear as _linear, linear_backward,

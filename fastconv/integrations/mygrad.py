@@ -27,10 +27,9 @@ try:
     import mygrad as _mg
     from mygrad.operation_base import Operation as _Operation
 except ImportError as _err:
-    raise ImportError(
-        f"fastconv.integrations.mygrad needs MyGrad ({_err}); install it with "
-        f"`pip install fastconv[mygrad]` (or `pip install mygrad`)"
-    ) from _err
+    from . import _host_missing
+
+    raise _host_missing("mygrad", "MyGrad", _err) from _err
 
 from ..functional import (avg_pool2d as _avg_pool2d, avg_pool2d_backward, conv2d as _conv2d,
                           conv2d_backward, linear as _linear, linear_backward,
