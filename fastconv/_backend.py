@@ -130,7 +130,6 @@ def set_backend(name: str) -> None:
     with _lock:
         _global_backend = name
         _env_errors.pop("FASTCONV_BACKEND", None)  # the code's choice replaces the variable's
-        _env_errors.pop("FASTCONV_BACKEND", None)  # the code's choice replaces the variable's
 
 
 def get_backend(resolved: bool = False) -> str:
@@ -258,15 +257,7 @@ def set_num_threads(n: int) -> None:
         are clipped for Numba only. The count applies to calls from every thread.
     """
     global _num_threads, _generation
-    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
-        raise TypeError(f"set_num_threads needs an int, got {type(n).__name__}")
-    n = int(n)
-    limit = 4 * (os.cpu_count() or 1)
-    if not 1 <= n <= limit:
-        raise ValueError(
-            f"set_num_threads needs 1 <= n <= {limit} (four times the {os.cpu_count()} "
-            f"CPUs), got {n}"
-        )
+    n = check_thread_count(n)
     from ._kernels import _blas
 
     with _lock:
@@ -277,10 +268,24 @@ def set_num_threads(n: int) -> None:
         _num_threads = n
         _generation += 1
         _env_errors.pop("FASTCONV_NUM_THREADS", None)  # the code's count replaces the variable's
-        _env_errors.pop("FASTCONV_NUM_THREADS", None)  # the code's count replaces the variable's
     for backend in ("numba", "cython"):
         if backend in _import_errors and _import_errors[backend] is None:
             _apply_threads_to(backend)
+
+
+def check_thread_count(n: int) -> int:
+    """``n`` as an int when :func:`set_num_threads` takes it, else TypeError/ValueError
+    saying why (the CLI's ``--threads`` is checked with it before anything runs)."""
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError(f"set_num_threads needs an int, got {type(n).__name__}")
+    n = int(n)
+    limit = 4 * (os.cpu_count() or 1)
+    if not 1 <= n <= limit:
+        raise ValueError(
+            f"set_num_threads needs 1 <= n <= {limit} (four times the {os.cpu_count()} "
+            f"CPUs), got {n}"
+        )
+    return n
 
 
 def get_num_threads() -> int:
@@ -323,8 +328,7 @@ def _env_backend(value):
 
 
 def _env_threads(value):
-    limit = 4 * (os.cpu_count() or 1)
-    fix = f"set it to a whole number from 1 to {limit} or unset it"
+    fix = f"set it to a whole number from 1 to {4 * (os.cpu_count() or 1)} or unset it"
     try:
         n = int(value)
     except ValueError:

@@ -8,7 +8,10 @@ import platform
 
 
 def configure_parser(parser):
-    parser.add_argument("--threads", type=int, default=None, help="apply set_num_threads first")
+    from .cli import thread_count
+
+    parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
+                        help="apply set_num_threads(N) first")
 
 
 def _isa_lines():

@@ -101,7 +101,9 @@ def add_data_arguments(parser, detect_kind=False):
                         else "which dataset (default: mnist)")
     parser.add_argument("--backend", choices=("auto", "numba", "cython", "numpy"),
                         default="auto", help="kernel backend (default: auto)")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
+    from .cli import thread_count
+
+    parser.add_argument("--threads", type=thread_count, metavar="N",
                         help="threads for the kernels and BLAS (default: all cores)")
 
 

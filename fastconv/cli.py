@@ -15,6 +15,18 @@ _COMMANDS = {
 }
 
 
+def thread_count(text):
+    """The argparse ``type`` of the commands' ``--threads``: a count that
+    :func:`fastconv.set_num_threads` takes, refused at parsing with its reason."""
+    from ._backend import check_thread_count
+
+    try:
+        return check_thread_count(int(text))
+    except ValueError as err:
+        message = str(err) if "set_num_threads" in str(err) else f"not a whole number: {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def build_parser(command=None):
     """The argument parser; only ``command``'s module is imported to configure its options
     (so ``fastconv info`` does not import the training code)."""

@@ -330,3 +330,13 @@ def test_the_top_level_functions_are_annotated():
             if sig.return_annotation is inspect.Signature.empty:
                 missing.append(f"{name} -> ?")
     assert missing == []
+
+
+@pytest.mark.parametrize("command", ["info", "train", "evaluate", "bench"])
+@pytest.mark.parametrize("value,reason", [("0", "set_num_threads needs 1 <= n <= "),
+                                          ("two", "not a whole number: 'two'")])
+def test_a_bad_thread_count_is_refused_when_parsing(capsys, command, value, reason):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--threads", value])
+    assert exit_.value.code == 2
+    assert f"argument --threads: {reason}" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 import fastconv as fc
+from fastconv.cli import thread_count
 
 from . import nets, neighbours
 from .cases import build_cases, im2col_conv, select
@@ -78,7 +79,7 @@ def configure_parser(parser):
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="dtype the ops run in: inputs and weights (default: float32)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=thread_count, default=None,
                         help="threads for every backend and PyTorch (default: fastconv's "
                              "thread count, FASTCONV_NUM_THREADS or the CPU count)")
     parser.add_argument("--batch", type=int, default=100, help="batch size N (default 100)")
