@@ -64,6 +64,24 @@ def pair(v):
     return (v, v) if np.ndim(v) == 0 else tuple(v)
 
 
+def naive_conv2d(x, W, b, stride, pad):
+    """The convolution by its definition, four loops (CS231n's ``conv_forward_naive``):
+    ``out[n, f, i, j] = sum(x_pad[n, :, window(i, j)] * W[f]) + b[f]``, ``x``'s dtype."""
+    (sh, sw), (ph, pw) = pair(stride), pair(pad)
+    N, C, H, Wd = x.shape
+    FN, _, KH, KW = W.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    OH, OW = (H + 2 * ph - KH) // sh + 1, (Wd + 2 * pw - KW) // sw + 1
+    out = np.zeros((N, FN, OH, OW), x.dtype)
+    for n in range(N):
+        for f in range(FN):
+            for i in range(OH):
+                for j in range(OW):
+                    window = xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW]
+                    out[n, f, i, j] = np.sum(window * W[f]) + b[f]
+    return out
+
+
 #: Pooling geometries of the integrations' tests: (N, C, H, W), (pool_h, pool_w), stride, pad.
 POOL_CASES = [
     ((2, 3, 8, 8), (2, 2), None, 0),            # the nets' 2x2 pool

@@ -13,7 +13,7 @@ from fastconv import reference as ref
 from fastconv._kernels import _conv_plan, _isa
 from fastconv.testing import assert_close
 
-from _support import BACKENDS, COMPILED, TOL, numeric_grad, randn
+from _support import BACKENDS, COMPILED, TOL, naive_conv2d, numeric_grad, randn
 
 DTYPES = [np.float32, np.float64]
 ALGORITHMS = list(_conv_plan.ALGORITHMS)
@@ -35,7 +35,6 @@ CASES = [
     ((3, 32, 14, 14), (32, 3, 3), 1, 2),       # its fourth: each pass picks its kernel
     ((3, 32, 8, 8), (64, 3, 3), 1, 1),         # its fifth: the rule's direct_filters
 ]
-
 
 
 def _inputs(shape, filt, dtype, seed=0):
@@ -67,28 +66,12 @@ def _assert_backward_near(backward, dout, x, W, stride, pad, dtype):
     return want, got
 
 
-def _naive_conv(x, W, b, stride, pad):
-    (sh, sw), (ph, pw) = fc._validation.pair(stride, "s", "t", 1), fc._validation.pair(pad, "p", "t", 0)
-    N, C, H, Wd = x.shape
-    FN, _, KH, KW = W.shape
-    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
-    OH, OW = (H + 2 * ph - KH) // sh + 1, (Wd + 2 * pw - KW) // sw + 1
-    out = np.empty((N, FN, OH, OW))
-    for n in range(N):
-        for f in range(FN):
-            for i in range(OH):
-                for j in range(OW):
-                    win = xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW]
-                    out[n, f, i, j] = np.sum(win * W[f]) + b[f]
-    return out
-
-
 # --------------------------------------------------------------------------- reference
 
 @pytest.mark.parametrize("shape,filt,stride,pad", CASES[:-1])
 def test_reference_forward_matches_naive_loop(shape, filt, stride, pad):
     x, W, b = _inputs(shape, filt, np.float64)
-    assert_near(ref.conv2d(x, W, b, stride, pad), _naive_conv(x, W, b, stride, pad), np.float64)
+    assert_near(ref.conv2d(x, W, b, stride, pad), naive_conv2d(x, W, b, stride, pad), np.float64)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

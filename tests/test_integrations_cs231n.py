@@ -12,7 +12,7 @@ import fastconv as fc
 from fastconv.integrations import cs231n
 from fastconv.testing import assert_close, assert_matches_reference, check_grad
 
-from _support import BACKENDS, randn
+from _support import BACKENDS, naive_conv2d, randn
 
 DTYPES = [np.float32, np.float64]
 
@@ -42,19 +42,7 @@ POOL_PARAM = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
 def conv_forward_naive(x, w, b, conv_param):
     """CS231n's definition: out[n, f, i, j] = sum(x_pad[n, :, window] * w[f]) + b[f]."""
-    s, p = conv_param["stride"], conv_param["pad"]
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    OH, OW = 1 + (H + 2 * p - HH) // s, 1 + (W + 2 * p - WW) // s
-    out = np.zeros((N, F, OH, OW), x.dtype)
-    for n in range(N):
-        for f in range(F):
-            for i in range(OH):
-                for j in range(OW):
-                    window = xp[n, :, i * s:i * s + HH, j * s:j * s + WW]
-                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
-    return out
+    return naive_conv2d(x, w, b, conv_param["stride"], conv_param["pad"])
 
 
 def conv_backward_naive(dout, x, w, conv_param):
