@@ -1,4 +1,9 @@
-"""Build the Cython kernels in kernels/cython_backend/ (OpenMP when the compiler has it)."""
+"""Build the Cython kernels in kernels/cython_backend/ (OpenMP when the compiler has it).
+
+The compiler probes and cythonize run when the extensions are built (``BuildExt``), so
+making the sdist or reading the metadata needs no C compiler and writes no generated C.
+"""
+import importlib.util
 import os
 import shlex
 import shutil
@@ -7,11 +12,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import importlib.util
-
-import numpy as np
-from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 CYTHON_DIR = Path("kernels") / "cython_backend"
 
@@ -78,82 +80,89 @@ def _load(name):
     return module
 
 
+#: Where setup.py writes the C side of kernels/_isa.TABLE (``_isa.write_c_units``).
+SIMD_DIR = Path("build") / "fastconv_simd"
+
+
 def simd_units():
-    """One C translation unit per instruction-set level for conv's direct kernels, written
-    under build/ from the tables the Python side uses (``_isa.C_TARGETS``,
-    ``_conv_plan.BLOCKS``), so the compiled block shapes cannot drift from them. A file
-    is rewritten only when its text changes (no needless rebuild)."""
-    isa, plan = _load("_isa"), _load("_conv_plan")
-    out = Path("build") / "fastconv_simd"
-    out.mkdir(parents=True, exist_ok=True)
-    units = []
-    for level in isa.LEVELS:
-        b, target = plan.BLOCKS[level], isa.C_TARGETS[level]
-        lines = ["/* Written by setup.py from kernels/_isa.py and kernels/_conv_plan.py. */",
-                 f"#define FC_LEVEL {level}", f"#define FC_VBYTES {b.vbytes}",
-                 f"#define FC_FWD_F {b.fwd_f}", f"#define FC_FWD_V {b.fwd_v}",
-                 f"#define FC_DW_F {b.dw_f}", f"#define FC_DW_C {b.dw_c}",
-                 f"#define FC_DW3_C {b.dw3_c}", f"#define FC_FV_F {b.fv_f}",
-                 f"#define FC_FV_P {b.fv_p}", f"#define FC_ONE_V {b.one_v}"]
-        if target:
-            lines.append(f'#define FC_TARGET "{target}"')
-        lines.append('#include "conv_simd_level.h"')
-        text = "\n".join(lines) + "\n"
-        path = out / f"conv_simd_{level}.c"
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        units.append(str(path))
-    return units
+    """One C translation unit per instruction-set level for conv's direct kernels, and the
+    header of levels and their run-time check, written under build/ from the table the
+    Python side uses (``kernels/_isa.TABLE``), so the C side cannot drift from it."""
+    return _load("_isa").write_c_units(SIMD_DIR)
 
 
 def extensions():
-    openmp = _compiler_has_openmp()
-    if not openmp:
-        warnings.warn(
-            "fastconv: the C compiler does not support OpenMP; the Cython kernels are built "
-            "serial (single-threaded). Install a compiler with OpenMP (gcc) and rebuild for "
-            "parallel kernels.",
-            stacklevel=1,
-        )
-    # -fno-math-errno lets gcc vectorize sqrt (Adam's update) instead of calling libm.
-    # No -march: the build runs on any CPU of its architecture; the vector kernels are
-    # compiled once per instruction-set level (simd_units, target attributes) and the
-    # level is chosen at import (kernels/_isa.py).
-    compile_args = ["-O3", "-fno-math-errno"]
-    link_args = []
-    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
-    if openmp:
-        compile_args.append("-fopenmp")
-        link_args.append("-fopenmp")
-    if BOUNDSCHECK != "0":
-        macros.append(("FC_BOUNDSCHECK", "1"))
-    if BOUNDSCHECK == "asan":
-        if not _compiles(["-fsanitize=address"]):
-            raise SystemExit(
-                "FASTCONV_BOUNDSCHECK=asan: the C compiler cannot build with "
-                "-fsanitize=address; use FASTCONV_BOUNDSCHECK=1 (no AddressSanitizer)"
-            )
-        compile_args += ["-fsanitize=address", "-fno-omit-frame-pointer"]
-        link_args.append("-fsanitize=address")
-    exts = []
-    for pyx in sorted(CYTHON_DIR.glob("*.pyx")):
-        exts.append(
-            Extension(
-                f"fastconv._kernels.cython_backend.{pyx.stem}",
-                [str(pyx), *(simd_units() if pyx.stem == "conv" else [])],
-                include_dirs=[np.get_include(), str(CYTHON_DIR)],
-                depends=[str(h) for h in sorted(CYTHON_DIR.glob("*.h"))],
-                define_macros=macros,
-                extra_compile_args=compile_args,
-                extra_link_args=link_args,
-            )
-        )
-    return cythonize(
-        exts,
-        compiler_directives=COMPILER_DIRECTIVES,
-        quiet=True,
-        build_dir=None if BOUNDSCHECK == "0" else str(Path("build") / "boundscheck"),
-    )
+    """One extension per .pyx, listing what the sdist ships: the .pyx and the headers."""
+    headers = [str(h) for h in sorted([*CYTHON_DIR.glob("*.h"), *CYTHON_DIR.glob("*.pxd")])]
+    return [Extension(f"fastconv._kernels.cython_backend.{pyx.stem}", [str(pyx)],
+                      depends=headers)
+            for pyx in sorted(CYTHON_DIR.glob("*.pyx"))]
 
 
-setup(ext_modules=extensions())
+class BuildExt(build_ext):
+    """Probes the compiler, adds the per-level units and the flags, and cythonizes, when
+    the extensions are built."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        # The extensions compile independently: one at a time per core (pip passes no -j).
+        if self.parallel is None:
+            self.parallel = True
+
+    def build_extensions(self):
+        import numpy as np
+        from Cython.Build import cythonize
+
+        openmp = _compiler_has_openmp()
+        if not openmp:
+            warnings.warn(
+                "fastconv: the C compiler does not support OpenMP; the Cython kernels are "
+                "built serial (single-threaded). Install a compiler with OpenMP (gcc) and "
+                "rebuild for parallel kernels.",
+                stacklevel=1,
+            )
+        # -fno-math-errno lets gcc vectorize sqrt (Adam's update) instead of calling libm.
+        # No -march: the build runs on any CPU of its architecture; the vector kernels are
+        # compiled once per instruction-set level (simd_units, target attributes) and the
+        # level is chosen at import (kernels/_isa.py).
+        compile_args = ["-O3", "-fno-math-errno"]
+        link_args = []
+        macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+        if openmp:
+            compile_args.append("-fopenmp")
+            link_args.append("-fopenmp")
+        if BOUNDSCHECK == "0":
+            # No debug info in the shipped build (Python's CFLAGS carry -g); the checked
+            # builds keep it for ASan's and gdb's reports.
+            compile_args.append("-g0")
+        else:
+            macros.append(("FC_BOUNDSCHECK", "1"))
+        if BOUNDSCHECK == "asan":
+            if not _compiles(["-fsanitize=address"]):
+                raise SystemExit(
+                    "FASTCONV_BOUNDSCHECK=asan: the C compiler cannot build with "
+                    "-fsanitize=address; use FASTCONV_BOUNDSCHECK=1 (no AddressSanitizer)"
+                )
+            compile_args += ["-fsanitize=address", "-fno-omit-frame-pointer"]
+            link_args.append("-fsanitize=address")
+        for ext in self.extensions:
+            if ext.name.endswith(".conv"):
+                ext.sources += simd_units()
+            ext.include_dirs += [np.get_include(), str(CYTHON_DIR), str(SIMD_DIR)]
+            ext.define_macros += macros
+            ext.extra_compile_args += compile_args
+            ext.extra_link_args += link_args
+        cythonized = cythonize(
+            self.extensions,
+            compiler_directives=COMPILER_DIRECTIVES,
+            include_path=[str(CYTHON_DIR)],  # the shared .pxd files, cimported by name
+            quiet=True,
+            build_dir=None if BOUNDSCHECK == "0" else str(Path("build") / "boundscheck"),
+        )
+        sources = {ext.name: ext.sources for ext in cythonized}
+        for ext in self.extensions:
+            ext.sources = sources[ext.name]
+        super().build_extensions()
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

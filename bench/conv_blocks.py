@@ -1,12 +1,12 @@
 """Time the direct convolution kernels on DeepConvNet's six convs at the instruction-set
-level in force: the measurement behind the block shapes of ``kernels/_conv_plan.BLOCKS``.
+level in force: the measurement behind the block shapes of ``kernels/_isa.TABLE``.
 
     FASTCONV_ISA=avx2 python bench/conv_blocks.py [--backend cython] [--repeat 15]
                                                   [--algorithm direct|gemm]
 
 Prints, per layer, the median ms of the forward (fused ReLU), of the backward with dx
 (without for the first layer, as a network runs it) and their GFLOP/s, then the sums.
-Change a level's shapes in ``kernels/_conv_plan.BLOCKS`` (both backends), rebuild, and
+Change a level's shapes in its ``kernels/_isa.TABLE`` record (both backends), rebuild, and
 run again to compare.
 """
 import argparse

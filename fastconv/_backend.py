@@ -10,6 +10,7 @@ so concurrent threads and asyncio tasks each see their own scope.
 """
 import contextlib
 import contextvars
+import functools
 import importlib
 import os
 import threading
@@ -27,6 +28,9 @@ class Family(NamedTuple):
     ops: tuple = ()
     #: whether those ops are also ``fc.<op>``
     top_level: bool = True
+    #: ``module.Class`` in ``fastconv._kernels`` that runs the compiled backends' raw
+    #: kernels (one driver for both); empty: their module is the entry points
+    driver: str = ""
 
 
 #: The registry of kernel families, by name; the export lists of ``fastconv``,
@@ -36,7 +40,7 @@ FAMILIES = {
     "im2col": Family(("im2col", "col2im")),
     "pool": Family(("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")),
     "linear": Family(("linear", "linear_backward")),
-    "conv": Family(("conv2d", "conv2d_backward")),
+    "conv": Family(("conv2d", "conv2d_backward"), driver="_conv_driver.ConvDriver"),
     "augment": Family(("shift_flip",), top_level=False),
     "elementwise": Family(),  # the layers' passes (fastconv.functional.elementwise)
     "optim": Family(),  # the optimizers' update rules (fastconv.optim)
@@ -215,7 +219,17 @@ def kernels(backend, family):
 
         return (getattr(adapters, family, None)
                 or importlib.import_module(f"fastconv.reference.{family}"))
+    if FAMILIES[family].driver:
+        return _driver(backend, family)
     return importlib.import_module(f"fastconv._kernels.{backend}_backend.{family}")
+
+
+@functools.lru_cache(maxsize=None)
+def _driver(backend, family):
+    """The family's driver over ``backend``'s raw kernels (built once per process)."""
+    module, cls = FAMILIES[family].driver.split(".")
+    raw = importlib.import_module(f"fastconv._kernels.{backend}_backend.{family}")
+    return getattr(importlib.import_module(f"fastconv._kernels.{module}"), cls)(raw)
 
 
 # --------------------------------------------------------------------------- threads

@@ -62,34 +62,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-
-class Blocks(NamedTuple):
-    """Register-block shapes of the direct kernels at one instruction-set level."""
-
-    vbytes: int  #: bytes in a vector
-    fwd_f: int  #: forward/dx block: filters ...
-    fwd_v: int  #: ... x vectors of output positions
-    dw_f: int  #: weight-gradient blocks: filters ...
-    dw_c: int  #: ... x channels, one tap
-    dw3_c: int  #: ... x channels, three taps
-    fv_f: int  #: direct_filters blocks: vectors of filters ...
-    fv_p: int  #: ... x broadcast inputs (output positions; dW: channel-and-tap pairs)
-    one_v: int  #: forward/dx block of one filter (``use_one``): vectors of positions
+from ._isa import TABLE
 
 
-#: Block shapes per level (``kernels/_isa.py``), the same in both backends (setup.py
-#: writes them into each level's C translation unit; Numba reads them here). A forward block keeps
-#: fwd_f*fwd_v accumulators, fwd_v input vectors and one broadcast filter value in
+#: Block shapes per level (one ``_isa.Level`` record each), the same in both backends
+#: (setup.py writes them into each level's C unit; Numba reads them here). A forward block
+#: keeps fwd_f*fwd_v accumulators, fwd_v input vectors and one broadcast filter value in
 #: registers (the one-filter block, one_v accumulators and the broadcast, its loads
 #: folded into the FMAs); a three-tap dW block dw_f*dw3_c*3 accumulators, dw3_c*3 input
 #: vectors and one vector of dout (loaded one filter at a time).
-#:
-#: Why these shapes per level, with the measurements: docs/tuning.md, "Block shapes".
-BLOCKS = {
-    "sse": Blocks(16, 4, 2, 4, 2, 1, 2, 4, 6),
-    "avx2": Blocks(32, 4, 3, 4, 2, 1, 2, 6, 8),
-    "avx512": Blocks(64, 8, 3, 4, 4, 2, 2, 8, 8),
-}
+BLOCKS = {lvl.name: lvl.blocks for lvl in TABLE}
 
 #: Target size in bytes of one thread's col group (see ``group_size``).
 COL_GROUP_BYTES = 512 * 1024
@@ -112,7 +94,7 @@ def use_direct(g):
 #: docstring.
 FILTERS_BELOW = 0.9
 FILTERS_MIN_CHANNELS = 8
-DW_FILTERS_BELOW = {"sse": 0.9, "avx2": 0.9, "avx512": math.inf}
+DW_FILTERS_BELOW = {lvl.name: lvl.dw_filters_below for lvl in TABLE}
 
 ALGORITHMS = ("direct", "direct_filters", "gemm")
 
@@ -165,7 +147,7 @@ def use_filters(plane, real, real_dx, outputs, FN, C, filters, backward, level):
 #: Output channels below which the forward/dx kernel runs blocks of one filter
 #: (``one_v`` vectors) instead of ``fwd_f`` filters, whose rows past the real channels
 #: are computed and dropped (docs/tuning.md, "One-filter blocks").
-ONE_BELOW = {"sse": 4, "avx2": 3, "avx512": 4}
+ONE_BELOW = {lvl.name: lvl.one_below for lvl in TABLE}
 
 
 def use_one(channels, level):

@@ -60,3 +60,20 @@ def test_export_lists_follow_the_registry():
         if op in top:
             assert getattr(fc, op) is getattr(functional, op), op
     assert set(testing._TERMS) <= set(ops)
+
+
+@pytest.mark.parametrize("family", [n for n, f in _backend.FAMILIES.items() if f.driver])
+@pytest.mark.parametrize("backend", COMPILED)
+def test_driven_families_export_the_raw_kernels_the_driver_calls(family, backend):
+    """A family with one driver (conv): each compiled backend's module holds exactly the
+    raw kernels the driver names, with the same parameters in both backends."""
+    import importlib
+
+    module, _ = _backend.FAMILIES[family].driver.split(".")
+    wanted = importlib.import_module(f"fastconv._kernels.{module}").RAW_KERNELS
+    raw = importlib.import_module(f"fastconv._kernels.{backend}_backend.{family}")
+    assert tuple(raw.__all__) == tuple(wanted)
+    other = importlib.import_module(f"fastconv._kernels.{COMPILED[0]}_backend.{family}")
+    for name in wanted:
+        assert (tuple(inspect.signature(getattr(raw, name)).parameters)
+                == tuple(inspect.signature(getattr(other, name)).parameters)), name

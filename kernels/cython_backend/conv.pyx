@@ -11,90 +11,26 @@
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 from .._isa import level as isa_level
+
+from _common cimport gemm, round_up, valid_range
+from conv_simd cimport (fc_simd_cpu_supports, fc_simd_level, fc_simd_level_count,
+                       fc_simd_levels)
 from ._runtime import get_num_threads
 
-cdef extern from "conv_simd.h" nogil:
-    ctypedef void (*fc_wide_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
-                                 const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
-                                 Py_ssize_t nfb, float* out, Py_ssize_t ldo,
-                                 Py_ssize_t Q) noexcept nogil
-    ctypedef void (*fc_wide_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
-                                 const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
-                                 Py_ssize_t nfb, double* out, Py_ssize_t ldo,
-                                 Py_ssize_t Q) noexcept nogil
-    ctypedef struct fc_simd_level:
-        const char* name
-        int vbytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p, one_v
-        fc_wide_f32 conv_wide_f32, conv_wide1_f32
-        fc_wide_f64 conv_wide_f64, conv_wide1_f64
-        void (*conv_fv_f32)(const float* x, Py_ssize_t xs, Py_ssize_t C,
-                            const Py_ssize_t* off, Py_ssize_t ntap, const float* w,
-                            Py_ssize_t nfb, float* out, Py_ssize_t ldo,
-                            const Py_ssize_t* pos, const Py_ssize_t* taps,
-                            Py_ssize_t npos) noexcept nogil
-        void (*conv_fv_f64)(const double* x, Py_ssize_t xs, Py_ssize_t C,
-                            const Py_ssize_t* off, Py_ssize_t ntap, const double* w,
-                            Py_ssize_t nfb, double* out, Py_ssize_t ldo,
-                            const Py_ssize_t* pos, const Py_ssize_t* taps,
-                            Py_ssize_t npos) noexcept nogil
-        void (*conv_dwv_f32)(const float* g, Py_ssize_t ldg, Py_ssize_t nfb, const float* x,
-                             const Py_ssize_t* xo, Py_ssize_t nk, const Py_ssize_t* pos,
-                             Py_ssize_t npos, float* dwt, Py_ssize_t ldw) noexcept nogil
-        void (*conv_dwv_f64)(const double* g, Py_ssize_t ldg, Py_ssize_t nfb,
-                             const double* x, const Py_ssize_t* xo, Py_ssize_t nk,
-                             const Py_ssize_t* pos, Py_ssize_t npos, double* dwt,
-                             Py_ssize_t ldw) noexcept nogil
-        void (*pack_t_f32)(const float* src, const float* mask, Py_ssize_t m, Py_ssize_t F,
-                           Py_ssize_t P, float* dst, Py_ssize_t ldg) noexcept nogil
-        void (*pack_t_f64)(const double* src, const double* mask, Py_ssize_t m,
-                           Py_ssize_t F, Py_ssize_t P, double* dst,
-                           Py_ssize_t ldg) noexcept nogil
-        void (*unpack_t_f32)(const float* src, Py_ssize_t ldt, Py_ssize_t m, Py_ssize_t F,
-                             Py_ssize_t P, const float* b, int relu,
-                             float* dst) noexcept nogil
-        void (*unpack_t_f64)(const double* src, Py_ssize_t ldt, Py_ssize_t m, Py_ssize_t F,
-                             Py_ssize_t P, const double* b, int relu,
-                             double* dst) noexcept nogil
-        void (*conv_dw_f32)(const float* g, Py_ssize_t gs, Py_ssize_t nfb, const float* x,
-                            Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off,
-                            Py_ssize_t ntap, float* dw, Py_ssize_t Q) noexcept nogil
-        void (*conv_dw_f64)(const double* g, Py_ssize_t gs, Py_ssize_t nfb, const double* x,
-                            Py_ssize_t xs, Py_ssize_t Cp, const Py_ssize_t* off,
-                            Py_ssize_t ntap, double* dw, Py_ssize_t Q) noexcept nogil
-        void (*pack_f32)(const float* src, const float* mask, Py_ssize_t m, Py_ssize_t C,
-                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t top, Py_ssize_t left,
-                         Py_ssize_t Wp, Py_ssize_t S, float* dst, Py_ssize_t ds,
-                         Py_ssize_t tail) noexcept nogil
-        void (*pack_f64)(const double* src, const double* mask, Py_ssize_t m, Py_ssize_t C,
-                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t top, Py_ssize_t left,
-                         Py_ssize_t Wp, Py_ssize_t S, double* dst, Py_ssize_t ds,
-                         Py_ssize_t tail) noexcept nogil
-        void (*unwide_f32)(const float* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
-                           Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
-                           const float* b, int relu, float* dst) noexcept nogil
-        void (*unwide_f64)(const double* wide, Py_ssize_t ldo, Py_ssize_t m, Py_ssize_t F,
-                           Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Wp, Py_ssize_t S,
-                           const double* b, int relu, double* dst) noexcept nogil
-        void (*add_row_sums_f32)(const float* a, Py_ssize_t lda, Py_ssize_t rows,
-                                 Py_ssize_t Q, float* sums) noexcept nogil
-        void (*add_row_sums_f64)(const double* a, Py_ssize_t lda, Py_ssize_t rows,
-                                 Py_ssize_t Q, double* sums) noexcept nogil
-    const fc_simd_level fc_simd_sse, fc_simd_avx2, fc_simd_avx512
-    int fc_simd_cpu_supports(const fc_simd_level* level)
-
-
 cdef const fc_simd_level* _level_table(str name) except NULL:
-    cdef const fc_simd_level* k = &fc_simd_sse
-    if name == "avx2":
-        k = &fc_simd_avx2
-    elif name == "avx512":
-        k = &fc_simd_avx512
-    if not fc_simd_cpu_supports(k):
-        raise ValueError(f"the {name} kernels cannot run on this CPU (not built for its "
-                         f"architecture, or the CPU lacks the instructions)")
-    return k
+    """The kernel table of level ``name`` (kernels/_isa.TABLE, compiled into
+    conv_simd_levels.h), refused where this CPU cannot run it."""
+    cdef const fc_simd_level* k
+    cdef int i
+    for i in range(fc_simd_level_count):
+        k = fc_simd_levels[i]
+        if k.name != NULL and k.name.decode() == name:
+            if fc_simd_cpu_supports(k):
+                return k
+            break
+    raise ValueError(f"the {name} kernels cannot run on this CPU (not built for its "
+                     f"architecture, or the CPU lacks the instructions)")
 
 
 #: The direct kernels of the level in force (kernels/_isa.py).
@@ -102,35 +38,11 @@ cdef const fc_simd_level* _K = _level_table(isa_level())
 
 
 def block_shapes():
-    """The compiled block shapes of the level in force, as ``kernels._conv_plan.BLOCKS``
-    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p,
+    """The compiled block shapes of the level in force, as ``kernels._isa.TABLE`` holds
+    them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p,
     one_v)``."""
     return (_K.name.decode(), _K.vbytes, _K.fwd_f, _K.fwd_v, _K.dw_f, _K.dw_c, _K.dw3_c,
             _K.fv_f, _K.fv_p, _K.one_v)
-
-
-cdef inline void _gemm(char ta, char tb, int M, int N, int K, floating alpha,
-                       const floating* A, int lda, const floating* B, int ldb,
-                       floating beta, floating* C, int ldc) noexcept nogil:
-    """Row-major ``C(M, N) = alpha * op(A) @ op(B) + beta * C``: the column-major BLAS
-    call on the transposed problem ``C.T = op(B).T @ op(A).T``."""
-    if floating is float:
-        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda,
-              &beta, C, &ldc)
-    else:
-        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda,
-              &beta, C, &ldc)
-
-
-cdef inline void _valid_range(int k, int s, int p, Py_ssize_t n_out, Py_ssize_t n_in,
-                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """Output indices o with 0 <= o*s + k - p < n_in, as [lo, hi)."""
-    lo[0] = (p - k + s - 1) // s if p - k > 0 else 0
-    hi[0] = (n_in - 1 + p - k) // s + 1 if n_in - 1 + p - k >= 0 else 0
-    if hi[0] > n_out:
-        hi[0] = n_out
-    if hi[0] < lo[0]:
-        hi[0] = lo[0]
 
 
 cdef void _im2col_t(const floating* img, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -142,9 +54,9 @@ cdef void _im2col_t(const floating* img, Py_ssize_t C, Py_ssize_t H, Py_ssize_t 
     cdef const floating* src
     for c in range(C):
         for ky in range(kh):
-            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
+            valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
             for kx in range(kw):
-                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
+                valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
                 dst = col + ((c * kh + ky) * kw + kx) * ldc
                 for oy in range(OH):
                     if oy < ylo or oy >= yhi:
@@ -174,9 +86,9 @@ cdef void _col2im_t(const floating* col, Py_ssize_t ldc, floating* img, Py_ssize
     memset(img, 0, C * H * W * sizeof(floating))
     for c in range(C):
         for ky in range(kh):
-            _valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
+            valid_range(ky, sh, ph, OH, H, &ylo, &yhi)
             for kx in range(kw):
-                _valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
+                valid_range(kx, sw, pw, OW, W, &xlo, &xhi)
                 src = col + ((c * kh + ky) * kw + kx) * ldc
                 for oy in range(ylo, yhi):
                     dst = img + (c * H + oy * sh + ky - ph) * W + kx - pw
@@ -227,7 +139,7 @@ cdef void _forward_share(const floating* x, const floating* Wm, const floating* 
         for j in range(m):
             _im2col_t(x + (n0 + j) * C * H * W, C, H, W, col + j * P, m * P, OH, OW,
                       kh, kw, sh, sw, ph, pw)
-        _gemm(c'N', c'N', FN, m * P, K, 1, Wm, K, col, m * P, 0, res, m * P)
+        gemm(c'N', c'N', FN, m * P, K, 1, Wm, K, col, m * P, 0, res, m * P)
         for j in range(m):
             for f in range(FN):
                 _bias_relu(res + f * m * P + j * P, out + ((n0 + j) * FN + f) * P, P, b[f],
@@ -276,10 +188,10 @@ cdef void _backward_share(const floating* dout, const floating* rout,
                         s += v
                 db[f] += <floating>s
         # dW(FN, K) += dg(FN, mP) @ col(K, mP).T
-        _gemm(c'N', c'T', FN, K, m * P, 1, dg, m * P, col, m * P, 1, dW, K)
+        gemm(c'N', c'T', FN, K, m * P, 1, dg, m * P, col, m * P, 1, dW, K)
         if need_dx:
             # dcol(K, mP) = Wm(FN, K).T @ dg(FN, mP)
-            _gemm(c'T', c'N', K, m * P, FN, 1, Wm, K, dg, m * P, 0, dcol, m * P)
+            gemm(c'T', c'N', K, m * P, FN, 1, Wm, K, dg, m * P, 0, dcol, m * P)
             for j in range(m):
                 _col2im_t(dcol + j * P, m * P, dx + (n0 + j) * C * H * W, C, H, W,
                           OH, OW, kh, kw, sh, sw, ph, pw)
@@ -336,10 +248,6 @@ def backward_gemm(const floating[:, :, :, ::1] dout, const floating[:, :, :, ::1
 # outputs (then dropped by the compaction that applies bias and ReLU). The passes the
 # plan gives to filters in vectors (Plan.pos, pos_dx) run those kernels on the same
 # planes, at the outputs only.
-
-cdef inline Py_ssize_t _round_up(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return (a + b - 1) // b * b
-
 
 cdef inline void _pack(const floating* src, const floating* mask, Py_ssize_t m,
                        Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t top,
@@ -409,7 +317,7 @@ cdef inline void _forward_pass(const floating* x, Py_ssize_t xs, Py_ssize_t C,
     whole blocks)."""
     if pos != NULL:
         _fv(x, xs, C, off, ntap, w, nrows // F, wide, nrows, pos, taps,
-            _round_up(m * OH * OW, _K.fv_p))
+            round_up(m * OH * OW, _K.fv_p))
         _unpack_t(wide, nrows, m, FN, OH * OW, b, relu, dst)
     else:
         _wide(x, xs, C, off, ntap, w, nrows, F, wide, ldo, m * S)
@@ -539,7 +447,7 @@ def backward_direct(const floating[:, :, :, ::1] dout, const floating[:, :, :, :
               &xbuf[t, 0, 0], xs, (ph + 1) * Wp)
         _pack(&dout[n0, 0, 0, 0], mask, m, FN, OH, OW, top, left, Wp, S,
               &dbuf[t, 0, 0], ds, (top + 1) * Wp + L)
-        Q = _round_up(m * S, L)
+        Q = round_up(m * S, L)
         memset(&dW_part[k, 0], 0, dW_part.shape[1] * sizeof(floating))
         memset(&db_part[k, 0], 0, FN * sizeof(floating))
         _add_row_sums(&dbuf[t, 0, shift], ds, FN, Q, &db_part[k, 0])

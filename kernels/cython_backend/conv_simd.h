@@ -10,9 +10,9 @@
  * filters instead of positions, for the passes whose planes waste much that way.
  *
  * The kernels are written once (conv_simd_impl.h) with GCC/Clang vector extensions and
- * built by one translation unit per level (written by setup.py, see conv_simd_level.h),
- * each with its own vector width, block shapes (kernels/_conv_plan.BLOCKS, with the
- * measurements behind them) and target attributes, so the extension itself needs no
+ * built by one translation unit per level (written by setup.py from kernels/_isa.TABLE,
+ * see conv_simd_level.h), each with its own vector width, block shapes and target
+ * attributes, so the extension itself needs no
  * -march flag and runs on any x86-64 CPU. Each unit exports one fc_simd_level table.
  */
 #ifndef FASTCONV_CONV_SIMD_H
@@ -87,24 +87,9 @@ typedef struct {
                              double* sums);
 } fc_simd_level;
 
-extern const fc_simd_level fc_simd_sse, fc_simd_avx2, fc_simd_avx512;
-
-/* 1 when this CPU (and its OS) runs the level's instructions: the guard that keeps an
- * illegal instruction out, whatever level is asked for. */
-static inline int fc_simd_cpu_supports(const fc_simd_level* level)
-{
-    if (level->name == NULL)
-        return 0;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    if (level == &fc_simd_avx512)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
-               && __builtin_cpu_supports("fma");
-    if (level == &fc_simd_avx2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-    return 1;
-}
+/* The levels (their extern tables, the list conv.pyx looks the level in force up in, and
+ * fc_simd_cpu_supports, the run-time check): written by setup.py from kernels/_isa.TABLE. */
+#include "conv_simd_levels.h"
 
 /* FC_CHECK(cond): the kernels' index checks, compiled in the bounds-checked build only
  * (FASTCONV_BOUNDSCHECK, see setup.py); there it prints the file, line and condition and

@@ -41,9 +41,8 @@ static inline __attribute__((always_inline)) void FC_FN(fc_wide_blocks)(
     /* Each filter's row of out holds every position written, Q rounded up to step. */
     FC_CHECK(C >= 0 && nfb >= 0 && Q >= 0 && (Q + step - 1) / step * step <= ldo);
     FC_CHECK(fc_taps_forward(off, ntap));
-    /* Filter blocks outermost (each block's weights stay in L1, x streams from L2).
-     * Positions outermost instead (x reused across filter blocks) measured no faster,
-     * AVX2, six convs' forward summed, alternated: 37.0/25.0/25.4 against 28.8/21.7/25.0 ms. */
+    /* Filter blocks outermost: each block's weights stay in L1, x streams from L2
+     * (docs/tuning.md, "C kernel details"). */
     for (ptrdiff_t fb = 0; fb < nfb; fb++) {
         const FC_T* wb = w + fb * C * ntap * F;
         FC_T* ob = out + fb * F * ldo;
@@ -155,8 +154,7 @@ static inline __attribute__((always_inline)) void FC_FN(fc_fv_step)(
  * computed, where fc_conv_wide computes whole planes; each of FC_FV_P positions
  * broadcasts its input value against FC_FV_F vectors of filters. Block b sums taps
  * taps[2b] <= t < taps[2b+1] only (_conv_plan.tap_ranges: the others read padding).
- * Storing the block transposed instead (out[f*ldo + pos[i]], element by element) took
- * conv6's forward 1.05-1.08 -> 1.14-1.27 ms (Cython, AVX-512, Zen 5). */
+ * Stored as held, not transposed (docs/tuning.md, "C kernel details"). */
 static void FC_FN(fc_conv_fv)(const FC_T* x, ptrdiff_t xs, ptrdiff_t C,
                               const ptrdiff_t* off, ptrdiff_t ntap,
                               const FC_T* w, ptrdiff_t nfb, FC_T* out, ptrdiff_t ldo,
@@ -312,7 +310,7 @@ static void FC_FN(fc_conv_dw)(const FC_T* g, ptrdiff_t gs, ptrdiff_t nfb,
  * image's bottom pad and the wrap of its last row, top + 1 rows). mask (like src) or
  * NULL: keep a value only where mask > 0 (the fused ReLU's backward). Compiled per
  * level with the kernels: at the SSE2 baseline GCC leaves the masked copy scalar
- * (DeepConvNet's conv1 backward 1.14 -> 4.12 ms, AVX-512 host, 2 threads). */
+ * (docs/tuning.md, "C kernel details"). */
 static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptrdiff_t m,
                                           ptrdiff_t C, ptrdiff_t H, ptrdiff_t W,
                                           ptrdiff_t top, ptrdiff_t left, ptrdiff_t Wp,
@@ -327,9 +325,8 @@ static void FC_NO_LIBCALLS FC_FN(fc_pack)(const FC_T* src, const FC_T* mask, ptr
      * read past it: the values written past the row land in its right padding (zeroed
      * next) and in the following rows, planes or tail, all written after it. */
     const ptrdiff_t Wv = (W + FC_L - 1) / FC_L * FC_L, over = Wv - W;
-    /* Image by image, so the source is read in one sequential stream: plane by plane
-     * across the images, a channel at a time, the pack took 15.0% of the cycles of the
-     * six convs' forward + backward and 11.3% this way (perf, AVX-512, Zen 5). */
+    /* Image by image, so the source is read in one sequential stream (docs/tuning.md,
+     * "C kernel details"). */
     for (ptrdiff_t j = 0; j < m; j++) {
         for (ptrdiff_t c = 0; c < C; c++) {
             FC_T* plane = dst + c * ds + j * S;

@@ -1,7 +1,6 @@
 /* The body of one level's translation unit. setup.py writes one unit per level (into
- * build/, from kernels/_isa.C_TARGETS and kernels/_conv_plan.BLOCKS) that defines
- * FC_LEVEL, FC_VBYTES, the block shapes (FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C, FC_DW3_C,
- * FC_FV_F, FC_FV_P, FC_ONE_V)
+ * build/, from its record in kernels/_isa.TABLE) that defines FC_LEVEL, the block shapes
+ * (FC_VBYTES, FC_FWD_F, FC_FWD_V, FC_DW_F, FC_DW_C, FC_DW3_C, FC_FV_F, FC_FV_P, FC_ONE_V)
  * and, for x86 levels above the baseline, FC_TARGET (a target attribute string such as
  * "avx2,fma"), then includes this file. */
 #include "conv_simd.h"
@@ -18,13 +17,9 @@ FC_PRAGMA(GCC target(FC_TARGET))
 #endif
 
 /* FC_IN_REGISTER keeps a loaded vector in a register: without it GCC folds the load into
- * every FMA that uses it (4 loads per FMA block instead of 1 in the weight-gradient loop,
- * measured 30-48 -> 89-95 GFLOP/s, one thread, conv6's shape, AVX-512).
- * FC_BASE_REGISTER keeps a pointer computed once per step as the base of the loads
- * after it. Without it GCC re-associates fc_fv_step's xp[pp[p]] as x + (off[t] + pp[p])
- * and adds a lea per broadcast: 31 instructions per AVX2 step of 12 FMAs, 26 with it
- * (as LLVM emits for Numba). conv5's forward (one thread, Zen 5, processes alternated,
- * median of the paired ratios): 0.92x the time before at AVX-512, 0.945x at AVX2. */
+ * every FMA that uses it. FC_BASE_REGISTER keeps a pointer computed once per step as the
+ * base of the loads after it, where GCC would add a lea per broadcast. Both measured:
+ * docs/tuning.md, "C kernel details". */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FC_IN_REGISTER(v) __asm__("" : "+v"(v))
 #define FC_BASE_REGISTER(p) __asm__("" : "+r"(p))
@@ -34,9 +29,7 @@ FC_PRAGMA(GCC target(FC_TARGET))
 #endif
 
 /* Keeps GCC from turning a row's short copy and zero loops back into memcpy and memset
- * calls, three per packed row (fc_pack): the six convs' forward + backward took 15.7-16.2
- * ms with the calls, 15.0-15.3 without (AVX-512; 26.6-27.8 against 26.0-26.1 at AVX2,
- * Cython, Zen 5). */
+ * calls, three per packed row (fc_pack; docs/tuning.md, "C kernel details"). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define FC_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else

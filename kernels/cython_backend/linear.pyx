@@ -1,31 +1,16 @@
-# The fully connected layer in Cython: x @ W by SciPy's BLAS (sgemm/dgemm through
-# scipy.linalg.cython_blas, writing straight into the output), then one parallel pass over
-# the output adding the bias and applying the ReLU.
-# Row-major arrays are the transposes of column-major ones, so row-major C = A @ B is the
-# column-major call C^T = B^T @ A^T with the operands swapped.
+# The fully connected layer in Cython: x @ W by SciPy's BLAS (the row-major gemm of
+# _common.pxd, writing straight into the output), then one parallel pass over the output
+# adding the bias and applying the ReLU.
 # ReLU is "v < 0 -> 0", so NaN propagates as in np.maximum(v, 0). The backward's ReLU mask
 # zeroes dout where the forward output is <= 0 (the book's Relu.backward), fused with the
 # column sums that give db.
 from cython cimport floating
 from cython.parallel cimport prange
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from _common cimport gemm
 import numpy as np
 
 from .._blas import guard_for
-
-
-cdef void _gemm(char transa, char transb, int m, int n, int k,
-                const floating* a, int lda, const floating* b, int ldb,
-                floating* c, int ldc) noexcept nogil:
-    """Column-major C (m, n) = op(A) @ op(B), beta 0."""
-    cdef float sone = 1, szero = 0
-    cdef double done = 1, dzero = 0
-    if floating is float:
-        sgemm(&transa, &transb, &m, &n, &k, &sone, <float*>a, &lda, <float*>b, &ldb,
-              &szero, c, &ldc)
-    else:
-        dgemm(&transa, &transb, &m, &n, &k, &done, <double*>a, &lda, <double*>b, &ldb,
-              &dzero, c, &ldc)
 
 
 def _linear_into(const floating[:, ::1] x, const floating[:, ::1] W, const floating[::1] b,
@@ -37,7 +22,7 @@ def _linear_into(const floating[:, ::1] x, const floating[:, ::1] W, const float
     cdef const floating* bp = &b[0] if has_bias else NULL
     with nogil:
         # out^T (M, N) = W^T (M, D) @ x^T (D, N)
-        _gemm(c'N', c'N', M, N, D, &W[0, 0], M, &x[0, 0], D, op, M)
+        gemm(c'N', c'N', N, M, D, 1, &x[0, 0], D, &W[0, 0], M, 0, op, M)
         if has_bias or relu:
             for i in prange(N, schedule="static"):
                 for j in range(M):
@@ -71,9 +56,9 @@ def _linear_backward_into(const floating[:, ::1] dout, const floating[:, ::1] x,
                     g[i, j] = v
                 db[j] += v
         # dx^T (D, N) = W (D, M) @ g^T (M, N)
-        _gemm(c'T', c'N', D, N, M, &W[0, 0], M, gp, M, &dx[0, 0], D)
+        gemm(c'N', c'T', N, D, M, 1, gp, M, &W[0, 0], M, 0, &dx[0, 0], D)
         # dW^T (M, D) = g^T (M, N) @ x (N, D)
-        _gemm(c'N', c'T', M, D, N, gp, M, &x[0, 0], D, &dW[0, 0], M)
+        gemm(c'T', c'N', D, M, N, 1, &x[0, 0], D, gp, M, 0, &dW[0, 0], M)
 
 
 def linear(x, W, b, bint relu):

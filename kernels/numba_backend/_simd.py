@@ -8,10 +8,10 @@ built here: a block's accumulators are a tuple of LLVM vectors as wide as the re
 of the instruction-set level in force (``VBYTES``: 64 bytes at AVX-512, ``<16 x float>``
 or ``<8 x double>``; 32 at AVX2, 16 at SSE; Numba compiles for that level, see
 ``kernels/_isa.py``), each step is unrolled at compile time, and products are added
-with ``llvm.fma``. On DeepConvNet's conv6 shape the forward block runs at 112 GFLOP/s on
-one thread (AVX-512), the same as the C kernel built by GCC.
+with ``llvm.fma``; the blocks run as fast as the C kernels built by GCC (docs/tuning.md,
+"C kernel details").
 
-The block shapes are the Cython kernels', per level (``_conv_plan.BLOCKS``): the
+The block shapes are the Cython kernels', per level (``_isa.TABLE``): the
 forward (``wide_*``) holds
 ``WIDE_F`` filters x ``WIDE_V`` vectors of output positions (``one_*``: 1 x ``ONE_V``,
 for outputs of few channels), the weight gradient
@@ -94,8 +94,8 @@ def _broadcast(builder, scalar, vt, llvt):
 def _no_interleave(builder):
     """An empty ``asm sideeffect`` closing every register-block step: LLVM's loop
     vectorizer then leaves the step's loop alone instead of interleaving two iterations,
-    which at AVX2 (16 registers) spilled accumulators on every step (the forward with
-    filters in vectors on conv6's shape: 3.24 -> 2.14 ms, the same as Cython's)."""
+    which at AVX2 (16 registers) spilled accumulators on every step (docs/tuning.md,
+    "C kernel details")."""
     builder.asm(ir.FunctionType(ir.VoidType(), []), "", "", [], side_effect=True)
 
 
@@ -242,9 +242,8 @@ def _fv_out(add):
     """The intrinsic writing a block with filters in vectors into rows of filters:
     ``arr[index + p*ld + v*lanes : ...] = acc[p*FV_F + v]`` (the forward, rows of
     filters per output, which ``conv._unpack_t`` transposes), or ``+=`` with ``add`` (the
-    weight gradient, rows of filters per channel and tap). Storing the forward's block
-    transposed (filters x positions) instead, element by element, took conv6's forward
-    1.05-1.08 -> 1.14-1.27 ms in the Cython kernel (AVX-512, Zen 5)."""
+    weight gradient, rows of filters per channel and tap): stored as held, not
+    transposed (docs/tuning.md, "C kernel details")."""
     def out(typingctx, acc, arr, index, ld):
         sig = types.none(acc, arr, index, ld)
 

@@ -447,8 +447,8 @@ def _check_width(width, G, S, Wp, top, off, L):
 
 
 def block_shapes():
-    """The block shapes these kernels were compiled with, as ``kernels._conv_plan.BLOCKS``
-    tables them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p,
+    """The block shapes these kernels were compiled with, as ``kernels._isa.TABLE`` holds
+    them: ``(level, vector bytes, fwd_f, fwd_v, dw_f, dw_c, dw3_c, fv_f, fv_p,
     one_v)``."""
     return (LEVEL, VBYTES, WIDE_F, WIDE_V, DW_F, DW_C, DW3_C, FV_F, FV_P, ONE_V)
 
