@@ -80,6 +80,23 @@ def _col2im_t(col, off, dx, n, kh, kw, sh, sw, ph, pw, OH, OW):
 # ------------------------------------------------------------------ im2col + GEMM
 
 
+@jit
+def _thread_groups(t, threads, N, G):
+    """Groups ``[g0, g1)`` of G images that thread t of ``threads`` takes."""
+    n_groups = (N + G - 1) // G
+    return t * n_groups // threads, (t + 1) * n_groups // threads
+
+
+@jit
+def _group_col(x, n0, m, col_buf, K, kh, kw, sh, sw, ph, pw, OH, OW):
+    """The col (K, m*OH*OW) of images ``n0 .. n0+m``, written at the start of col_buf."""
+    P = OH * OW
+    col = col_buf[: K * m * P].reshape((K, m * P))
+    for j in range(m):
+        _im2col_t(x, n0 + j, col, j * P, kh, kw, sh, sw, ph, pw, OH, OW)
+    return col
+
+
 @pjit
 def forward_gemm(x, Wm, b, out, col_ws, res_ws, kh, kw, sh, sw, ph, pw, relu, images,
                  threads):
@@ -90,17 +107,14 @@ def forward_gemm(x, Wm, b, out, col_ws, res_ws, kh, kw, sh, sw, ph, pw, relu, im
     OH, OW = out.shape[2], out.shape[3]
     P = OH * OW
     out3 = out.reshape((N, FN, P))
-    G = images
-    n_groups = (N + G - 1) // G
     for t in prange(threads):
-        col_buf, res_buf = col_ws[t], res_ws[t]
-        for g in range(t * n_groups // threads, (t + 1) * n_groups // threads):
-            n0 = g * G
-            m = min(G, N - n0)
-            col = col_buf[: K * m * P].reshape((K, m * P))
+        res_buf = res_ws[t]
+        g0, g1 = _thread_groups(t, threads, N, images)
+        for g in range(g0, g1):
+            n0 = g * images
+            m = min(images, N - n0)
+            col = _group_col(x, n0, m, col_ws[t], K, kh, kw, sh, sw, ph, pw, OH, OW)
             res = res_buf[: FN * m * P].reshape((FN, m * P))
-            for j in range(m):
-                _im2col_t(x, n0 + j, col, j * P, kh, kw, sh, sw, ph, pw, OH, OW)
             np.dot(Wm, col, res)
             for j in range(m):
                 for f in range(FN):
@@ -123,21 +137,19 @@ def backward_gemm(dout, rout, has_relu, x, Wm, dx, need_dx, dW_part, db_part, co
     P = OH * OW
     dout3, rout3 = dout.reshape((N, FN, P)), rout.reshape((N, FN, P))
     WmT = np.ascontiguousarray(Wm.T)
-    G = images
-    n_groups = (N + G - 1) // G
     for t in prange(threads):
-        col_buf, d_buf, dcol_buf = col_ws[t], dg_ws[t], dcol_ws[t]
+        d_buf, dcol_buf = dg_ws[t], dcol_ws[t]
         tmp = np.empty((FN, K), dtype=x.dtype)
         dW_t = dW_part[t]
         dW_t[:] = 0
         db_part[t] = 0
-        for g in range(t * n_groups // threads, (t + 1) * n_groups // threads):
-            n0 = g * G
-            m = min(G, N - n0)
-            col = col_buf[: K * m * P].reshape((K, m * P))
+        g0, g1 = _thread_groups(t, threads, N, images)
+        for g in range(g0, g1):
+            n0 = g * images
+            m = min(images, N - n0)
+            col = _group_col(x, n0, m, col_ws[t], K, kh, kw, sh, sw, ph, pw, OH, OW)
             dg = d_buf[: FN * m * P].reshape((FN, m * P))
             for j in range(m):
-                _im2col_t(x, n0 + j, col, j * P, kh, kw, sh, sw, ph, pw, OH, OW)
                 for f in range(FN):
                     s = 0.0
                     for p in range(P):
