@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HOST = _isa.host_levels()
 
 
-def _run(code, env=None, cwd=ROOT):
+# The children run in this run's directory, not the checkout's root, where `python -c`
+# would import the checkout's fastconv/ instead of the installed package under test.
+def _run(code, env=None):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=600)
+                          env={**os.environ, **(env or {})}, timeout=600)
 
 
 def test_host_levels_are_ordered_and_include_the_baseline():
@@ -71,7 +73,7 @@ def test_numba_blocks_are_the_plan_table():
 
 def test_info_shows_the_level():
     res = subprocess.run([sys.executable, "-m", "fastconv", "info"], capture_output=True,
-                         text=True, cwd=ROOT, timeout=300)
+                         text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert f"isa: {_isa.level()}" in res.stdout and ", ".join(HOST) in res.stdout
 
@@ -88,7 +90,7 @@ def test_conv_suite_at_every_lower_level(level):
                           str(ROOT / "tests" / "test_conv.py"), str(Path(__file__)) + "::"
                           "test_compiled_block_shapes_are_the_plan_table",
                           str(Path(__file__)) + "::test_numba_blocks_are_the_plan_table"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=1800,
+                         capture_output=True, text=True, timeout=1800,
                          env={**os.environ, _isa.ENV: level})
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert " passed" in res.stdout and " failed" not in res.stdout
