@@ -155,16 +155,17 @@ def conv2d_backward(dout: np.ndarray, x: np.ndarray, W: np.ndarray, stride: IntP
 
     Examples
     --------
+    The forward of :func:`conv2d`'s example, then its gradients:
+
     >>> import numpy as np
     >>> import fastconv as fc
-    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
-    >>> W = np.ones((2, 1, 3, 3), np.float32)
-    >>> out = fc.conv2d(x, W, np.array([0, -50], np.float32), pad=1, relu=True)
+    >>> x, W = np.arange(16.0).reshape(1, 1, 4, 4), np.ones((2, 1, 3, 3))
+    >>> out = fc.conv2d(x, W, np.array([0.0, -50.0]), pad=1, relu=True)
     >>> dx, dW, db = fc.conv2d_backward(np.ones_like(out), x, W, pad=1, relu_out=out)
     >>> dx.shape, dW.shape
     ((1, 1, 4, 4), (2, 1, 3, 3))
     >>> db                                   # 16 outputs, 7 of the second filter's above 0
-    array([16.,  7.], dtype=float32)
+    array([16.,  7.])
     """
     op = "conv2d_backward"
     dout = v.check_array(dout, "dout", op, ndim=4)

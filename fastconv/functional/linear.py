@@ -131,10 +131,11 @@ def linear_backward(dout: np.ndarray, x: np.ndarray, W: np.ndarray, *,
 
     Examples
     --------
+    With ``x`` and ``W`` of :func:`linear`'s example:
+
     >>> import numpy as np
     >>> import fastconv as fc
-    >>> x = np.array([[1., -2.], [3., 4.]])
-    >>> W = np.array([[1., 0., -1.], [2., 1., 0.]])
+    >>> x, W = np.array([[1., -2.], [3., 4.]]), np.array([[1., 0., -1.], [2., 1., 0.]])
     >>> dx, dW, db = fc.linear_backward(np.ones((2, 3)), x, W)
     >>> dx, db                                              # dout @ W.T, dout summed
     (array([[0., 3.],
