@@ -38,7 +38,9 @@ class Family(NamedTuple):
 #: derive from it (CONTRIBUTING.md: adding a family).
 FAMILIES = {
     "im2col": Family(("im2col", "col2im")),
-    "pool": Family(("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")),
+    "pool": Family(("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+                    "global_avg_pool2d", "global_avg_pool2d_backward",
+                    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward")),
     "linear": Family(("linear", "linear_backward")),
     "conv": Family(("conv2d", "conv2d_backward"), driver="_conv_driver.ConvDriver"),
     "augment": Family(("shift_flip",), top_level=False),

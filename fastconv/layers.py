@@ -14,6 +14,8 @@ What runs where:
   ``Convolution`` and ``Affine`` take ``relu=True`` to fuse the ReLU that follows them
   (the backward masks the gradient with ``out > 0``, as the book's ``Relu``), and
   ``Convolution(need_dx=False)`` skips the input gradient of a net's first layer.
+* ``GlobalAvgPool`` (not in the book: MobileNet/ResNet heads) calls
+  :func:`fastconv.global_avg_pool2d` and its backward.
 * ``Relu``, ``Dropout`` and ``SoftmaxWithLoss`` run fused one-pass kernels
   (:mod:`fastconv.functional.elementwise`; the measurements are there).
 * ``Sigmoid`` and ``BatchNormalization`` are NumPy on every backend (BatchNormalization's
@@ -49,11 +51,12 @@ import numpy as np
 
 from . import _validation as v
 from .functional import conv2d, conv2d_backward, linear, linear_backward
+from .functional import global_avg_pool2d, global_avg_pool2d_backward
 from .functional import max_pool2d, max_pool2d_backward
 from .functional import elementwise as ew
 
 __all__ = ["Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout", "BatchNormalization",
-           "Convolution", "Pooling"]
+           "Convolution", "Pooling", "GlobalAvgPool"]
 
 
 def _layer_repr(layer, *names):
@@ -473,3 +476,31 @@ class Pooling:
         _need_forward(self, "arg_max")
         return max_pool2d_backward(dout, self.arg_max, self.x.shape, self.pool_h,
                                    self.pool_w, self.stride, self.pad)
+
+
+class GlobalAvgPool:
+    """Global average pooling (:func:`fastconv.global_avg_pool2d`): the mean of each
+    channel, a ResNet or MobileNet head before the last ``Affine``. Not in the book.
+
+    Attributes
+    ----------
+    x_shape : tuple (N, C, H, W)
+        The last input's shape.
+    """
+
+    def __init__(self):
+        self.x_shape = None
+
+    def __repr__(self):
+        return _layer_repr(self)
+
+    def forward(self, x):
+        """x : (N, C, H, W) -> (N, C, 1, 1)."""
+        out = global_avg_pool2d(x)
+        self.x_shape = x.shape
+        return out
+
+    def backward(self, dout):
+        """dout : (N, C, 1, 1) -> dx : (N, C, H, W)."""
+        _need_forward(self, "x_shape")
+        return global_avg_pool2d_backward(dout, self.x_shape)

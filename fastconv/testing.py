@@ -150,6 +150,13 @@ def _overlaps(pool_h, pool_w, stride):
     return -(-pool_h // sh) * -(-pool_w // sw)
 
 
+def _bin_terms(sizes, counts):
+    """Most cells in one of PyTorch's adaptive bins of ``counts`` bins over ``sizes``
+    cells; swapped, most bins that cover one cell (an upper bound where not dividing)."""
+    return math.prod(s // c if s % c == 0 else -(-s // c) + 1
+                     for s, c in zip(sizes, _pair(counts)))
+
+
 def _conv_out(x, W, stride, pad):
     (sh, sw), (ph, pw) = _pair(stride), _pair(pad)
     return out_size(x.shape[2], W.shape[2], sh, ph), out_size(x.shape[3], W.shape[3], sw, pw)
@@ -170,6 +177,10 @@ _TERMS = {
     "avg_pool2d_backward": lambda a: (_overlaps(a["pool_h"], a["pool_w"], a["stride"]),),
     "max_pool2d_backward": lambda a: (_overlaps(a["pool_h"], a["pool_w"], a["stride"]),),
     "col2im": lambda a: (_overlaps(a["filter_h"], a["filter_w"], a["stride"]),),
+    "global_avg_pool2d": lambda a: (a["x"].shape[2] * a["x"].shape[3],),
+    "adaptive_avg_pool2d": lambda a: (_bin_terms(a["x"].shape[2:], a["output_size"]),),
+    "adaptive_avg_pool2d_backward": lambda a: (
+        _bin_terms(_pair(a["output_size"]), a["x_shape"][2:]),),
 }
 
 

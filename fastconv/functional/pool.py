@@ -1,4 +1,5 @@
-"""Public max / average pooling: validate once, then dispatch to a backend.
+"""Public max / average pooling (sliding windows, global and adaptive): validate once,
+then dispatch to a backend.
 
 ``argmax`` is int32 (half the memory traffic of int64; a window never holds 2**31
 cells). The backward passes accept any integer dtype and convert it once.
@@ -215,4 +216,174 @@ def avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], po
     compute, out_dtype = v.dtypes(d)
     d = v.prepare(d, compute)
     dx = _backend.kernels(_backend.resolve(backend), "pool").avg_pool2d_backward(d, x_shape, g)
+    return v.restore(out_dtype, dx)
+
+
+def _output_size(output_size, op):
+    return v.pair(output_size, "output_size", op, 1)
+
+
+def global_avg_pool2d(x: np.ndarray, *, backend: str | None = None) -> np.ndarray:
+    """Mean of each (image, channel) plane: a ResNet or MobileNet head.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        float16, float32 or float64; any memory layout (copied once if not C-contiguous).
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+        None uses the current backend (see :func:`fastconv.set_backend`).
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, 1, 1), dtype of ``x``
+        The compiled backends sum each plane row by row, left to right, in ``x``'s dtype
+        (float16 in float32) and divide once by ``H*W``; the reference (NumPy's
+        ``mean``) sums pairwise, so float32 results agree to about
+        ``eps * sqrt(H*W)`` relative to the largest output.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float ndarray.
+    ValueError
+        ``x`` is not 4-D or holds no elements.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2)
+    >>> fc.global_avg_pool2d(x)[:, :, 0, 0]
+    array([[1.5, 5.5]], dtype=float32)
+    """
+    op = "global_avg_pool2d"
+    x = v.check_array(x, "x", op, ndim=4)
+    compute, out_dtype = v.dtypes(x)
+    x = v.prepare(x, compute)
+    return v.restore(out_dtype, _backend.kernels(_backend.resolve(backend), "pool")
+                     .global_avg_pool2d(x))
+
+
+def global_avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int], *,
+                               backend: str | None = None) -> np.ndarray:
+    """Gradient of :func:`global_avg_pool2d` with respect to ``x``: each ``dout`` cell
+    divided by ``H*W`` on every cell of its plane.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, 1, 1)
+        Gradient of the loss with respect to ``out``.
+    x_shape : tuple of 4 ints (N, C, H, W)
+        Shape of the forward input.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    dx : ndarray of shape ``x_shape``, dtype of ``dout``
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad ``dout`` or ``x_shape``, or ``dout`` not shaped (N, C, 1, 1).
+    """
+    op = "global_avg_pool2d_backward"
+    x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)
+    d = v.check_array(dout, "dout", op, ndim=4)
+    v.check_shape(d, x_shape[:2] + (1, 1), "dout", op,
+                  f"the forward output for x_shape {x_shape} has that shape")
+    compute, out_dtype = v.dtypes(d)
+    d = v.prepare(d, compute)
+    dx = _backend.kernels(_backend.resolve(backend), "pool").global_avg_pool2d_backward(
+        d, x_shape)
+    return v.restore(out_dtype, dx)
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: IntPair, *,
+                        backend: str | None = None) -> np.ndarray:
+    """Average pooling to a given output size, with PyTorch's bins
+    (``F.adaptive_avg_pool2d``).
+
+    Output row ``i`` averages input rows ``floor(i*H/OH)`` to ``ceil((i+1)*H/OH) - 1``,
+    likewise columns; where ``OH`` does not divide ``H`` neighbouring bins overlap by a
+    row. As in PyTorch, ``output_size`` may exceed the input: bins then repeat cells.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+        float16, float32 or float64; any memory layout (copied once if not C-contiguous).
+    output_size : int or (OH, OW) pair
+        Each at least 1 (PyTorch's ``None`` for "keep this dimension" is not taken:
+        pass the input's size).
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, OH, OW), dtype of ``x``
+        The compiled backends sum each bin row by row, left to right, in ``x``'s dtype
+        (float16 in float32) and divide once by its area; the reference sums with
+        NumPy's ``mean`` (pairwise).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a float ndarray, or ``output_size`` is not an int or pair of ints.
+    ValueError
+        ``x`` is not 4-D or is empty, or ``output_size`` is not an int or (OH, OW) pair
+        of values >= 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv as fc
+    >>> x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)
+    >>> fc.adaptive_avg_pool2d(x, 2)[0, 0]   # bins rows/columns [0, 2) and [1, 3)
+    array([[2., 3.],
+           [5., 6.]])
+    """
+    op = "adaptive_avg_pool2d"
+    x = v.check_array(x, "x", op, ndim=4)
+    size = _output_size(output_size, op)
+    compute, out_dtype = v.dtypes(x)
+    x = v.prepare(x, compute)
+    return v.restore(out_dtype, _backend.kernels(_backend.resolve(backend), "pool")
+                     .adaptive_avg_pool2d(x, size))
+
+
+def adaptive_avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, int],
+                                 output_size: IntPair, *,
+                                 backend: str | None = None) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool2d` with respect to ``x``: each ``dout`` cell
+    divided by its bin's area and added to the bin's cells, summed where bins overlap.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, OH, OW)
+        Gradient of the loss with respect to ``out``.
+    x_shape : tuple of 4 ints (N, C, H, W)
+        Shape of the forward input.
+    output_size : int or (OH, OW) pair
+        The forward's.
+    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
+
+    Returns
+    -------
+    dx : ndarray of shape ``x_shape``, dtype of ``dout``
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad ``dout``, ``x_shape`` or ``output_size``, or ``dout`` not shaped
+        (N, C, OH, OW).
+    """
+    op = "adaptive_avg_pool2d_backward"
+    x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)
+    size = _output_size(output_size, op)
+    d = v.check_array(dout, "dout", op, ndim=4)
+    v.check_shape(d, x_shape[:2] + size, "dout", op,
+                  f"the forward output for x_shape {x_shape} and output_size {size} has "
+                  f"that shape")
+    compute, out_dtype = v.dtypes(d)
+    d = v.prepare(d, compute)
+    dx = _backend.kernels(_backend.resolve(backend), "pool").adaptive_avg_pool2d_backward(
+        d, x_shape, size)
     return v.restore(out_dtype, dx)

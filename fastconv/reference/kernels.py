@@ -50,6 +50,10 @@ pool = SimpleNamespace(
     avg_pool2d=lambda x, g: _pool.avg_pool2d(x, g.kh, g.kw, *_stride_pad(g)),
     avg_pool2d_backward=lambda dout, x_shape, g: _pool.avg_pool2d_backward(
         dout, x_shape, g.kh, g.kw, *_stride_pad(g)),
+    global_avg_pool2d=_pool.global_avg_pool2d,
+    global_avg_pool2d_backward=_pool.global_avg_pool2d_backward,
+    adaptive_avg_pool2d=_pool.adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward=_pool.adaptive_avg_pool2d_backward,
 )
 
 linear = SimpleNamespace(

@@ -1,5 +1,6 @@
 """Max and average pooling in plain NumPy: the book's algorithm ("Deep Learning from
-Scratch", common/layers.py ``Pooling``), rewritten here on :mod:`.im2col`.
+Scratch", common/layers.py ``Pooling``), rewritten here on :mod:`.im2col`; global and
+adaptive average pooling (not in the book) follow PyTorch's definitions, one slice per bin.
 
 Forward: im2col, one row per (image, output pixel, channel) window, then ``argmax`` /
 ``max`` (or ``mean``) along the row. Backward: scatter ``dout`` into a matrix of window
@@ -149,3 +150,87 @@ def avg_pool2d_backward(dout, x_shape, pool_h, pool_w, stride=None, pad=0):
     """
     return _backward(dout, x_shape, pool_h, pool_w, stride, pad,
                      lambda d, K: np.repeat((d / K)[:, None], K, axis=1))
+
+
+def _bins(size, out):
+    """PyTorch's adaptive bins along one axis: bin ``i`` covers ``[floor(i*size/out),
+    ceil((i+1)*size/out))``; bins overlap where ``out`` does not divide ``size``."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def global_avg_pool2d(x):
+    """Mean of each (image, channel) plane.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, 1, 1), dtype of ``x``
+    """
+    xc = x.astype(_compute_dtype(x.dtype), copy=False)
+    return xc.mean(axis=(2, 3), keepdims=True).astype(x.dtype)
+
+
+def global_avg_pool2d_backward(dout, x_shape):
+    """Gradient of :func:`global_avg_pool2d`: ``dout / (H*W)`` on every cell of its plane.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, 1, 1)
+    x_shape : tuple (N, C, H, W)
+
+    Returns
+    -------
+    dx : ndarray of shape ``x_shape``, dtype of ``dout``
+    """
+    d = dout.astype(_compute_dtype(dout.dtype), copy=False)
+    dx = np.broadcast_to(d / (x_shape[2] * x_shape[3]), x_shape)
+    return dx.astype(dout.dtype)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Mean over PyTorch's adaptive bins: output row ``i`` averages input rows
+    ``floor(i*H/OH)`` to ``ceil((i+1)*H/OH) - 1``, likewise columns.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    output_size : int or (OH, OW) pair
+
+    Returns
+    -------
+    out : ndarray of shape (N, C, OH, OW), dtype of ``x``
+    """
+    OH, OW = _pair(output_size)
+    N, C, H, W = x.shape
+    xc = x.astype(_compute_dtype(x.dtype), copy=False)
+    out = np.empty((N, C, OH, OW), dtype=xc.dtype)
+    for i, (ys, ye) in enumerate(_bins(H, OH)):
+        for j, (xs, xe) in enumerate(_bins(W, OW)):
+            out[:, :, i, j] = xc[:, :, ys:ye, xs:xe].mean(axis=(2, 3))
+    return out.astype(x.dtype)
+
+
+def adaptive_avg_pool2d_backward(dout, x_shape, output_size):
+    """Gradient of :func:`adaptive_avg_pool2d`: each ``dout`` cell divided by its bin's
+    area and added to the bin's cells, summed where bins overlap.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, C, OH, OW)
+    x_shape : tuple (N, C, H, W)
+    output_size : int or (OH, OW) pair
+
+    Returns
+    -------
+    dx : ndarray of shape ``x_shape``, dtype of ``dout``
+    """
+    OH, OW = _pair(output_size)
+    d = dout.astype(_compute_dtype(dout.dtype), copy=False)
+    dx = np.zeros(x_shape, dtype=d.dtype)
+    for i, (ys, ye) in enumerate(_bins(x_shape[2], OH)):
+        for j, (xs, xe) in enumerate(_bins(x_shape[3], OW)):
+            dx[:, :, ys:ye, xs:xe] += d[:, :, i:i + 1, j:j + 1] / ((ye - ys) * (xe - xs))
+    return dx.astype(dout.dtype)

@@ -305,5 +305,93 @@ def avg_pool2d_backward(dout, x_shape, g):
     return dx
 
 
+cdef inline (Py_ssize_t, Py_ssize_t) _bin(Py_ssize_t i, Py_ssize_t size,
+                                           Py_ssize_t out) noexcept nogil:
+    # PyTorch's adaptive bin i of out along an axis of size cells:
+    # [floor(i*size/out), ceil((i+1)*size/out)).
+    return i * size // out, ((i + 1) * size + out - 1) // out
+
+
+cdef void _adaptive_plane(const floating* x, floating* out, Py_ssize_t H, Py_ssize_t W,
+                          Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    # Each bin sums its cells row by row, left to right, in x's type, then divides once
+    # by its area.
+    cdef Py_ssize_t oy, ox, y, xx, ys, ye, xs, xe
+    cdef floating s
+    for oy in range(OH):
+        ys, ye = _bin(oy, H, OH)
+        for ox in range(OW):
+            xs, xe = _bin(ox, W, OW)
+            s = 0
+            for y in range(ys, ye):
+                for xx in range(xs, xe):
+                    s = s + x[y * W + xx]
+            out[oy * OW + ox] = s / <floating>((ye - ys) * (xe - xs))
+
+
+cdef void _adaptive_back_plane(const floating* dout, floating* dx, Py_ssize_t H,
+                               Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    cdef Py_ssize_t oy, ox, y, xx, ys, ye, xs, xe
+    cdef floating g
+    memset(dx, 0, H * W * sizeof(floating))
+    for oy in range(OH):
+        ys, ye = _bin(oy, H, OH)
+        for ox in range(OW):
+            xs, xe = _bin(ox, W, OW)
+            g = dout[oy * OW + ox] / <floating>((ye - ys) * (xe - xs))
+            for y in range(ys, ye):
+                for xx in range(xs, xe):
+                    dx[y * W + xx] += g
+
+
+def _adaptive_avg_into(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out):
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t t
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* op = &out[0, 0, 0, 0]
+    for t in prange(x.shape[0] * x.shape[1], nogil=True, schedule="static"):
+        _adaptive_plane(xp + t * H * W, op + t * OH * OW, H, W, OH, OW)
+
+
+def _adaptive_avg_backward_into(const floating[:, :, :, ::1] dout, floating[:, :, :, ::1] dx):
+    cdef Py_ssize_t H = dx.shape[2], W = dx.shape[3], OH = dout.shape[2], OW = dout.shape[3]
+    cdef Py_ssize_t t
+    cdef const floating* dp = &dout[0, 0, 0, 0]
+    cdef floating* xp = &dx[0, 0, 0, 0]
+    for t in prange(dx.shape[0] * dx.shape[1], nogil=True, schedule="static"):
+        _adaptive_back_plane(dp + t * OH * OW, xp + t * H * W, H, W, OH, OW)
+
+
+def global_avg_pool2d(x):
+    """(N, C, 1, 1): the mean of each (image, channel) plane of ``x`` (N, C, H, W)."""
+    out = np.empty((x.shape[0], x.shape[1], 1, 1), dtype=x.dtype)
+    _adaptive_avg_into(x, out)
+    return out
+
+
+def global_avg_pool2d_backward(dout, x_shape):
+    """dx of ``x_shape``: each ``dout`` (N, C, 1, 1) cell / (H*W) on its whole plane."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _adaptive_avg_backward_into(dout, dx)
+    return dx
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """(N, C, OH, OW): the mean of each of PyTorch's adaptive bins of ``x`` (N, C, H, W);
+    ``output_size`` the checked (OH, OW)."""
+    out = np.empty((x.shape[0], x.shape[1]) + tuple(output_size), dtype=x.dtype)
+    _adaptive_avg_into(x, out)
+    return out
+
+
+def adaptive_avg_pool2d_backward(dout, x_shape, output_size):
+    """dx of ``x_shape`` from the ``dout`` (N, C, OH, OW) of :func:`adaptive_avg_pool2d`."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _adaptive_avg_backward_into(dout, dx)
+    return dx
+
+
 #: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
-__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+           "global_avg_pool2d", "global_avg_pool2d_backward", "adaptive_avg_pool2d",
+           "adaptive_avg_pool2d_backward"]

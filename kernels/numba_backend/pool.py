@@ -214,5 +214,82 @@ def avg_pool2d_backward(dout, x_shape, g):
     return dx
 
 
+@jit
+def _bin(i, size, out):
+    """PyTorch's adaptive bin ``i`` of ``out`` along an axis of ``size`` cells:
+    ``[floor(i*size/out), ceil((i+1)*size/out))``."""
+    return i * size // out, ((i + 1) * size + out - 1) // out
+
+
+@pjit
+def _adaptive_avg_into(x, out, zero):
+    # Each bin sums its cells row by row, left to right, in x's dtype (zero), then
+    # divides once by its area.
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        for oy in range(OH):
+            ys, ye = _bin(oy, H, OH)
+            for ox in range(OW):
+                xs, xe = _bin(ox, W, OW)
+                s = zero
+                for y in range(ys, ye):
+                    for xx in range(xs, xe):
+                        s += x[n, c, y, xx]
+                out[n, c, oy, ox] = s / ((ye - ys) * (xe - xs))
+
+
+@pjit
+def _adaptive_avg_backward_into(dout, dx):
+    N, C, H, W = dx.shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        for y in range(H):
+            for xx in range(W):
+                dx[n, c, y, xx] = 0
+        for oy in range(OH):
+            ys, ye = _bin(oy, H, OH)
+            for ox in range(OW):
+                xs, xe = _bin(ox, W, OW)
+                g = dout[n, c, oy, ox] / ((ye - ys) * (xe - xs))
+                for y in range(ys, ye):
+                    for xx in range(xs, xe):
+                        dx[n, c, y, xx] += g
+
+
+def global_avg_pool2d(x):
+    """``x`` (N, C, H, W) C-contiguous float -> (N, C, 1, 1), each plane's mean (one
+    adaptive bin)."""
+    return adaptive_avg_pool2d(x, (1, 1))
+
+
+def global_avg_pool2d_backward(dout, x_shape):
+    """``dout`` (N, C, 1, 1) C-contiguous float -> dx of ``x_shape``, ``dout / (H*W)``
+    on every cell of its plane."""
+    return adaptive_avg_pool2d_backward(dout, x_shape, (1, 1))
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """``x`` (N, C, H, W) C-contiguous float and the checked ``(OH, OW)`` -> (N, C, OH, OW),
+    the mean of each of PyTorch's adaptive bins."""
+    out = np.empty((x.shape[0], x.shape[1]) + tuple(output_size), dtype=x.dtype)
+    _adaptive_avg_into(x, out, x.dtype.type(0))
+    return out
+
+
+def adaptive_avg_pool2d_backward(dout, x_shape, output_size):
+    """``dout`` (N, C, OH, OW) C-contiguous float -> dx of ``x_shape``; ``output_size``
+    as in :func:`adaptive_avg_pool2d` (``dout``'s last two dimensions)."""
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    _adaptive_avg_backward_into(dout, dx)
+    return dx
+
+
 #: The family's entry points, the same in every backend (tests/test_kernel_interface.py).
-__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"]
+__all__ = ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+           "global_avg_pool2d", "global_avg_pool2d_backward", "adaptive_avg_pool2d",
+           "adaptive_avg_pool2d_backward"]
