@@ -104,6 +104,7 @@ def battery():
     dconv = f32(2, 4, 6, 6)
     out_pool, argmax = fc.max_pool2d(x, 2, 2, backend="numpy")
     dpool = f32(*out_pool.shape)
+    dglobal, dadaptive = f32(2, 3, 1, 1), f32(2, 3, 3, 5)
     col = fc.im2col(x, 3, 3, backend="numpy")
     Wl, bl, dl = f32(192, 5), f32(5), f32(2, 5)
     shifts = np.zeros(2, np.int64)
@@ -128,6 +129,13 @@ def battery():
         "avg_pool2d_backward": lambda be, dout=dpool, shape=x.shape, ph=2, pw=2, stride=None,
                                pad=0:
             fc.avg_pool2d_backward(dout, shape, ph, pw, stride, pad, backend=be),
+        "global_avg_pool2d": lambda be, x=x: fc.global_avg_pool2d(x, backend=be),
+        "global_avg_pool2d_backward": lambda be, dout=dglobal, shape=x.shape:
+            fc.global_avg_pool2d_backward(dout, shape, backend=be),
+        "adaptive_avg_pool2d": lambda be, x=x, size=(3, 5):
+            fc.adaptive_avg_pool2d(x, size, backend=be),
+        "adaptive_avg_pool2d_backward": lambda be, dout=dadaptive, shape=x.shape, size=(3, 5):
+            fc.adaptive_avg_pool2d_backward(dout, shape, size, backend=be),
         "linear": lambda be, x=x, W=Wl, b=bl, relu=False:
             fc.linear(x, W, b, relu=relu, backend=be),
         "linear_backward": lambda be, dout=dl, x=x, W=Wl, relu_out=None:
@@ -147,7 +155,9 @@ def battery():
         "im2col": dict(x=x), "col2im": dict(col=col), "conv2d": dict(x=x, W=W),
         "conv2d_backward": dict(dout=dconv, x=x, W=W), "max_pool2d": dict(x=x),
         "max_pool2d_backward": dict(dout=dpool), "avg_pool2d": dict(x=x),
-        "avg_pool2d_backward": dict(dout=dpool), "linear": dict(x=x, W=Wl),
+        "avg_pool2d_backward": dict(dout=dpool), "global_avg_pool2d": dict(x=x),
+        "global_avg_pool2d_backward": dict(dout=dglobal), "adaptive_avg_pool2d": dict(x=x),
+        "adaptive_avg_pool2d_backward": dict(dout=dadaptive), "linear": dict(x=x, W=Wl),
         "linear_backward": dict(dout=dl, x=x, W=Wl), "shift_flip": dict(x=x),
     }.items():
         for name, a in arrays.items():
@@ -167,12 +177,20 @@ def battery():
         for name in ("ph", "pw"):
             add(op, _int_cases(name), name)
             add(op, [(f"{name}=9: window larger than the input", ValueError, 9)], name)
+    for op in ("adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"):
+        add(op, _pair_cases("size"), "size")
     for op in ("im2col", "col2im"):
         for name in ("fh", "fw"):
             add(op, _int_cases(name), name)
             add(op, [(f"{name}=11: window larger than the padded input", ValueError, 11)], name)
     for op in ("col2im", "max_pool2d_backward", "avg_pool2d_backward"):
         add(op, _shape_cases("shape", x.shape), "shape")
+    for op in ("global_avg_pool2d_backward", "adaptive_avg_pool2d_backward"):
+        # their dout's shape does not follow H and W: another valid size is no error
+        add(op, [c for c in _shape_cases("shape", x.shape) if c[0] != "shape other size"],
+            "shape")
+        add(op, [("shape of other N", ValueError, (3,) + x.shape[1:]),
+                 ("shape of other C", ValueError, (2, 4) + x.shape[2:])], "shape")
     # op-specific
     big_filter = f32(4, 3, 9, 9)
     add("conv2d", [
@@ -229,6 +247,12 @@ def battery():
     for op in ("max_pool2d_backward", "avg_pool2d_backward"):
         add(op, [("dout of other shape", ValueError, f32(2, 3, 4, 3)),
                  ("dout of other N", ValueError, f32(1, 3, 4, 4))], "dout")
+    add("global_avg_pool2d_backward", [("dout of 2x2", ValueError, f32(2, 3, 2, 2)),
+                                       ("dout of other C", ValueError, f32(2, 4, 1, 1))],
+        "dout")
+    add("adaptive_avg_pool2d_backward", [("dout of other size", ValueError, f32(2, 3, 5, 3)),
+                                         ("dout of other N", ValueError, f32(1, 3, 3, 5))],
+        "dout")
     add("linear", [("x 1-D", ValueError, f32(192))], "x")
     add("linear", [("W of other rows", ValueError, f32(191, 5)),
                    ("W 3-D", ValueError, f32(192, 5, 1))], "W")
