@@ -157,6 +157,53 @@ def _pool_case(pool, kind, backward):
     return Case(kernel, "pool", ops, f"{fmt(shape)} {k}x{k} s{s}", inputs, make, make_torch)
 
 
+def _adaptive_case(shape, size, backward):
+    """Adaptive average pooling of ``shape`` to ``size`` (OH, OW); ``size`` None: global."""
+    N, C = shape[:2]
+    out_shape = (N, C) + (size or (1, 1))
+
+    def inputs(dtype, rng):
+        return dict(x=rng.standard_normal(shape).astype(dtype),
+                    dout=rng.standard_normal(out_shape).astype(dtype))
+
+    def make(backend, a):
+        if size is None:
+            def step():
+                out = fc.global_avg_pool2d(a["x"], backend=backend)
+                return (out, fc.global_avg_pool2d_backward(a["dout"], shape, backend=backend)
+                        ) if backward else out
+        else:
+            def step():
+                out = fc.adaptive_avg_pool2d(a["x"], size, backend=backend)
+                return (out, fc.adaptive_avg_pool2d_backward(a["dout"], shape, size,
+                                                             backend=backend)
+                        ) if backward else out
+        return step
+
+    def make_torch(a):
+        torch = _torch()
+        F = torch.nn.functional
+        x = _tt(torch, a["x"], grad=backward)
+        if not backward:
+            def fwd():
+                with torch.inference_mode():
+                    return F.adaptive_avg_pool2d(x, size or 1)
+            return fwd
+        dout = _tt(torch, a["dout"])
+
+        def step():
+            out = F.adaptive_avg_pool2d(x, size or 1)
+            return out, torch.autograd.grad(out, (x,), dout)[0]
+
+        return step
+
+    name = "global_avg_pool2d" if size is None else "adaptive_avg_pool2d"
+    ops = (name, f"{name}_backward") if backward else (name,)
+    kernel = name + ("+bwd" if backward else "")
+    what = "" if size is None else f" -> {size[0]}x{size[1]}"
+    return Case(kernel, "pool", ops, fmt(shape) + what, inputs, make, make_torch)
+
+
 # ---- fused multiply-accumulate
 def _linear_case(lin, backward):
     N, D, M, relu = lin
@@ -296,6 +343,9 @@ def build_cases(N=100):
     for backward in (False, True):
         cases += [_pool_case(p, "max", backward) for p in dcn.pools]
     cases += [_pool_case(dcn.pools[0], "avg", b) for b in (False, True)]
+    # a ResNet-style head on the last pool's input, and bins that do not tile its first
+    cases += [_adaptive_case(dcn.pools[-1].x_shape, None, b) for b in (False, True)]
+    cases += [_adaptive_case(dcn.pools[0].x_shape, (5, 5), b) for b in (False, True)]
     for backward in (False, True):
         cases += [_linear_case(lin, backward) for lin in dcn.linears]
     cases.append(_shift_flip_case(dcn.x))
