@@ -170,8 +170,8 @@ def idx_dir(tmp_path_factory):
         for i, c in enumerate(t):
             r, q = divmod(int(c), 2)
             x[i, 4 + 14 * r:10 + 14 * r, 4 + 14 * q:10 + 14 * q] = 255
-        write_idx(d / f"{stem}-images-idx3-ubyte", x)
-        write_idx(d / f"{stem}-labels-idx1-ubyte", t)
+        write_idx(d / f"{stem}-images-idx3-ubyte", x.astype(np.uint8))
+        write_idx(d / f"{stem}-labels-idx1-ubyte", t.astype(np.uint8))
     return d
 
 
