@@ -84,6 +84,10 @@ def test_pool_at_thread_counts(threads, backend, n_threads):
     assert_close(fc.avg_pool2d(x, 3, 3, 2, 1, backend=backend), ref.avg_pool2d(x, 3, 3, 2, 1))
     assert_close(fc.avg_pool2d_backward(dout, x.shape, 2, 2, backend=backend),
                  ref.avg_pool2d_backward(dout, x.shape, 2, 2))
+    assert_close(fc.adaptive_avg_pool2d(x, (3, 4), backend=backend),
+                 ref.adaptive_avg_pool2d(x, (3, 4)), 9)
+    assert_close(fc.adaptive_avg_pool2d_backward(dout, x.shape, (3, 3), backend=backend),
+                 ref.adaptive_avg_pool2d_backward(dout, x.shape, (3, 3)), 4)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
