@@ -1,6 +1,7 @@
 """max_pool2d / avg_pool2d, global_avg_pool2d / adaptive_avg_pool2d and their backward
 passes: every backend against fastconv.reference (and PyTorch's adaptive pooling where it
-is installed), gradients by centered differences, edge cases and every bad input."""
+is installed), gradients by centered differences, edge cases and every bad input
+(tests/test_properties.py draws layouts and dtypes for them)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -540,18 +541,6 @@ def test_adaptive_against_pytorch(dtype, shape, size):
         if size == 1:
             assert_close(fc.global_avg_pool2d(x, backend=backend), out_t.detach().numpy(),
                          area)
-
-
-@settings(max_examples=25, deadline=None)
-@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 9),
-                       st.integers(1, 9)),
-       size=st.tuples(st.integers(1, 12), st.integers(1, 12)),
-       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
-def test_adaptive_property_every_backend_matches_reference(shape, size, dtype, seed):
-    x = randn(shape, dtype, seed)
-    assert_matches_reference(fc.adaptive_avg_pool2d, x, size)
-    d = randn(shape[:2] + size, dtype, seed + 1)
-    assert_matches_reference(fc.adaptive_avg_pool2d_backward, d, shape, size)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -305,6 +305,59 @@ def test_avg_pool2d_backward(backend, data, g, N, C):
     _count("avg_pool2d_backward", backend)
 
 
+@st.composite
+def adaptive(draw):
+    """``dict(hw=(H, W), size=(arg, (OH, OW)))``: an input size and an output size
+    smaller than, equal to or larger than it, as an int or a pair."""
+    H, W = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    return dict(hw=(H, W), size=_pair_arg(draw, draw(st.integers(1, 12)),
+                                          draw(st.integers(1, 12))))
+
+
+def bin_cells(g):
+    """Most cells in one adaptive bin, and most bins over one cell (upper bounds)."""
+    (H, W), (OH, OW) = g["hw"], g["size"][1]
+    return ((H // OH + 2) * (W // OW + 2)), ((OH // H + 2) * (OW // W + 2))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(data=st.data(), g=adaptive(), N=batch, C=channels)
+def test_adaptive_avg_pool2d(backend, data, g, N, C):
+    x = data.draw(arrays((N, C) + g["hw"]))
+    expected = ref.adaptive_avg_pool2d(f64(x), g["size"][1])
+    got = fc.adaptive_avg_pool2d(x, g["size"][0], backend=backend)
+    assert got.dtype == x.dtype
+    assert_close(got, expected.astype(x.dtype), bin_cells(g)[0])
+    _count("adaptive_avg_pool2d", backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(data=st.data(), g=adaptive(), N=batch, C=channels)
+def test_adaptive_avg_pool2d_backward(backend, data, g, N, C):
+    shape = (N, C) + g["hw"]
+    dout = data.draw(arrays((N, C) + g["size"][1]))
+    expected = ref.adaptive_avg_pool2d_backward(f64(dout), shape, g["size"][1])
+    got = fc.adaptive_avg_pool2d_backward(dout, shape, g["size"][0], backend=backend)
+    assert got.dtype == dout.dtype
+    assert_close(got, expected.astype(dout.dtype), bin_cells(g)[1])
+    _count("adaptive_avg_pool2d_backward", backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@given(data=st.data(), g=adaptive(), N=batch, C=channels)
+def test_global_avg_pool2d(backend, data, g, N, C):
+    shape = (N, C) + g["hw"]
+    x, dout = data.draw(arrays(shape)), data.draw(arrays((N, C, 1, 1)))
+    got = fc.global_avg_pool2d(x, backend=backend)
+    assert got.dtype == x.dtype
+    assert_close(got, ref.global_avg_pool2d(f64(x)).astype(x.dtype), math.prod(g["hw"]))
+    got = fc.global_avg_pool2d_backward(dout, shape, backend=backend)
+    assert got.dtype == dout.dtype
+    assert_close(got, ref.global_avg_pool2d_backward(f64(dout), shape).astype(dout.dtype))
+    _count("global_avg_pool2d", backend)
+    _count("global_avg_pool2d_backward", backend)
+
+
 # --------------------------------------------------------------------------- linear
 
 features = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)
@@ -409,6 +462,16 @@ def _valid_calls(g, N=2, C=2, FN=3):
         "avg_pool2d_backward": (dict(dout=(N, C, OH, OW)),
                                 lambda a, be: fc.avg_pool2d_backward(a["dout"], shape, kh, kw,
                                                                      stride, pad, backend=be)),
+        "global_avg_pool2d": (dict(x=shape),
+                              lambda a, be: fc.global_avg_pool2d(a["x"], backend=be)),
+        "global_avg_pool2d_backward": (dict(dout=(N, C, 1, 1)),
+                                       lambda a, be: fc.global_avg_pool2d_backward(
+                                           a["dout"], shape, backend=be)),
+        "adaptive_avg_pool2d": (dict(x=shape), lambda a, be: fc.adaptive_avg_pool2d(
+            a["x"], (OH, OW), backend=be)),
+        "adaptive_avg_pool2d_backward": (dict(dout=(N, C, OH, OW)),
+                                         lambda a, be: fc.adaptive_avg_pool2d_backward(
+                                             a["dout"], shape, (OH, OW), backend=be)),
         "linear": (dict(x=shape, W=(math.prod(shape[1:]), FN), b=(FN,)),
                    lambda a, be: fc.linear(a["x"], a["W"], a["b"], backend=be)),
         "linear_backward": (dict(dout=(N, FN), x=shape, W=(math.prod(shape[1:]), FN)),
