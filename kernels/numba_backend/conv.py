@@ -82,7 +82,7 @@ def _col2im_t(col, off, dx, n, kh, kw, sh, sw, ph, pw, OH, OW):
 
 @jit
 def _thread_groups(t, threads, N, G):
-    """Groups ``[g0, g1)`` of G images that thread t of ``threads`` takes."""
+    """Groups ``[first, last)`` of G images that thread t of ``threads`` takes."""
     n_groups = (N + G - 1) // G
     return t * n_groups // threads, (t + 1) * n_groups // threads
 
@@ -109,9 +109,9 @@ def forward_gemm(x, Wm, b, out, col_ws, res_ws, kh, kw, sh, sw, ph, pw, relu, im
     out3 = out.reshape((N, FN, P))
     for t in prange(threads):
         res_buf = res_ws[t]
-        g0, g1 = _thread_groups(t, threads, N, images)
-        for g in range(g0, g1):
-            n0 = g * images
+        first, last = _thread_groups(t, threads, N, images)
+        for group in range(first, last):
+            n0 = group * images
             m = min(images, N - n0)
             col = _group_col(x, n0, m, col_ws[t], K, kh, kw, sh, sw, ph, pw, OH, OW)
             res = res_buf[: FN * m * P].reshape((FN, m * P))
@@ -143,9 +143,9 @@ def backward_gemm(dout, rout, has_relu, x, Wm, dx, need_dx, dW_part, db_part, co
         dW_t = dW_part[t]
         dW_t[:] = 0
         db_part[t] = 0
-        g0, g1 = _thread_groups(t, threads, N, images)
-        for g in range(g0, g1):
-            n0 = g * images
+        first, last = _thread_groups(t, threads, N, images)
+        for group in range(first, last):
+            n0 = group * images
             m = min(images, N - n0)
             col = _group_col(x, n0, m, col_ws[t], K, kh, kw, sh, sw, ph, pw, OH, OW)
             dg = d_buf[: FN * m * P].reshape((FN, m * P))
