@@ -23,14 +23,14 @@ def main(backend):
     x = rng.random((100, *net.input_dim), dtype=np.float32)
     t = rng.integers(0, net.output_size, 100)
     opt = Adam()
-    opt.update(net.params, net.gradient(x, t))
-    first = time.perf_counter() - t0
-    steps = []
-    for _ in range(5):
+    def step():
         start = time.perf_counter()
         opt.update(net.params, net.gradient(x, t))
-        steps.append(time.perf_counter() - start)
-    steady = float(np.median(steps))
+        return time.perf_counter() - start
+
+    step()
+    first = time.perf_counter() - t0
+    steady = float(np.median([step() for _ in range(5)]))
     print(f"{backend}: import + first step {first:.2f} s, steady step {steady * 1e3:.0f} ms, "
           f"first-call overhead {first - steady:.2f} s")
 

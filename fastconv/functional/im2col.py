@@ -89,11 +89,9 @@ def col2im(col: np.ndarray, input_shape: tuple[int, int, int, int], filter_h: in
     >>> import numpy as np
     >>> import fastconv as fc
     >>> col = np.ones((9, 4), np.float32)     # the nine 2x2 windows of a 4x4 image, stride 1
-    >>> fc.col2im(col, (1, 1, 4, 4), 2, 2)[0, 0]    # how many windows cover each pixel
-    array([[1., 2., 2., 1.],
-           [2., 4., 4., 2.],
-           [2., 4., 4., 2.],
-           [1., 2., 2., 1.]], dtype=float32)
+    >>> img = fc.col2im(col, (1, 1, 4, 4), 2, 2)   # how many windows cover each pixel
+    >>> img[0, 0, 0], img[0, 0, 1]                  # the first two rows (rows 3-4 mirror them)
+    (array([1., 2., 2., 1.], dtype=float32), array([2., 4., 4., 2.], dtype=float32))
     """
     op = "col2im"
     c = v.check_array(col, "col", op, ndim=2)

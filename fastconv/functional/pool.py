@@ -269,22 +269,9 @@ def global_avg_pool2d_backward(dout: np.ndarray, x_shape: tuple[int, int, int, i
     """Gradient of :func:`global_avg_pool2d` with respect to ``x``: each ``dout`` cell
     divided by ``H*W`` on every cell of its plane.
 
-    Parameters
-    ----------
-    dout : ndarray of shape (N, C, 1, 1)
-        Gradient of the loss with respect to ``out``.
-    x_shape : tuple of 4 ints (N, C, H, W)
-        Shape of the forward input.
-    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
-
-    Returns
-    -------
-    dx : ndarray of shape ``x_shape``, dtype of ``dout``
-
-    Raises
-    ------
-    TypeError, ValueError
-        A bad ``dout`` or ``x_shape``, or ``dout`` not shaped (N, C, 1, 1).
+    Parameters and result are those of :func:`adaptive_avg_pool2d_backward` with
+    ``output_size=1``: ``dout`` of shape (N, C, 1, 1), ``x_shape`` the forward input's
+    (N, C, H, W); a ValueError names a ``dout`` of another shape.
     """
     op = "global_avg_pool2d_backward"
     x_shape = v.check_shape_tuple(x_shape, "x_shape", op, 4)

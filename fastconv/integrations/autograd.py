@@ -82,14 +82,11 @@ def conv2d(x, W, b=None, stride=1, pad=0, relu=False, *, backend=None):
 
     Parameters
     ----------
-    x : ndarray of shape (N, C, H, W)
-    W : ndarray of shape (FN, C, KH, KW)
-    b : ndarray of shape (FN,) or None
-    stride, pad : int or (h, w) pair
+    x, W, b, stride, pad, backend
+        As :func:`fastconv.conv2d`'s.
     relu : bool
         Fuse ``max(0, .)``; the VJP then masks the incoming gradient in the backward
         kernel's pass.
-    backend : {None, 'auto', 'numba', 'cython', 'numpy'}
 
     Returns
     -------
