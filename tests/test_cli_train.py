@@ -244,6 +244,7 @@ def test_evaluate_accuracy_does_not_depend_on_detection(idx_dir, params_file, ca
     assert acc == pytest.approx(float(np.mean(predict_labels(net, x) == t)), abs=1e-4)
 
 
+@pytest.mark.slow  # the whole Fashion-MNIST test set
 def test_evaluate_real_fashion_mnist_without_kind(capsys):
     params = shared_data_path("pretrained", "deep_convnet_params.pkl")
     data = shared_data_path("fashion-mnist", "t10k-images-idx3-ubyte.gz").parent

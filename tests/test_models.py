@@ -29,6 +29,7 @@ def mnist_test():
 # --------------------------------------------------------------------------- conformance
 
 
+@pytest.mark.slow  # the whole MNIST test set, per backend
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pretrained_accuracy_float64_is_the_books(mnist_test, backend):
     if backend == "numpy" and not os.environ.get("FASTCONV_SLOW_TESTS"):
@@ -42,6 +43,7 @@ def test_pretrained_accuracy_float64_is_the_books(mnist_test, backend):
         assert net.accuracy(x, t, batch_size=100) == 0.9935
 
 
+@pytest.mark.slow  # the whole MNIST test set
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_pretrained_accuracy_low_precision(mnist_test, dtype):
     """float32: native. float16: weights and images rounded to float16, computed in
