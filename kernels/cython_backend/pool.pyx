@@ -363,17 +363,13 @@ def _adaptive_avg_backward_into(const floating[:, :, :, ::1] dout, floating[:, :
 
 
 def global_avg_pool2d(x):
-    """(N, C, 1, 1): the mean of each (image, channel) plane of ``x`` (N, C, H, W)."""
-    out = np.empty((x.shape[0], x.shape[1], 1, 1), dtype=x.dtype)
-    _adaptive_avg_into(x, out)
-    return out
+    """(N, C, 1, 1): the mean of each (image, channel) plane of ``x`` (one adaptive bin)."""
+    return adaptive_avg_pool2d(x, (1, 1))
 
 
 def global_avg_pool2d_backward(dout, x_shape):
     """dx of ``x_shape``: each ``dout`` (N, C, 1, 1) cell / (H*W) on its whole plane."""
-    dx = np.empty(x_shape, dtype=dout.dtype)
-    _adaptive_avg_backward_into(dout, dx)
-    return dx
+    return adaptive_avg_pool2d_backward(dout, x_shape, (1, 1))
 
 
 def adaptive_avg_pool2d(x, output_size):
