@@ -167,32 +167,38 @@ def filter_block(filters, channels, level, lanes):
     return 1 if use_one(channels, level) else b.fwd_f
 
 
+#: What a plan holds where a pass lists no offsets.
+_NO_OFFSETS = np.empty(0, dtype=np.intp)
+_NO_OFFSETS.flags.writeable = False
+
+
 class Plan(NamedTuple):
     """How one conv call runs, with every size its kernels need: the same decision and
     sizes in both backends (``kernels/_conv_driver.py`` executes it). The direct
     algorithms run each pass (the forward; the backward's dW and dx) on wide planes or
     with filters in vectors: the latter where the pass's ``outputs`` (forward, dW) or
     ``dx_outputs`` (dx) are listed. Its arrays are read-only (``plan`` hands the same one
-    to every call of a shape); the fields a pass does not use are 0 or empty."""
+    to every call of a shape); the fields a call does not use keep their defaults, 0 or
+    no offsets."""
 
     algorithm: str  #: one of ``ALGORITHMS``
     images: int  #: images per packed chunk (direct) or per GEMM (gemm)
     threads: int  #: threads that get work
-    chunks: int  #: direct: chunks the batch is cut into (``batch_chunks``)
-    tap_offsets: np.ndarray  #: direct: flat offsets of the window taps (``wide_layout``)
-    row_length: int  #: direct: length of a row of the packed buffers
-    x_rows: int  #: direct: rows of packed x: C, or for dW C rounded up to its blocks
-    filter_block: int  #: forward: filters per block of its kernel (``filter_block``)
-    out_rows: int  #: forward: FN rounded up to whole filter blocks
-    outputs: np.ndarray  #: forward or dW with filters in vectors: the outputs' offsets
-    output_taps: np.ndarray  #: forward with filters in vectors: each block's taps
-    dout_rows: int  #: backward: rows of packed dout, FN rounded up to dW's blocks
-    filters_last_row: int  #: dW with filters in vectors: row of dout packed filters last
-    dw_inputs: np.ndarray  #: dW with filters in vectors: the inputs it broadcasts
-    dx_filter_block: int  #: dx: filters per block (its output channels are x's C)
-    dx_rows: int  #: dx: C rounded up to whole filter blocks
-    dx_outputs: np.ndarray  #: dx with filters in vectors: its outputs' offsets
-    dx_output_taps: np.ndarray  #: dx with filters in vectors: each block's taps
+    chunks: int = 0  #: direct: chunks the batch is cut into (``batch_chunks``)
+    tap_offsets: np.ndarray = _NO_OFFSETS  #: direct: flat offsets of the window taps (``wide_layout``)
+    row_length: int = 0  #: direct: length of a row of the packed buffers
+    x_rows: int = 0  #: direct: rows of packed x: C, or for dW C rounded up to its blocks
+    filter_block: int = 0  #: forward: filters per block of its kernel (``filter_block``)
+    out_rows: int = 0  #: forward: FN rounded up to whole filter blocks
+    outputs: np.ndarray = _NO_OFFSETS  #: forward or dW with filters in vectors: the outputs' offsets
+    output_taps: np.ndarray = _NO_OFFSETS  #: forward with filters in vectors: each block's taps
+    dout_rows: int = 0  #: backward: rows of packed dout, FN rounded up to dW's blocks
+    filters_last_row: int = 0  #: dW with filters in vectors: row of dout packed filters last
+    dw_inputs: np.ndarray = _NO_OFFSETS  #: dW with filters in vectors: the inputs it broadcasts
+    dx_filter_block: int = 0  #: dx: filters per block (its output channels are x's C)
+    dx_rows: int = 0  #: dx: C rounded up to whole filter blocks
+    dx_outputs: np.ndarray = _NO_OFFSETS  #: dx with filters in vectors: its outputs' offsets
+    dx_output_taps: np.ndarray = _NO_OFFSETS  #: dx with filters in vectors: each block's taps
 
     @property
     def filters_in_vectors(self):
@@ -203,11 +209,6 @@ class Plan(NamedTuple):
     def dx_filters_in_vectors(self):
         """dx runs with filters in vectors."""
         return self.dx_outputs.size > 0
-
-
-#: What a plan holds where a pass lists no offsets.
-_NO_OFFSETS = np.empty(0, dtype=np.intp)
-_NO_OFFSETS.flags.writeable = False
 
 
 def _frozen(a):
@@ -247,9 +248,7 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
     FN = W_shape[0]
     if algorithm == "gemm":
         G = group_size(N, C * kh * kw, oh * ow, itemsize, n_threads)
-        return Plan("gemm", G, min(n_threads, -(-N // G)), 0, _NO_OFFSETS, 0, 0, 0, 0,
-                    _NO_OFFSETS, _NO_OFFSETS, 0, 0, _NO_OFFSETS, 0, 0, _NO_OFFSETS,
-                    _NO_OFFSETS)
+        return Plan("gemm", G, min(n_threads, -(-N // G)))
     lanes = blocks.vbytes // itemsize
     Wp, S, off, G, nt, width, chunks = wide_plan(x_shape, W_shape, ph, pw, itemsize,
                                                  n_threads,
@@ -271,13 +270,9 @@ def plan(x_shape, W_shape, g, itemsize, n_threads, level, algorithm=None, backwa
         F = filter_block(fv, FN, level, lanes)
         return Plan(**sizes, x_rows=C, filter_block=F, out_rows=_round_up(FN, F),
                     output_taps=_frozen(tap_ranges(G, oh, ow, ph, H, kh, kw, p) if fv
-                                        else None),
-                    dout_rows=0, filters_last_row=0, dw_inputs=_NO_OFFSETS,
-                    dx_filter_block=0, dx_rows=0, dx_outputs=_NO_OFFSETS,
-                    dx_output_taps=_NO_OFFSETS)
+                                        else None))
     F_dx = filter_block(fv_dx, C, level, lanes)
     return Plan(**sizes, x_rows=dw_channels(C, kh * kw, blocks.dw_c, blocks.dw3_c),
-                filter_block=0, out_rows=0, output_taps=_NO_OFFSETS,
                 dout_rows=_round_up(FN, blocks.dw_f),
                 filters_last_row=_round_up(FN, blocks.fv_f * lanes) if fv else 0,
                 dw_inputs=_frozen(dw_offsets(C, off, width, p) if fv else None),
